@@ -1,0 +1,17 @@
+//! Wire formats and sans-IO state machines of the rescue stack.
+//!
+//! This crate never performs I/O and never reads a clock: every function that needs the
+//! time takes it as an argument, and every parser works on byte slices. It is the bottom
+//! floor of the workspace and imports nothing of the other rescue crates.
+//!
+//! Start from [`guid::Guid`] and [`permission::Policy`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod guid;
+pub mod permission;
+#[doc(hidden)]
+pub mod vectors;
+
+pub use guid::Guid;
+pub use permission::{Permission, PermissionSet, Policy};

@@ -1,0 +1,4 @@
+//! XTCP: a userspace TCP over UDP datagrams.
+//!
+//! A sans-IO core (no sockets, no clock reads) and a tokio driver on quinn-udp.
+#![warn(missing_docs)]
