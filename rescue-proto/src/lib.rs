@@ -8,10 +8,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
+pub mod codec;
 pub mod guid;
+pub mod handoff;
 pub mod permission;
+pub mod session;
 #[doc(hidden)]
 pub mod vectors;
+pub mod wire;
 
 pub use guid::Guid;
 pub use permission::{Permission, PermissionSet, Policy};

@@ -1,0 +1,1 @@
+//! Audit event types (see PROTOCOL.md section 7).

@@ -1,0 +1,1 @@
+//! `tokio_util::codec` framing of gateway frames.

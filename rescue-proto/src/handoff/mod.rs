@@ -1,0 +1,1 @@
+//! Sans-IO hand-off state machines: the gateway session table and the peer sides.

@@ -1,0 +1,1 @@
+//! The session layer: channels, sequencing, switch/resume, consent and files.

@@ -1,0 +1,1 @@
+//! Gateway frames and signalling messages (see PROTOCOL.md sections 2-5).

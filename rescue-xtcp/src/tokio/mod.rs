@@ -1,0 +1,1 @@
+//! The tokio driver: `XtcpSocket` and `XtcpStream` on quinn-udp.
