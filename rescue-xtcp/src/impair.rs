@@ -1,1 +1,602 @@
-//! A UDP impairment proxy (loss, delay, duplication, reordering) for real-socket tests and benchmarks.
+//! A UDP impairment proxy (loss, delay, jitter, duplication, reordering and a bandwidth
+//! limit) on real sockets, for the real-socket tests and the benchmarks.
+//!
+//! [`ImpairProxy::start`] binds one UDP port. Datagrams that a client sends to that port
+//! are forwarded to the target from a second, ephemeral socket; datagrams the target sends
+//! back to that socket go to the client (the last address that sent to the proxy). Each
+//! direction has its own [`Impairment`] and its own seeded RNG, so a run is reproducible
+//! up to the timing of the operating system.
+//!
+//! This is `tc netem` in userspace (netem needs root, which tests do not have). It never
+//! looks inside datagrams, never corrupts them, never holds more than
+//! [`Impairment::queue_limit`] datagrams per direction (extra datagrams are tail-dropped and
+//! counted) and serves one client at a time.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use ::tokio::task::JoinHandle;
+use ::tokio::time::{sleep_until, Instant};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::tokio::udp::{RecvBufs, UdpIo};
+
+/// Largest datagram the proxy forwards; UDP cannot carry more (65,535 minus headers).
+pub const MAX_DATAGRAM: usize = 65_536;
+/// Default bound on datagrams queued per direction: about 12 MiB of 1200-byte datagrams,
+/// enough for a 1 Gbit/s x 100 ms path, small enough to stay bounded.
+pub const DEFAULT_QUEUE_LIMIT: usize = 10_000;
+/// Receive batches read in one go before the due datagrams are sent, so a flood cannot
+/// starve the sending side of a direction.
+const RECV_BURST: usize = 4;
+/// Salt mixed into the seed of the downstream direction so both directions differ.
+const DOWNSTREAM_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// What happens to the datagrams of one direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Impairment {
+    /// Probability (0.0–1.0) that a datagram is dropped.
+    pub loss: f64,
+    /// Fixed one-way delay added to every datagram.
+    pub delay: Duration,
+    /// Extra delay drawn uniformly from `0..=jitter` per datagram (reorders when large).
+    pub jitter: Duration,
+    /// Probability (0.0–1.0) that a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability (0.0–1.0) that a datagram is held back by `reorder_delay`.
+    pub reorder: f64,
+    /// Extra delay of a reordered datagram.
+    pub reorder_delay: Duration,
+    /// Bandwidth limit in bytes per second (`None`: unlimited).
+    pub rate: Option<u64>,
+    /// Most datagrams queued in this direction; more are tail-dropped.
+    pub queue_limit: usize,
+}
+
+impl Default for Impairment {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl Impairment {
+    /// No impairment: every datagram is forwarded at once.
+    pub fn none() -> Self {
+        Self {
+            loss: 0.0,
+            delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_delay: Duration::ZERO,
+            rate: None,
+            queue_limit: DEFAULT_QUEUE_LIMIT,
+        }
+    }
+
+    /// Random loss with probability `loss` and a fixed one-way `delay`.
+    pub fn lossy(loss: f64, delay: Duration) -> Self {
+        Self {
+            loss,
+            delay,
+            ..Self::none()
+        }
+    }
+}
+
+/// Configuration of both directions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImpairConfig {
+    /// Client → target.
+    pub upstream: Impairment,
+    /// Target → client.
+    pub downstream: Impairment,
+    /// Seed of the RNGs that decide loss, duplication, jitter and reordering.
+    pub seed: u64,
+}
+
+impl ImpairConfig {
+    /// The same impairment in both directions.
+    pub fn symmetric(impairment: Impairment, seed: u64) -> Self {
+        Self {
+            upstream: impairment.clone(),
+            downstream: impairment,
+            seed,
+        }
+    }
+}
+
+/// Counters of one direction (a snapshot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirectionStats {
+    /// Datagrams received from the sending side.
+    pub received: u64,
+    /// Datagrams sent on (duplicates included).
+    pub forwarded: u64,
+    /// Bytes sent on.
+    pub forwarded_bytes: u64,
+    /// Datagrams dropped by random loss.
+    pub lost: u64,
+    /// Extra copies made by duplication.
+    pub duplicated: u64,
+    /// Datagrams held back by reordering.
+    pub reordered: u64,
+    /// Datagrams dropped because the queue was full.
+    pub queue_dropped: u64,
+    /// Datagrams dropped because no client had spoken yet (downstream only).
+    pub no_peer: u64,
+    /// Send or receive errors from the operating system.
+    pub io_errors: u64,
+}
+
+/// Counters of both directions (a snapshot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpairStats {
+    /// Client → target.
+    pub upstream: DirectionStats,
+    /// Target → client.
+    pub downstream: DirectionStats,
+}
+
+/// A running proxy; dropping it (or [`ImpairProxy::stop`]) stops both directions.
+#[derive(Debug)]
+pub struct ImpairProxy {
+    local_addr: SocketAddr,
+    upstream: Arc<Counters>,
+    downstream: Arc<Counters>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ImpairProxy {
+    /// Binds `listen` and starts forwarding to `target` with the impairments of `config`.
+    /// Must be called inside a tokio runtime (with the time driver enabled).
+    pub async fn start(
+        listen: SocketAddr,
+        target: SocketAddr,
+        config: ImpairConfig,
+    ) -> io::Result<Self> {
+        let front = Arc::new(UdpIo::bind(listen, false)?);
+        let unspecified: SocketAddr = if target.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let back = Arc::new(UdpIo::bind(unspecified, false)?);
+        let client = Arc::new(Mutex::new(None));
+        let upstream = Arc::new(Counters::default());
+        let downstream = Arc::new(Counters::default());
+        let up = Direction {
+            from: front.clone(),
+            to: back.clone(),
+            dest: Dest::Fixed(target),
+            learn: Some(client.clone()),
+            imp: config.upstream,
+            rng: StdRng::seed_from_u64(config.seed),
+            counters: upstream.clone(),
+        };
+        let down = Direction {
+            from: back,
+            to: front.clone(),
+            dest: Dest::Learned(client),
+            learn: None,
+            imp: config.downstream,
+            rng: StdRng::seed_from_u64(config.seed ^ DOWNSTREAM_SALT),
+            counters: downstream.clone(),
+        };
+        Ok(Self {
+            local_addr: front.local_addr()?,
+            upstream,
+            downstream,
+            tasks: vec![::tokio::spawn(up.run()), ::tokio::spawn(down.run())],
+        })
+    }
+
+    /// The address clients send to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A snapshot of the counters of both directions.
+    pub fn stats(&self) -> ImpairStats {
+        ImpairStats {
+            upstream: self.upstream.snapshot(),
+            downstream: self.downstream.snapshot(),
+        }
+    }
+
+    /// Stops both directions; queued datagrams are discarded.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ImpairProxy {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    forwarded: AtomicU64,
+    forwarded_bytes: AtomicU64,
+    lost: AtomicU64,
+    duplicated: AtomicU64,
+    reordered: AtomicU64,
+    queue_dropped: AtomicU64,
+    no_peer: AtomicU64,
+    io_errors: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> DirectionStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        DirectionStats {
+            received: get(&self.received),
+            forwarded: get(&self.forwarded),
+            forwarded_bytes: get(&self.forwarded_bytes),
+            lost: get(&self.lost),
+            duplicated: get(&self.duplicated),
+            reordered: get(&self.reordered),
+            queue_dropped: get(&self.queue_dropped),
+            no_peer: get(&self.no_peer),
+            io_errors: get(&self.io_errors),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+enum Dest {
+    Fixed(SocketAddr),
+    Learned(Arc<Mutex<Option<SocketAddr>>>),
+}
+
+/// A queued datagram: due time, then arrival order (so equal times keep their order).
+type Queued = Reverse<(Instant, u64, Vec<u8>)>;
+
+struct Direction {
+    from: Arc<UdpIo>,
+    to: Arc<UdpIo>,
+    dest: Dest,
+    learn: Option<Arc<Mutex<Option<SocketAddr>>>>,
+    imp: Impairment,
+    rng: StdRng,
+    counters: Arc<Counters>,
+}
+
+/// The scheduling state of one direction.
+struct Line {
+    queue: BinaryHeap<Queued>,
+    next_id: u64,
+    /// When the bandwidth-limited link is free to start the next datagram.
+    link_free_at: Instant,
+}
+
+impl Direction {
+    async fn run(mut self) {
+        let mut line = Line {
+            queue: BinaryHeap::new(),
+            next_id: 0,
+            link_free_at: Instant::now(),
+        };
+        let from = self.from.clone();
+        let mut bufs = RecvBufs::new(quinn_udp::BATCH_SIZE, MAX_DATAGRAM, from.gro_segments());
+        loop {
+            // Check the clock before arming the sleep: send what is already due.
+            self.flush(&mut line).await;
+            let next = line.queue.peek().map(|Reverse((at, _, _))| *at);
+            let received = ::tokio::select! {
+                r = bufs.recv(&from) => Some(r),
+                _ = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => None,
+            };
+            let Some(mut r) = received else { continue };
+            for _ in 0..RECV_BURST {
+                self.on_recv(&mut line, r, &bufs);
+                match poll_fn(|cx| Poll::Ready(bufs.poll_recv(cx, &from))).await {
+                    Poll::Ready(next) => r = next,
+                    Poll::Pending => break,
+                }
+            }
+        }
+    }
+
+    fn on_recv(&mut self, line: &mut Line, r: io::Result<usize>, bufs: &RecvBufs) {
+        let Ok(slots) = r else {
+            return bump(&self.counters.io_errors);
+        };
+        let now = Instant::now();
+        for i in 0..slots {
+            let Some((peer, datagrams)) = bufs.slot(i) else {
+                continue;
+            };
+            if let Some(learn) = &self.learn {
+                if let Ok(mut client) = learn.lock() {
+                    *client = Some(peer);
+                }
+            }
+            for data in datagrams {
+                bump(&self.counters.received);
+                self.schedule(line, data, now);
+            }
+        }
+    }
+
+    /// Decides the fate of one datagram that arrived at `now`.
+    fn schedule(&mut self, line: &mut Line, data: &[u8], now: Instant) {
+        if self.imp.loss > 0.0 && self.rng.gen_bool(self.imp.loss.min(1.0)) {
+            return bump(&self.counters.lost);
+        }
+        if line.queue.len() >= self.imp.queue_limit {
+            return bump(&self.counters.queue_dropped);
+        }
+        let mut at = now;
+        if let Some(rate) = self.imp.rate.filter(|r| *r > 0) {
+            let start = line.link_free_at.max(now);
+            let wire = Duration::from_secs_f64(data.len() as f64 / rate as f64);
+            line.link_free_at = start + wire;
+            at = line.link_free_at;
+        }
+        at += self.imp.delay;
+        if !self.imp.jitter.is_zero() {
+            at += self.imp.jitter.mul_f64(self.rng.gen_range(0.0..=1.0));
+        }
+        if self.imp.reorder > 0.0 && self.rng.gen_bool(self.imp.reorder.min(1.0)) {
+            bump(&self.counters.reordered);
+            at += self.imp.reorder_delay;
+        }
+        let copies = if self.imp.duplicate > 0.0 && self.rng.gen_bool(self.imp.duplicate.min(1.0)) {
+            bump(&self.counters.duplicated);
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            line.queue.push(Reverse((at, line.next_id, data.to_vec())));
+            line.next_id += 1;
+        }
+    }
+
+    /// Sends every queued datagram whose time has come.
+    async fn flush(&mut self, line: &mut Line) {
+        let now = Instant::now();
+        while line
+            .queue
+            .peek()
+            .is_some_and(|Reverse((at, _, _))| *at <= now)
+        {
+            let Some(Reverse((_, _, data))) = line.queue.pop() else {
+                break;
+            };
+            let dest = match &self.dest {
+                Dest::Fixed(a) => Some(*a),
+                Dest::Learned(m) => m.lock().ok().and_then(|g| *g),
+            };
+            let Some(dest) = dest else {
+                bump(&self.counters.no_peer);
+                continue;
+            };
+            let errors = self.to.send_errors();
+            self.to
+                .send(&quinn_udp::Transmit {
+                    destination: dest,
+                    ecn: None,
+                    contents: &data,
+                    segment_size: None,
+                    src_ip: None,
+                })
+                .await;
+            if self.to.send_errors() == errors {
+                bump(&self.counters.forwarded);
+                self.counters
+                    .forwarded_bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+            } else {
+                bump(&self.counters.io_errors);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ::tokio::net::UdpSocket;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// A UDP sink that records what arrives and echoes it back.
+    async fn echo_target() -> (SocketAddr, ::tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let (tx, rx) = ::tokio::sync::mpsc::unbounded_channel();
+        ::tokio::spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let _ = tx.send(buf[..n].to_vec());
+                let _ = sock.send_to(&buf[..n], from).await;
+            }
+        });
+        (addr, rx)
+    }
+
+    async fn proxy(
+        upstream: Impairment,
+        downstream: Impairment,
+    ) -> (
+        ImpairProxy,
+        UdpSocket,
+        ::tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    ) {
+        let (target, rx) = echo_target().await;
+        let config = ImpairConfig {
+            upstream,
+            downstream,
+            seed: 7,
+        };
+        let p = ImpairProxy::start("127.0.0.1:0".parse().unwrap(), target, config)
+            .await
+            .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.connect(p.local_addr()).await.unwrap();
+        (p, client, rx)
+    }
+
+    /// Sends `n` numbered datagrams in groups small enough for the kernel's socket buffers,
+    /// waiting after each group until the proxy has dealt with all of it.
+    async fn send_paced(p: &ImpairProxy, client: &UdpSocket, n: u32, len: usize) {
+        for i in 0..n {
+            let mut d = vec![0u8; len.max(4)];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            client.send(&d).await.unwrap();
+            if i % 32 == 31 || i + 1 == n {
+                wait_for(p, |s| s.upstream.received == u64::from(i) + 1).await;
+            }
+        }
+    }
+
+    /// Waits until `cond` holds on the proxy's counters, or fails after [`WAIT`].
+    async fn wait_for(p: &ImpairProxy, cond: impl Fn(&ImpairStats) -> bool) -> ImpairStats {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = p.stats();
+            if cond(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "condition not reached: {s:?}");
+            ::tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn forwards_both_ways_unimpaired() {
+        let (p, client, mut rx) = proxy(Impairment::none(), Impairment::none()).await;
+        client.send(b"hello").await.unwrap();
+        let got = ::tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"hello");
+        let mut buf = [0u8; 16];
+        let n = ::tokio::time::timeout(WAIT, client.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        let s = p.stats();
+        assert_eq!((s.upstream.forwarded, s.downstream.forwarded), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn drops_about_the_configured_share() {
+        let (p, client, mut rx) = proxy(
+            Impairment::lossy(0.3, Duration::ZERO),
+            Impairment::lossy(1.0, Duration::ZERO),
+        )
+        .await;
+        send_paced(&p, &client, 1000, 4).await;
+        let s = wait_for(&p, |s| s.upstream.forwarded + s.upstream.lost == 1000).await;
+        assert!(
+            (200..400).contains(&s.upstream.lost),
+            "lost {}",
+            s.upstream.lost
+        );
+        let mut arrived = 0;
+        while arrived < s.upstream.forwarded {
+            ::tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            arrived += 1;
+        }
+        // Every echo is dropped on the way back.
+        let s = wait_for(&p, |s| s.downstream.lost == s.upstream.forwarded).await;
+        assert_eq!(s.downstream.forwarded, 0);
+    }
+
+    #[tokio::test]
+    async fn delays_by_at_least_the_configured_time() {
+        let delay = Duration::from_millis(40);
+        let (_p, client, _rx) =
+            proxy(Impairment::lossy(0.0, delay), Impairment::lossy(0.0, delay)).await;
+        let start = Instant::now();
+        client.send(b"ping").await.unwrap();
+        let mut buf = [0u8; 16];
+        ::tokio::time::timeout(WAIT, client.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(start.elapsed() >= 2 * delay, "rtt {:?}", start.elapsed());
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_reorders_but_loses_nothing() {
+        let up = Impairment {
+            duplicate: 0.2,
+            reorder: 0.2,
+            reorder_delay: Duration::from_millis(5),
+            ..Impairment::none()
+        };
+        let (p, client, mut rx) = proxy(up, Impairment::none()).await;
+        send_paced(&p, &client, 500, 4).await;
+        let s = wait_for(&p, |s| s.upstream.received == 500).await;
+        let expected = 500 + s.upstream.duplicated;
+        let mut seen = vec![0u32; 500];
+        let mut out_of_order = 0;
+        let mut last = 0u32;
+        for _ in 0..expected {
+            let d = ::tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            let i = u32::from_be_bytes(d[..4].try_into().unwrap());
+            seen[i as usize] += 1;
+            out_of_order += u32::from(i < last);
+            last = last.max(i);
+        }
+        assert!(seen.iter().all(|n| (1..=2).contains(n)));
+        assert_eq!(
+            seen.iter().filter(|n| **n == 2).count() as u64,
+            s.upstream.duplicated
+        );
+        assert!(
+            s.upstream.duplicated > 50 && s.upstream.reordered > 50,
+            "{s:?}"
+        );
+        assert!(out_of_order > 0);
+    }
+
+    #[tokio::test]
+    async fn rate_limit_paces_and_queue_limit_drops() {
+        let up = Impairment {
+            rate: Some(100_000),
+            queue_limit: 20,
+            ..Impairment::none()
+        };
+        let (p, client, _rx) = proxy(up, Impairment::none()).await;
+        let start = Instant::now();
+        send_paced(&p, &client, 100, 1000).await;
+        let s = wait_for(&p, |s| {
+            s.upstream.received == 100 && s.upstream.forwarded + s.upstream.queue_dropped == 100
+        })
+        .await;
+        assert!(s.upstream.queue_dropped > 0, "{s:?}");
+        // Each 1000-byte datagram takes 10 ms at 100 kB/s.
+        let min = Duration::from_millis(10) * (s.upstream.forwarded as u32 - 1);
+        assert!(start.elapsed() >= min, "{:?} < {min:?}", start.elapsed());
+    }
+}
