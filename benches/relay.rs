@@ -1,1 +1,3 @@
+//! Relay benchmarks (criterion): written next.
+
 fn main() {}

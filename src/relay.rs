@@ -1,0 +1,1041 @@
+//! The gateway's relay core: forwards DATA frames between two paired hops.
+//!
+//! After `PAIRED`, [`relay`] drives both directions of one session in a single future.
+//! DATA frames (PROTOCOL.md section 2) are forwarded verbatim, header and all, and
+//! cut-through: payload bytes go out as they arrive, while the core tracks how much of
+//! the current frame is still to come. Control frames stay between the peer and the
+//! gateway: PING is answered with PONG on the same hop, PONG is absorbed, CLOSE ends
+//! the session (the other hop gets CLOSE), and any other frame type is a protocol
+//! violation (the offender gets ERROR, the other hop gets PEER_GONE).
+//!
+//! What it never does: it never decrypts, inspects or rewrites DATA payloads, never
+//! buffers more than one fixed [`RELAY_BUFFER`] per direction plus one small control
+//! frame per hop (a slow reader stalls the writer side instead), never waits without a
+//! timeout ([`RelayLimits`]), and never panics on peer input.
+//!
+//! Start from [`relay`], [`RelayLimits`] and [`RelayStats`].
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rescue_proto::Guid;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use dir::{Dir, DirEvent, Outbox};
+use frame::{CLOSE_IDLE_TIMEOUT, ERR_PROTOCOL_VIOLATION, ERR_SHUTTING_DOWN, ERR_TIMEOUT};
+
+/// Bytes buffered per direction. Large buffers make large reads and writes, which is
+/// what keeps a userspace relay near the kernel's speed (docs/PERFORMANCE.md); the
+/// buffer must also hold one whole control frame behind a maximal DATA frame.
+pub const RELAY_BUFFER: usize = 256 * 1024;
+const _: () = assert!(RELAY_BUFFER >= frame::MAX_FRAME + frame::CONTROL_FRAME_MAX);
+
+/// Default idle timeout: peers send keepalive PINGs every 3-5 s, so 30 s without a byte
+/// from either hop means both are gone or stuck.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default maximum lifetime of one relayed session: long unattended support sessions
+/// exist, but no relay slot is held for more than a day.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Default time allowed, once a session ends, to finish the current frame and deliver
+/// the final control frames; a hop that does not read within it is dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Polls one direction at most this many times in a row before yielding, so that one
+/// busy direction cannot starve the other or the timers.
+const MAX_SPINS: usize = 32;
+
+/// Limits of one relayed session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayLimits {
+    /// The session ends when neither hop sent a byte for this long.
+    pub idle_timeout: Duration,
+    /// The session ends this long after it started, whatever the traffic.
+    pub max_lifetime: Duration,
+    /// Time allowed to finish the current frame and send the final frames at the end.
+    pub close_grace: Duration,
+    /// Optional rate limit, in bytes per second, applied to each direction separately.
+    pub rate_limit: Option<u64>,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout: IDLE_TIMEOUT,
+            max_lifetime: MAX_LIFETIME,
+            close_grace: CLOSE_GRACE,
+            rate_limit: None,
+        }
+    }
+}
+
+impl RelayLimits {
+    /// Sets the idle timeout.
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Sets the maximum lifetime.
+    pub fn with_max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime;
+        self
+    }
+
+    /// Sets the close grace period.
+    pub fn with_close_grace(mut self, grace: Duration) -> Self {
+        self.close_grace = grace;
+        self
+    }
+
+    /// Sets (or with `None` removes) the per-direction rate limit in bytes per second.
+    pub fn with_rate_limit(mut self, bytes_per_second: Option<u64>) -> Self {
+        self.rate_limit = bytes_per_second;
+        self
+    }
+}
+
+/// One of the two hops passed to [`relay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Hop {
+    /// The first stream argument of [`relay`].
+    A,
+    /// The second stream argument of [`relay`].
+    B,
+}
+
+impl Hop {
+    /// The other hop.
+    pub fn other(self) -> Hop {
+        match self {
+            Hop::A => Hop::B,
+            Hop::B => Hop::A,
+        }
+    }
+}
+
+/// Why a relayed session failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// A hop sent a frame that is not allowed after pairing, or a malformed one; it was
+    /// sent ERROR and the other hop PEER_GONE.
+    #[error("protocol violation by hop {hop:?}: {violation}")]
+    Protocol {
+        /// The hop that sent the frame.
+        hop: Hop,
+        /// What was wrong with it.
+        violation: FrameViolation,
+    },
+    /// Neither hop sent a byte for [`RelayLimits::idle_timeout`]; both were sent
+    /// `CLOSE{IdleTimeout}`.
+    #[error("no traffic for {0:?}")]
+    IdleTimeout(Duration),
+    /// The session reached [`RelayLimits::max_lifetime`]; both hops were sent
+    /// `ERROR{Timeout}`.
+    #[error("session lifetime of {0:?} reached")]
+    LifetimeExceeded(Duration),
+}
+
+/// How a relayed session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayEnd {
+    /// The hop sent CLOSE; the other hop was sent the same CLOSE (same reason).
+    Closed(Hop),
+    /// The hop's stream ended or failed without CLOSE; the other hop was sent PEER_GONE.
+    Vanished(Hop),
+    /// The caller's cancellation token fired; both hops were sent `ERROR{ShuttingDown}`.
+    Shutdown,
+    /// The session failed; see the error for who was told what.
+    Failed(RelayError),
+}
+
+/// Counters of one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DirectionStats {
+    /// DATA bytes forwarded to the other hop, headers included.
+    pub bytes: u64,
+    /// DATA frames whose header was forwarded.
+    pub data_frames: u64,
+    /// PINGs received from the reading hop (each answered with PONG).
+    pub pings: u64,
+}
+
+/// What a relayed session did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayStats {
+    /// Traffic from hop A to hop B.
+    pub a_to_b: DirectionStats,
+    /// Traffic from hop B to hop A.
+    pub b_to_a: DirectionStats,
+    /// Why the session ended.
+    pub end: RelayEnd,
+    /// True when the close grace period ran out before both hops were shut down.
+    pub forced: bool,
+    /// How long the session lasted.
+    pub duration: Duration,
+}
+
+impl RelayStats {
+    /// The error that ended the session, if it failed.
+    pub fn error(&self) -> Option<&RelayError> {
+        match &self.end {
+            RelayEnd::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Relays one paired session between hops `a` and `b` until it ends.
+///
+/// Runs inside a `relay` tracing span carrying `guid`. Ends when a hop sends CLOSE or
+/// vanishes, on a protocol violation, on a limit of `limits`, or when `shutdown` is
+/// cancelled; the final frames are then delivered within [`RelayLimits::close_grace`]
+/// and both write sides are shut down. Never returns before the session ended.
+pub async fn relay<A, B>(
+    a: A,
+    b: B,
+    guid: Guid,
+    limits: &RelayLimits,
+    shutdown: CancellationToken,
+) -> RelayStats
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let span = tracing::info_span!("relay", %guid);
+    run(a, b, limits, shutdown).instrument(span).await
+}
+
+async fn run<A, B>(a: A, b: B, limits: &RelayLimits, shutdown: CancellationToken) -> RelayStats
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let start = Instant::now();
+    let mut core = Core::new(a, b, limits, start);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let mut timers = Timers {
+        idle: Box::pin(tokio::time::sleep_until(start + limits.idle_timeout)),
+        lifetime: Box::pin(tokio::time::sleep_until(start + limits.max_lifetime)),
+        grace: None,
+    };
+    let forced = poll_fn(|cx| {
+        if core.end.is_none() {
+            let end = timers.poll_limits(cx, &core.activity(), limits, cancelled.as_mut());
+            if let Some(end) = end {
+                core.begin_end(end);
+            }
+        }
+        if core.end.is_some() && timers.grace.is_none() {
+            timers.grace = Some(Box::pin(tokio::time::sleep(limits.close_grace)));
+        }
+        if core.poll_io(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        match timers.grace.as_mut().map(|g| g.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(true),
+            _ => Poll::Pending,
+        }
+    })
+    .await;
+    if forced {
+        tracing::debug!("close grace period over, dropping both hops");
+    }
+    let stats = core.stats(forced, start.elapsed());
+    tracing::info!(
+        a_to_b = stats.a_to_b.bytes,
+        b_to_a = stats.b_to_a.bytes,
+        end = ?stats.end,
+        "relay ended"
+    );
+    stats
+}
+
+/// The three session timers and the grace timer.
+struct Timers {
+    idle: Pin<Box<Sleep>>,
+    lifetime: Pin<Box<Sleep>>,
+    grace: Option<Pin<Box<Sleep>>>,
+}
+
+impl Timers {
+    /// Polls the cancellation token and the limit timers; returns the end they call for.
+    fn poll_limits(
+        &mut self,
+        cx: &mut Context<'_>,
+        last_activity: &dyn Fn() -> Instant,
+        limits: &RelayLimits,
+        cancelled: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    ) -> Option<RelayEnd> {
+        if cancelled.poll(cx).is_ready() {
+            return Some(RelayEnd::Shutdown);
+        }
+        if self.lifetime.as_mut().poll(cx).is_ready() {
+            return Some(RelayEnd::Failed(RelayError::LifetimeExceeded(
+                limits.max_lifetime,
+            )));
+        }
+        // The deadline moves with traffic; it is re-armed lazily, when it fires, rather
+        // than on every read.
+        while self.idle.as_mut().poll(cx).is_ready() {
+            let deadline = last_activity() + limits.idle_timeout;
+            if deadline <= Instant::now() {
+                return Some(RelayEnd::Failed(RelayError::IdleTimeout(
+                    limits.idle_timeout,
+                )));
+            }
+            self.idle.as_mut().reset(deadline);
+        }
+        None
+    }
+}
+
+/// Both directions of one session and the two hops.
+struct Core<A, B> {
+    a: A,
+    b: B,
+    /// Reads hop A, writes hop B.
+    ab: Dir,
+    /// Reads hop B, writes hop A.
+    ba: Dir,
+    /// Control frames waiting to be written to hop A.
+    out_a: Outbox,
+    /// Control frames waiting to be written to hop B.
+    out_b: Outbox,
+    end: Option<RelayEnd>,
+}
+
+impl<A, B> Core<A, B>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    fn new(a: A, b: B, limits: &RelayLimits, now: Instant) -> Self {
+        Self {
+            a,
+            b,
+            ab: Dir::new(limits.rate_limit, now),
+            ba: Dir::new(limits.rate_limit, now),
+            out_a: Outbox::default(),
+            out_b: Outbox::default(),
+            end: None,
+        }
+    }
+
+    /// Drives both directions; ready when both are done.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..MAX_SPINS {
+            let ops = self.out_a.ops() + self.out_b.ops();
+            let ab = self.ab.poll(
+                cx,
+                Pin::new(&mut self.a),
+                Pin::new(&mut self.b),
+                &mut self.out_b,
+                &mut self.out_a,
+            );
+            if let Poll::Ready(ev) = ab {
+                self.on_event(Hop::A, ev);
+                continue;
+            }
+            let ba = self.ba.poll(
+                cx,
+                Pin::new(&mut self.b),
+                Pin::new(&mut self.a),
+                &mut self.out_a,
+                &mut self.out_b,
+            );
+            if let Poll::Ready(ev) = ba {
+                self.on_event(Hop::B, ev);
+                continue;
+            }
+            if self.ab.is_done() && self.ba.is_done() {
+                return Poll::Ready(());
+            }
+            // A control frame was queued or sent: the other direction may now proceed.
+            if self.out_a.ops() + self.out_b.ops() == ops {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Reacts to an event of the direction that reads `hop`.
+    fn on_event(&mut self, hop: Hop, ev: DirEvent) {
+        let (from, to) = match hop {
+            Hop::A => (&mut self.ab, &mut self.ba),
+            Hop::B => (&mut self.ba, &mut self.ab),
+        };
+        let end = match ev {
+            DirEvent::Done => return,
+            DirEvent::Closed(close) => {
+                from.finish(Some(close), false);
+                to.finish(None, false);
+                RelayEnd::Closed(hop)
+            }
+            DirEvent::ReadEnded { error, truncated } => {
+                tracing::debug!(?hop, ?error, truncated, "hop stopped sending");
+                from.finish(Some(frame::peer_gone()), false);
+                to.finish(None, false);
+                if truncated {
+                    let violation = FrameViolation::Truncated;
+                    RelayEnd::Failed(RelayError::Protocol { hop, violation })
+                } else {
+                    RelayEnd::Vanished(hop)
+                }
+            }
+            DirEvent::WriteFailed(e) => {
+                tracing::debug!(hop = ?hop.other(), error = %e, "hop stopped receiving");
+                from.abandon();
+                to.finish(Some(frame::peer_gone()), true);
+                RelayEnd::Vanished(hop.other())
+            }
+            DirEvent::Violation(violation) => {
+                tracing::warn!(?hop, %violation, "protocol violation");
+                from.finish(Some(frame::peer_gone()), false);
+                to.finish(Some(frame::error(ERR_PROTOCOL_VIOLATION)), true);
+                RelayEnd::Failed(RelayError::Protocol { hop, violation })
+            }
+        };
+        self.end.get_or_insert(end);
+    }
+
+    /// Ends the session for a reason found outside the directions (timers, shutdown).
+    fn begin_end(&mut self, end: RelayEnd) {
+        let last = match &end {
+            RelayEnd::Failed(RelayError::IdleTimeout(_)) => frame::close(CLOSE_IDLE_TIMEOUT),
+            RelayEnd::Failed(_) => frame::error(ERR_TIMEOUT),
+            _ => frame::error(ERR_SHUTTING_DOWN),
+        };
+        tracing::info!(?end, "ending session");
+        self.ab.finish(Some(last), true);
+        self.ba.finish(Some(last), true);
+        self.end = Some(end);
+    }
+
+    /// A closure giving the time of the last read from either hop.
+    fn activity(&self) -> impl Fn() -> Instant + '_ {
+        || self.ab.last_read().max(self.ba.last_read())
+    }
+
+    fn stats(&self, forced: bool, duration: Duration) -> RelayStats {
+        RelayStats {
+            a_to_b: self.ab.stats(),
+            b_to_a: self.ba.stats(),
+            end: self.end.clone().unwrap_or(RelayEnd::Shutdown),
+            forced,
+            duration,
+        }
+    }
+}
+
+/// One direction of a session: reads one hop, forwards to the other.
+mod dir {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{ready, Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::time::{Instant, Sleep};
+
+    use super::frame::{self, Control, CONTROL_FRAME_MAX, HEADER_LEN};
+    use super::{DirectionStats, FrameViolation, MAX_SPINS, RELAY_BUFFER};
+
+    /// What a direction reports to the session.
+    #[derive(Debug)]
+    pub(super) enum DirEvent {
+        /// The direction finished its final frames and shut its writer down.
+        Done,
+        /// The reading hop sent CLOSE; the frame to send to the other hop.
+        Closed(Control),
+        /// The reading hop's stream ended (EOF or error); `truncated` if inside a frame.
+        ReadEnded {
+            error: Option<io::ErrorKind>,
+            truncated: bool,
+        },
+        /// Writing to the other hop failed.
+        WriteFailed(io::Error),
+        /// The reading hop broke the protocol.
+        Violation(FrameViolation),
+    }
+
+    /// Control frames waiting for a frame boundary on one hop's write side (at most one).
+    #[derive(Debug, Default)]
+    pub(super) struct Outbox {
+        frame: Option<Control>,
+        pos: usize,
+        ops: u64,
+    }
+
+    impl Outbox {
+        pub(super) fn is_empty(&self) -> bool {
+            self.frame.is_none()
+        }
+
+        /// Count of frames queued plus frames sent, to detect progress.
+        pub(super) fn ops(&self) -> u64 {
+            self.ops
+        }
+
+        fn put(&mut self, c: Control) {
+            debug_assert!(self.frame.is_none());
+            self.frame = Some(c);
+            self.pos = 0;
+            self.ops += 1;
+        }
+
+        fn poll_write<W: AsyncWrite>(
+            &mut self,
+            cx: &mut Context<'_>,
+            mut w: Pin<&mut W>,
+        ) -> Poll<io::Result<()>> {
+            while let Some(f) = &self.frame {
+                let rest = f.as_bytes().get(self.pos..).unwrap_or_default();
+                let n = ready!(w.as_mut().poll_write(cx, rest))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.pos += n;
+                if self.pos >= f.as_bytes().len() {
+                    self.frame = None;
+                    self.ops += 1;
+                }
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    enum Phase {
+        Running,
+        /// Drain, finish the current frame (reading only if `read`), send `last`, shut down.
+        Finishing {
+            last: Option<Control>,
+            read: bool,
+        },
+        Done,
+    }
+
+    /// A token bucket limiting the bytes read per second.
+    struct Throttle {
+        rate: u64,
+        allowance: i64,
+        last: Instant,
+        sleep: Pin<Box<Sleep>>,
+    }
+
+    impl Throttle {
+        /// How many bytes may be read now; pending while the bucket is empty.
+        fn poll_allowance(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
+            loop {
+                let now = Instant::now();
+                let nanos = now.saturating_duration_since(self.last).as_nanos();
+                let earned = nanos.saturating_mul(u128::from(self.rate)) / 1_000_000_000;
+                let burst = self.rate.max(RELAY_BUFFER as u64);
+                let total = (self.allowance as i128).saturating_add(earned as i128);
+                self.allowance = total.min(burst as i128) as i64;
+                self.last = now;
+                if self.allowance > 0 {
+                    return Poll::Ready(self.allowance as usize);
+                }
+                let deficit = self.allowance.unsigned_abs().saturating_add(1);
+                let wait = u128::from(deficit) * 1_000_000_000 / u128::from(self.rate);
+                let wait = std::time::Duration::from_nanos(wait.min(u64::MAX as u128) as u64);
+                self.sleep.as_mut().reset(now + wait);
+                ready!(self.sleep.as_mut().poll(cx));
+            }
+        }
+    }
+
+    use std::future::Future as _;
+
+    /// One direction's buffer: `[write_pos, validated)` is checked DATA not yet written,
+    /// `[validated, filled)` is read but not yet checked.
+    pub(super) struct Dir {
+        buf: Box<[u8]>,
+        write_pos: usize,
+        validated: usize,
+        filled: usize,
+        /// Payload bytes of the current DATA frame not yet checked.
+        remaining: usize,
+        read_eof: bool,
+        need_flush: bool,
+        phase: Phase,
+        last_read: Instant,
+        stats: DirectionStats,
+        throttle: Option<Throttle>,
+    }
+
+    impl Dir {
+        pub(super) fn new(rate_limit: Option<u64>, now: Instant) -> Self {
+            let throttle = rate_limit.filter(|r| *r > 0).map(|rate| Throttle {
+                rate,
+                allowance: rate.min(RELAY_BUFFER as u64) as i64,
+                last: now,
+                sleep: Box::pin(tokio::time::sleep_until(now)),
+            });
+            Self {
+                buf: vec![0; RELAY_BUFFER].into_boxed_slice(),
+                write_pos: 0,
+                validated: 0,
+                filled: 0,
+                remaining: 0,
+                read_eof: false,
+                need_flush: false,
+                phase: Phase::Running,
+                last_read: now,
+                stats: DirectionStats::default(),
+                throttle,
+            }
+        }
+
+        pub(super) fn is_done(&self) -> bool {
+            matches!(self.phase, Phase::Done)
+        }
+
+        pub(super) fn last_read(&self) -> Instant {
+            self.last_read
+        }
+
+        pub(super) fn stats(&self) -> DirectionStats {
+            self.stats
+        }
+
+        /// Starts ending this direction (keeps the first final frame if called twice).
+        pub(super) fn finish(&mut self, last: Option<Control>, read: bool) {
+            self.phase = match std::mem::replace(&mut self.phase, Phase::Done) {
+                Phase::Running => Phase::Finishing { last, read },
+                Phase::Finishing { last: l, read: r } => Phase::Finishing {
+                    last: l,
+                    read: r && read,
+                },
+                Phase::Done => Phase::Done,
+            };
+        }
+
+        /// Stops without writing anything more (the writer failed).
+        pub(super) fn abandon(&mut self) {
+            self.phase = Phase::Done;
+        }
+
+        /// Drives the direction; `out` holds control frames for the writing hop, `back`
+        /// for the reading hop (PONGs).
+        pub(super) fn poll<R, W>(
+            &mut self,
+            cx: &mut Context<'_>,
+            r: Pin<&mut R>,
+            w: Pin<&mut W>,
+            out: &mut Outbox,
+            back: &mut Outbox,
+        ) -> Poll<DirEvent>
+        where
+            R: AsyncRead,
+            W: AsyncWrite,
+        {
+            match self.phase {
+                Phase::Done => Poll::Pending,
+                Phase::Running => self.poll_running(cx, r, w, out, back),
+                Phase::Finishing { .. } => {
+                    let done = ready!(self.poll_finishing(cx, r, w, out));
+                    self.phase = Phase::Done;
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "final frames not delivered");
+                    }
+                    Poll::Ready(DirEvent::Done)
+                }
+            }
+        }
+
+        fn at_boundary(&self) -> bool {
+            self.write_pos == self.validated && self.remaining == 0
+        }
+
+        fn poll_running<R, W>(
+            &mut self,
+            cx: &mut Context<'_>,
+            mut r: Pin<&mut R>,
+            mut w: Pin<&mut W>,
+            out: &mut Outbox,
+            back: &mut Outbox,
+        ) -> Poll<DirEvent>
+        where
+            R: AsyncRead,
+            W: AsyncWrite,
+        {
+            for _ in 0..MAX_SPINS {
+                let mut progress = match self.poll_write_data(cx, w.as_mut()) {
+                    Poll::Ready(Ok(())) => true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(DirEvent::WriteFailed(e)),
+                    Poll::Pending => false,
+                };
+                if self.at_boundary() && !out.is_empty() {
+                    match out.poll_write(cx, w.as_mut()) {
+                        Poll::Ready(Ok(())) => (progress, self.need_flush) = (true, true),
+                        Poll::Ready(Err(e)) => return Poll::Ready(DirEvent::WriteFailed(e)),
+                        Poll::Pending => {}
+                    }
+                }
+                match self.poll_fill(cx, r.as_mut(), usize::MAX) {
+                    Poll::Ready(Ok(())) => progress = true,
+                    Poll::Ready(Err(e)) => {
+                        let error = Some(e.kind());
+                        let truncated = !self.at_boundary();
+                        return Poll::Ready(DirEvent::ReadEnded { error, truncated });
+                    }
+                    Poll::Pending => {}
+                }
+                match self.scan(!out.is_empty(), back) {
+                    Ok(scanned) => progress |= scanned,
+                    Err(ev) => return Poll::Ready(ev),
+                }
+                if self.read_eof && !progress && self.write_pos == self.validated {
+                    let truncated = self.remaining > 0 || self.validated < self.filled;
+                    let error = None;
+                    return Poll::Ready(DirEvent::ReadEnded { error, truncated });
+                }
+                self.compact();
+                if !progress {
+                    if self.need_flush && self.write_pos == self.validated {
+                        match w.as_mut().poll_flush(cx) {
+                            Poll::Ready(Ok(())) => self.need_flush = false,
+                            Poll::Ready(Err(e)) => return Poll::Ready(DirEvent::WriteFailed(e)),
+                            Poll::Pending => {}
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+
+        /// Ends the direction: drain, finish the current frame, send the final frame,
+        /// shut the writer down. An error means the final frames were not delivered.
+        fn poll_finishing<R, W>(
+            &mut self,
+            cx: &mut Context<'_>,
+            mut r: Pin<&mut R>,
+            mut w: Pin<&mut W>,
+            out: &mut Outbox,
+        ) -> Poll<io::Result<()>>
+        where
+            R: AsyncRead,
+            W: AsyncWrite,
+        {
+            loop {
+                if self.write_pos < self.validated {
+                    ready!(self.poll_write_data(cx, w.as_mut()))?;
+                    continue;
+                }
+                if self.remaining == 0 {
+                    if !out.is_empty() {
+                        ready!(out.poll_write(cx, w.as_mut()))?;
+                        continue;
+                    }
+                    if let Phase::Finishing { last, .. } = &mut self.phase {
+                        if let Some(last) = last.take() {
+                            out.put(last);
+                            continue;
+                        }
+                    }
+                    return w.as_mut().poll_shutdown(cx);
+                }
+                // Inside a DATA frame: its end must arrive before anything else is sent.
+                let read = matches!(self.phase, Phase::Finishing { read: true, .. });
+                if !read || self.read_eof {
+                    ready!(w.as_mut().poll_shutdown(cx))?;
+                    return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                }
+                self.compact();
+                ready!(self.poll_fill(cx, r.as_mut(), self.remaining))?;
+                let take = self.remaining.min(self.filled - self.validated);
+                self.validated += take;
+                self.remaining -= take;
+            }
+        }
+
+        /// Writes checked bytes; ready with `Ok` after writing some.
+        fn poll_write_data<W: AsyncWrite>(
+            &mut self,
+            cx: &mut Context<'_>,
+            w: Pin<&mut W>,
+        ) -> Poll<io::Result<()>> {
+            let Some(data) = self.buf.get(self.write_pos..self.validated) else {
+                return Poll::Ready(Err(io::ErrorKind::InvalidInput.into()));
+            };
+            if data.is_empty() {
+                return Poll::Pending;
+            }
+            let n = ready!(w.poll_write(cx, data))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.write_pos += n.min(data.len());
+            self.stats.bytes += n as u64;
+            self.need_flush = true;
+            Poll::Ready(Ok(()))
+        }
+
+        /// Reads at most `max` bytes into free space; ready after a read (or EOF).
+        fn poll_fill<R: AsyncRead>(
+            &mut self,
+            cx: &mut Context<'_>,
+            r: Pin<&mut R>,
+            max: usize,
+        ) -> Poll<io::Result<()>> {
+            if self.read_eof || self.filled == self.buf.len() {
+                return Poll::Pending;
+            }
+            let mut max = max;
+            if let Some(t) = self.throttle.as_mut() {
+                max = max.min(ready!(t.poll_allowance(cx)));
+            }
+            let end = self.buf.len().min(self.filled.saturating_add(max));
+            let Some(space) = self.buf.get_mut(self.filled..end) else {
+                return Poll::Pending;
+            };
+            let mut rb = ReadBuf::new(space);
+            ready!(r.poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            if n == 0 {
+                self.read_eof = true;
+                return Poll::Ready(Ok(()));
+            }
+            self.filled += n;
+            self.last_read = Instant::now();
+            if let Some(t) = self.throttle.as_mut() {
+                t.allowance = t.allowance.saturating_sub(n as i64);
+            }
+            Poll::Ready(Ok(()))
+        }
+
+        /// Checks frames in `[validated, filled)`; handles control frames once every
+        /// byte before them is written. `hold` stops at the next frame boundary so that
+        /// a queued control frame can go out. Ok(true) if anything advanced.
+        fn scan(&mut self, hold: bool, back: &mut Outbox) -> Result<bool, DirEvent> {
+            let mut advanced = false;
+            loop {
+                if self.remaining > 0 {
+                    let take = self.remaining.min(self.filled - self.validated);
+                    if take == 0 {
+                        return Ok(advanced);
+                    }
+                    self.validated += take;
+                    self.remaining -= take;
+                    advanced = true;
+                    continue;
+                }
+                let hdr = self
+                    .buf
+                    .get(self.validated..self.filled)
+                    .unwrap_or_default();
+                let Some(hdr) = hdr.first_chunk::<HEADER_LEN>() else {
+                    return Ok(advanced);
+                };
+                if hold {
+                    return Ok(advanced);
+                }
+                let (ty, len) = frame::header(*hdr);
+                if ty == frame::DATA {
+                    if len > frame::MAX_PAYLOAD {
+                        return Err(DirEvent::Violation(FrameViolation::Oversize(len)));
+                    }
+                    self.validated += HEADER_LEN;
+                    self.remaining = len;
+                    self.stats.data_frames += 1;
+                    advanced = true;
+                    continue;
+                }
+                if !matches!(ty, frame::PING | frame::PONG | frame::CLOSE) {
+                    return Err(DirEvent::Violation(FrameViolation::UnexpectedType(ty)));
+                }
+                if len > frame::MAX_CONTROL_PAYLOAD {
+                    let v = FrameViolation::ControlTooLong { ty, len };
+                    return Err(DirEvent::Violation(v));
+                }
+                let end = self.validated + HEADER_LEN + len;
+                // Control frames are cut out of the stream: everything before must be out.
+                if self.write_pos != self.validated || end > self.filled {
+                    return Ok(advanced);
+                }
+                if ty == frame::PING {
+                    if !back.is_empty() {
+                        return Ok(advanced);
+                    }
+                    let payload = self.buf.get(self.validated + HEADER_LEN..end);
+                    back.put(frame::control(frame::PONG, payload.unwrap_or_default()));
+                    self.stats.pings += 1;
+                }
+                if ty == frame::CLOSE {
+                    let payload = self.buf.get(self.validated + HEADER_LEN..end);
+                    let close = frame::control(frame::CLOSE, payload.unwrap_or_default());
+                    (self.validated, self.write_pos) = (end, end);
+                    return Err(DirEvent::Closed(close));
+                }
+                (self.validated, self.write_pos) = (end, end);
+                advanced = true;
+            }
+        }
+
+        /// Reclaims buffer space once everything checked is written.
+        fn compact(&mut self) {
+            if self.write_pos != self.validated || self.validated == 0 {
+                return;
+            }
+            let rest = self.filled - self.validated;
+            if rest <= CONTROL_FRAME_MAX {
+                self.buf.copy_within(self.validated..self.filled, 0);
+                (self.write_pos, self.validated, self.filled) = (0, 0, rest);
+            }
+        }
+    }
+}
+
+/// What was wrong with a frame a hop sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameViolation {
+    /// The header announced more than the 65536-byte payload limit.
+    #[error("frame length {0} exceeds the 65536-byte payload limit")]
+    Oversize(usize),
+    /// The frame type is unknown or not allowed once the session is paired.
+    #[error("frame type {0:#04x} is not allowed once the session is paired")]
+    UnexpectedType(u8),
+    /// A PING, PONG or CLOSE frame carried more than the control payload limit.
+    #[error("control frame {ty:#04x} carries {len} bytes")]
+    ControlTooLong {
+        /// The frame type.
+        ty: u8,
+        /// The announced payload length.
+        len: usize,
+    },
+    /// The hop's stream ended in the middle of a frame.
+    #[error("stream ended inside a frame")]
+    Truncated,
+}
+
+/// Frame constants and the single header parse of this crate (PROTOCOL.md section 2).
+pub(crate) mod frame {
+    /// Length of the frame header: type (u8) and payload length (u24, big-endian).
+    pub(crate) const HEADER_LEN: usize = 4;
+    /// Largest payload a frame may carry.
+    pub(crate) const MAX_PAYLOAD: usize = 65_536;
+    /// Largest frame, header included.
+    pub(crate) const MAX_FRAME: usize = HEADER_LEN + MAX_PAYLOAD;
+    /// DATA: opaque inner-TLS bytes, forwarded verbatim.
+    pub(crate) const DATA: u8 = 0x08;
+    /// PING: answered with PONG carrying the same payload.
+    pub(crate) const PING: u8 = 0x09;
+    /// PONG: the answer to PING.
+    pub(crate) const PONG: u8 = 0x0A;
+    /// PEER_GONE: the other peer left without CLOSE.
+    pub(crate) const PEER_GONE: u8 = 0x0B;
+    /// CLOSE: the sender ends the session.
+    pub(crate) const CLOSE: u8 = 0x0C;
+    /// ERROR: the gateway ends the session because of an error (u16 code).
+    pub(crate) const ERROR: u8 = 0x0D;
+    /// Longest control payload accepted: PING carries a small opaque token, and a PONG
+    /// echo must fit a fixed slot rather than a buffer a peer can grow.
+    pub(crate) const MAX_CONTROL_PAYLOAD: usize = 64;
+    /// Largest control frame, header included.
+    pub(crate) const CONTROL_FRAME_MAX: usize = HEADER_LEN + MAX_CONTROL_PAYLOAD;
+
+    /// ERROR code: a malformed frame or a frame not allowed after pairing.
+    pub(crate) const ERR_PROTOCOL_VIOLATION: u16 = 0x0007;
+    /// ERROR code: a time limit (the session lifetime) was reached.
+    pub(crate) const ERR_TIMEOUT: u16 = 0x0009;
+    /// ERROR code: the gateway is shutting down; the peer may try another gateway.
+    pub(crate) const ERR_SHUTTING_DOWN: u16 = 0x000B;
+    /// CLOSE reason: the connection was idle for too long.
+    pub(crate) const CLOSE_IDLE_TIMEOUT: u16 = 0x0003;
+
+    /// Frame type and payload length of a header.
+    pub(crate) fn header(h: [u8; HEADER_LEN]) -> (u8, usize) {
+        let len = u32::from_be_bytes([0, h[1], h[2], h[3]]);
+        (h[0], len as usize)
+    }
+
+    /// Encodes a header; `len` must not exceed [`MAX_PAYLOAD`].
+    pub(crate) fn encode_header(ty: u8, len: usize) -> [u8; HEADER_LEN] {
+        debug_assert!(len <= MAX_PAYLOAD);
+        let l = (len as u32).to_be_bytes();
+        [ty, l[1], l[2], l[3]]
+    }
+
+    /// A small control frame held by value (no allocation).
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Control {
+        bytes: [u8; CONTROL_FRAME_MAX],
+        len: usize,
+    }
+
+    impl Control {
+        /// The encoded frame.
+        pub(crate) fn as_bytes(&self) -> &[u8] {
+            &self.bytes[..self.len]
+        }
+    }
+
+    /// A control frame of type `ty`; the payload is cut to [`MAX_CONTROL_PAYLOAD`].
+    pub(crate) fn control(ty: u8, payload: &[u8]) -> Control {
+        let payload = &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)];
+        let mut bytes = [0; CONTROL_FRAME_MAX];
+        bytes[..HEADER_LEN].copy_from_slice(&encode_header(ty, payload.len()));
+        bytes[HEADER_LEN..HEADER_LEN + payload.len()].copy_from_slice(payload);
+        let len = HEADER_LEN + payload.len();
+        Control { bytes, len }
+    }
+
+    /// `ERROR{code, message_len 0}`.
+    pub(crate) fn error(code: u16) -> Control {
+        let [hi, lo] = code.to_be_bytes();
+        control(ERROR, &[hi, lo, 0])
+    }
+
+    /// `CLOSE{reason}`.
+    pub(crate) fn close(reason: u16) -> Control {
+        control(CLOSE, &reason.to_be_bytes())
+    }
+
+    /// `PEER_GONE{grace_secs 0}`: the other party is gone for good.
+    pub(crate) fn peer_gone() -> Control {
+        control(PEER_GONE, &0u32.to_be_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_other_swaps() {
+        assert_eq!(Hop::A.other(), Hop::B);
+        assert_eq!(Hop::B.other(), Hop::A);
+    }
+
+    #[test]
+    fn stats_error_only_for_failures() {
+        let mut s = RelayStats {
+            a_to_b: DirectionStats::default(),
+            b_to_a: DirectionStats::default(),
+            end: RelayEnd::Closed(Hop::A),
+            forced: false,
+            duration: Duration::ZERO,
+        };
+        assert_eq!(s.error(), None);
+        s.end = RelayEnd::Failed(RelayError::IdleTimeout(IDLE_TIMEOUT));
+        assert_eq!(s.error(), Some(&RelayError::IdleTimeout(IDLE_TIMEOUT)));
+    }
+}
