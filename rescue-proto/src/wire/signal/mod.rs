@@ -236,7 +236,7 @@ impl Message {
     }
 }
 
-/// PROTOCOL.md 3.8: "a DATA payload is 1 to 65536 bytes".
+/// PROTOCOL.md 3.8: "The payload is 1 to 65536 opaque bytes"; "an empty DATA is rejected".
 fn check_data_len(len: usize) -> Result<(), SignalError> {
     if len == 0 || len > MAX_PAYLOAD {
         return Err(SignalError::Length { field: "data", len });
