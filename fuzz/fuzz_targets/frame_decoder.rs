@@ -1,3 +1,8 @@
 #![no_main]
-// Placeholder: replaced by the owner of this target.
-libfuzzer_sys::fuzz_target!(|_data: &[u8]| {});
+//! The gateway frame decoder on arbitrary bytes, fed in chunks of the size given by the
+//! first input byte: no panic, bounded reservations, the same frames as a one-shot decode.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Some((&chunk, rest)) = data.split_first() {
+        rescue_proto::codec::fuzz_decode_stream(rest, usize::from(chunk));
+    }
+});

@@ -220,6 +220,19 @@ proptest! {
     }
 
     #[test]
+    fn fuzz_entry_points_hold_on_valid_and_arbitrary_input(
+        msgs in vec(message(), 1..3),
+        noise in vec(any::<u8>(), 0..256),
+        chunk in any::<u8>(),
+    ) {
+        let mut data = encode_all(&msgs);
+        rescue_proto::wire::signal::fuzz_decode_frame(&data[..msgs[0].frame_len()]);
+        rescue_proto::wire::signal::fuzz_decode_frame(&noise);
+        data.extend_from_slice(&noise);
+        rescue_proto::codec::fuzz_decode_stream(&data, usize::from(chunk));
+    }
+
+    #[test]
     fn data_payloads_up_to_the_limit_are_framed(len in prop_oneof![Just(1usize), Just(MAX_PAYLOAD), 1..MAX_PAYLOAD]) {
         let payload = Bytes::from(vec![0xa5; len]);
         let mut out = BytesMut::new();
