@@ -27,17 +27,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use dir::{Dir, DirEvent, Outbox};
-use frame::{CLOSE_IDLE_TIMEOUT, ERR_PROTOCOL_VIOLATION, ERR_SHUTTING_DOWN, ERR_TIMEOUT};
+use rescue_proto::wire::signal::{CloseReason, ErrorCode};
 
 /// Bytes buffered per direction. Large buffers make large reads and writes, which is
 /// what keeps a userspace relay near the kernel's speed (docs/PERFORMANCE.md); the
 /// buffer must also hold one whole control frame behind a maximal DATA frame.
 pub const RELAY_BUFFER: usize = 256 * 1024;
-const _: () = assert!(RELAY_BUFFER >= frame::MAX_FRAME + frame::CONTROL_FRAME_MAX);
+const _: () = assert!(RELAY_BUFFER >= frame::MAX_FRAME_LEN + frame::CONTROL_FRAME_MAX);
 
-/// Default idle timeout: peers send keepalive PINGs every 3-5 s, so 30 s without a byte
-/// from either hop means both are gone or stuck.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default idle timeout: PROTOCOL.md section 5 (`IDLE_TIMEOUT`, three missed pings).
+pub const IDLE_TIMEOUT: Duration = rescue_proto::wire::limits::IDLE_TIMEOUT;
 
 /// Default maximum lifetime of one relayed session: long unattended support sessions
 /// exist, but no relay slot is held for more than a day.
@@ -153,6 +152,13 @@ pub enum RelayEnd {
     Closed(Hop),
     /// The hop's stream ended or failed without CLOSE; the other hop was sent PEER_GONE.
     Vanished(Hop),
+    /// The hop sent ERROR (fatal for its connection); the other hop was sent PEER_GONE.
+    PeerError {
+        /// The hop that sent ERROR.
+        hop: Hop,
+        /// Its error code.
+        code: ErrorCode,
+    },
     /// The caller's cancellation token fired; both hops were sent `ERROR{ShuttingDown}`.
     Shutdown,
     /// The session failed; see the error for who was told what.
@@ -397,6 +403,12 @@ where
                     RelayEnd::Vanished(hop)
                 }
             }
+            DirEvent::PeerError(code) => {
+                tracing::debug!(?hop, ?code, "hop sent ERROR");
+                from.finish(Some(frame::peer_gone()), false);
+                to.finish(None, false);
+                RelayEnd::PeerError { hop, code }
+            }
             DirEvent::WriteFailed(e) => {
                 tracing::debug!(hop = ?hop.other(), error = %e, "hop stopped receiving");
                 from.abandon();
@@ -406,7 +418,7 @@ where
             DirEvent::Violation(violation) => {
                 tracing::warn!(?hop, %violation, "protocol violation");
                 from.finish(Some(frame::peer_gone()), false);
-                to.finish(Some(frame::error(ERR_PROTOCOL_VIOLATION)), true);
+                to.finish(Some(frame::error(ErrorCode::ProtocolViolation)), true);
                 RelayEnd::Failed(RelayError::Protocol { hop, violation })
             }
         };
@@ -416,9 +428,9 @@ where
     /// Ends the session for a reason found outside the directions (timers, shutdown).
     fn begin_end(&mut self, end: RelayEnd) {
         let last = match &end {
-            RelayEnd::Failed(RelayError::IdleTimeout(_)) => frame::close(CLOSE_IDLE_TIMEOUT),
-            RelayEnd::Failed(_) => frame::error(ERR_TIMEOUT),
-            _ => frame::error(ERR_SHUTTING_DOWN),
+            RelayEnd::Failed(RelayError::IdleTimeout(_)) => frame::close(CloseReason::IdleTimeout),
+            RelayEnd::Failed(_) => frame::error(ErrorCode::Timeout),
+            _ => frame::error(ErrorCode::ShuttingDown),
         };
         tracing::info!(?end, "ending session");
         self.ab.finish(Some(last), true);
@@ -451,8 +463,16 @@ mod dir {
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio::time::{Instant, Sleep};
 
-    use super::frame::{self, Control, CONTROL_FRAME_MAX, HEADER_LEN};
+    use rescue_proto::wire::signal::{ErrorCode, Message};
+
+    use super::frame::{self, Control, FrameError, FrameType, Header};
+    use super::frame::{CONTROL_FRAME_MAX, HEADER_LEN};
+    use super::FrameViolation::{ControlTooLong, EmptyData, Malformed, Oversize, UnexpectedType};
     use super::{DirectionStats, FrameViolation, MAX_SPINS, RELAY_BUFFER};
+
+    fn violation(v: FrameViolation) -> DirEvent {
+        DirEvent::Violation(v)
+    }
 
     /// What a direction reports to the session.
     #[derive(Debug)]
@@ -466,6 +486,8 @@ mod dir {
             error: Option<io::ErrorKind>,
             truncated: bool,
         },
+        /// The reading hop sent ERROR with this code.
+        PeerError(ErrorCode),
         /// Writing to the other hop failed.
         WriteFailed(io::Error),
         /// The reading hop broke the protocol.
@@ -847,10 +869,16 @@ mod dir {
                 if hold {
                     return Ok(advanced);
                 }
-                let (ty, len) = frame::header(*hdr);
-                if ty == frame::DATA {
-                    if len > frame::MAX_PAYLOAD {
-                        return Err(DirEvent::Violation(FrameViolation::Oversize(len)));
+                let h = match Header::parse(hdr) {
+                    Ok(h) => h,
+                    Err(FrameError::Oversize(len)) => return Err(violation(Oversize(len))),
+                    Err(FrameError::UnknownType(t)) => return Err(violation(UnexpectedType(t))),
+                    Err(_) => return Ok(advanced),
+                };
+                let (ty, len) = (h.frame_type, h.payload_len);
+                if ty == FrameType::Data {
+                    if len == 0 {
+                        return Err(violation(EmptyData));
                     }
                     self.validated += HEADER_LEN;
                     self.remaining = len;
@@ -858,34 +886,44 @@ mod dir {
                     advanced = true;
                     continue;
                 }
-                if !matches!(ty, frame::PING | frame::PONG | frame::CLOSE) {
-                    return Err(DirEvent::Violation(FrameViolation::UnexpectedType(ty)));
+                let code = ty.code();
+                if !matches!(
+                    ty,
+                    FrameType::Ping | FrameType::Pong | FrameType::Close | FrameType::Error
+                ) {
+                    return Err(violation(UnexpectedType(code)));
                 }
                 if len > frame::MAX_CONTROL_PAYLOAD {
-                    let v = FrameViolation::ControlTooLong { ty, len };
-                    return Err(DirEvent::Violation(v));
+                    return Err(violation(ControlTooLong { ty: code, len }));
                 }
                 let end = self.validated + HEADER_LEN + len;
                 // Control frames are cut out of the stream: everything before must be out.
                 if self.write_pos != self.validated || end > self.filled {
                     return Ok(advanced);
                 }
-                if ty == frame::PING {
-                    if !back.is_empty() {
-                        return Ok(advanced);
+                let payload = self.buf.get(self.validated + HEADER_LEN..end);
+                let msg = Message::decode(ty, payload.unwrap_or_default());
+                let msg = msg.map_err(|_| violation(Malformed(code)))?;
+                let event = match msg {
+                    Message::Ping(ping) => {
+                        if !back.is_empty() {
+                            return Ok(advanced);
+                        }
+                        back.put(frame::pong(ping.nonce));
+                        self.stats.pings += 1;
+                        None
                     }
-                    let payload = self.buf.get(self.validated + HEADER_LEN..end);
-                    back.put(frame::control(frame::PONG, payload.unwrap_or_default()));
-                    self.stats.pings += 1;
-                }
-                if ty == frame::CLOSE {
-                    let payload = self.buf.get(self.validated + HEADER_LEN..end);
-                    let close = frame::control(frame::CLOSE, payload.unwrap_or_default());
-                    (self.validated, self.write_pos) = (end, end);
-                    return Err(DirEvent::Closed(close));
-                }
+                    Message::Close(close) => {
+                        Control::new(&Message::Close(close)).map(DirEvent::Closed)
+                    }
+                    Message::Error(e) => Some(DirEvent::PeerError(e.code)),
+                    _ => None,
+                };
                 (self.validated, self.write_pos) = (end, end);
                 advanced = true;
+                if let Some(event) = event {
+                    return Err(event);
+                }
             }
         }
 
@@ -913,7 +951,13 @@ pub enum FrameViolation {
     /// The frame type is unknown or not allowed once the session is paired.
     #[error("frame type {0:#04x} is not allowed once the session is paired")]
     UnexpectedType(u8),
-    /// A PING, PONG or CLOSE frame carried more than the control payload limit.
+    /// A DATA frame with an empty payload (PROTOCOL.md 3.8 rejects it).
+    #[error("empty DATA frame")]
+    EmptyData,
+    /// A PING, PONG, CLOSE or ERROR payload does not parse (PROTOCOL.md section 3).
+    #[error("malformed control frame {0:#04x}")]
+    Malformed(u8),
+    /// A PING, PONG, CLOSE or ERROR frame carried more than the control payload limit.
     #[error("control frame {ty:#04x} carries {len} bytes")]
     ControlTooLong {
         /// The frame type.
@@ -926,55 +970,21 @@ pub enum FrameViolation {
     Truncated,
 }
 
-/// Frame constants and the single header parse of this crate (PROTOCOL.md section 2).
+/// Frame helpers over `rescue_proto::wire`: control frames held by value.
 pub(crate) mod frame {
-    /// Length of the frame header: type (u8) and payload length (u24, big-endian).
-    pub(crate) const HEADER_LEN: usize = 4;
-    /// Largest payload a frame may carry.
-    pub(crate) const MAX_PAYLOAD: usize = 65_536;
-    /// Largest frame, header included.
-    pub(crate) const MAX_FRAME: usize = HEADER_LEN + MAX_PAYLOAD;
-    /// DATA: opaque inner-TLS bytes, forwarded verbatim.
-    pub(crate) const DATA: u8 = 0x08;
-    /// PING: answered with PONG carrying the same payload.
-    pub(crate) const PING: u8 = 0x09;
-    /// PONG: the answer to PING.
-    pub(crate) const PONG: u8 = 0x0A;
-    /// PEER_GONE: the other peer left without CLOSE.
-    pub(crate) const PEER_GONE: u8 = 0x0B;
-    /// CLOSE: the sender ends the session.
-    pub(crate) const CLOSE: u8 = 0x0C;
-    /// ERROR: the gateway ends the session because of an error (u16 code).
-    pub(crate) const ERROR: u8 = 0x0D;
-    /// Longest control payload accepted: PING carries a small opaque token, and a PONG
-    /// echo must fit a fixed slot rather than a buffer a peer can grow.
-    pub(crate) const MAX_CONTROL_PAYLOAD: usize = 64;
+    pub(crate) use rescue_proto::wire::frame::MAX_FRAME_LEN;
+    pub(crate) use rescue_proto::wire::frame::{FrameError, FrameType, Header, HEADER_LEN};
+    use rescue_proto::wire::limits::MAX_ERROR_MESSAGE_LEN;
+    use rescue_proto::wire::signal::{Close, CloseReason, ErrorCode, ErrorMessage, Message};
+    use rescue_proto::wire::signal::{PeerGone, Pong};
+
+    /// Longest control payload accepted from a peer: ERROR with the longest message
+    /// (PING and PONG take 8 bytes, CLOSE 2); a control frame must fit a fixed slot.
+    pub(crate) const MAX_CONTROL_PAYLOAD: usize = 3 + MAX_ERROR_MESSAGE_LEN;
     /// Largest control frame, header included.
     pub(crate) const CONTROL_FRAME_MAX: usize = HEADER_LEN + MAX_CONTROL_PAYLOAD;
 
-    /// ERROR code: a malformed frame or a frame not allowed after pairing.
-    pub(crate) const ERR_PROTOCOL_VIOLATION: u16 = 0x0007;
-    /// ERROR code: a time limit (the session lifetime) was reached.
-    pub(crate) const ERR_TIMEOUT: u16 = 0x0009;
-    /// ERROR code: the gateway is shutting down; the peer may try another gateway.
-    pub(crate) const ERR_SHUTTING_DOWN: u16 = 0x000B;
-    /// CLOSE reason: the connection was idle for too long.
-    pub(crate) const CLOSE_IDLE_TIMEOUT: u16 = 0x0003;
-
-    /// Frame type and payload length of a header.
-    pub(crate) fn header(h: [u8; HEADER_LEN]) -> (u8, usize) {
-        let len = u32::from_be_bytes([0, h[1], h[2], h[3]]);
-        (h[0], len as usize)
-    }
-
-    /// Encodes a header; `len` must not exceed [`MAX_PAYLOAD`].
-    pub(crate) fn encode_header(ty: u8, len: usize) -> [u8; HEADER_LEN] {
-        debug_assert!(len <= MAX_PAYLOAD);
-        let l = (len as u32).to_be_bytes();
-        [ty, l[1], l[2], l[3]]
-    }
-
-    /// A small control frame held by value (no allocation).
+    /// A small encoded control frame held by value (no allocation).
     #[derive(Debug, Clone, Copy)]
     pub(crate) struct Control {
         bytes: [u8; CONTROL_FRAME_MAX],
@@ -982,36 +992,51 @@ pub(crate) mod frame {
     }
 
     impl Control {
+        /// Encodes `msg`; `None` if it is larger than [`CONTROL_FRAME_MAX`].
+        pub(crate) fn new(msg: &Message) -> Option<Control> {
+            let len = msg.frame_len();
+            if len > CONTROL_FRAME_MAX {
+                return None;
+            }
+            let mut bytes = [0; CONTROL_FRAME_MAX];
+            // `len` fits, so the slice never runs out of room.
+            msg.encode(&mut &mut bytes[..]).ok()?;
+            Some(Control { bytes, len })
+        }
+
         /// The encoded frame.
         pub(crate) fn as_bytes(&self) -> &[u8] {
-            &self.bytes[..self.len]
+            self.bytes.get(..self.len).unwrap_or_default()
         }
     }
 
-    /// A control frame of type `ty`; the payload is cut to [`MAX_CONTROL_PAYLOAD`].
-    pub(crate) fn control(ty: u8, payload: &[u8]) -> Control {
-        let payload = &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)];
-        let mut bytes = [0; CONTROL_FRAME_MAX];
-        bytes[..HEADER_LEN].copy_from_slice(&encode_header(ty, payload.len()));
-        bytes[HEADER_LEN..HEADER_LEN + payload.len()].copy_from_slice(payload);
-        let len = HEADER_LEN + payload.len();
-        Control { bytes, len }
+    /// Encodes a message known to fit; an empty frame (nothing sent) otherwise.
+    fn fixed(msg: Message) -> Control {
+        let empty = Control {
+            bytes: [0; CONTROL_FRAME_MAX],
+            len: 0,
+        };
+        Control::new(&msg).unwrap_or(empty)
     }
 
-    /// `ERROR{code, message_len 0}`.
-    pub(crate) fn error(code: u16) -> Control {
-        let [hi, lo] = code.to_be_bytes();
-        control(ERROR, &[hi, lo, 0])
+    /// `ERROR{code, empty message}`.
+    pub(crate) fn error(code: ErrorCode) -> Control {
+        fixed(Message::Error(ErrorMessage::new(code)))
     }
 
     /// `CLOSE{reason}`.
-    pub(crate) fn close(reason: u16) -> Control {
-        control(CLOSE, &reason.to_be_bytes())
+    pub(crate) fn close(reason: CloseReason) -> Control {
+        fixed(Message::Close(Close { reason }))
     }
 
     /// `PEER_GONE{grace_secs 0}`: the other party is gone for good.
     pub(crate) fn peer_gone() -> Control {
-        control(PEER_GONE, &0u32.to_be_bytes())
+        fixed(Message::PeerGone(PeerGone { grace_secs: 0 }))
+    }
+
+    /// `PONG{nonce}`.
+    pub(crate) fn pong(nonce: u64) -> Control {
+        fixed(Message::Pong(Pong { nonce }))
     }
 }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use rand::{Rng, RngCore, SeedableRng};
 use rescue::relay::{relay, FrameViolation, Hop, RelayEnd, RelayError, RelayLimits, RelayStats};
+use rescue_proto::wire::signal::ErrorCode;
 use rescue_proto::Guid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -12,8 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 const DATA: u8 = 0x08;
 const PING: u8 = 0x09;
-const PONG: u8 = 0x0A;
-const PEER_GONE: u8 = 0x0B;
 const CLOSE: u8 = 0x0C;
 const ERROR: u8 = 0x0D;
 
@@ -148,19 +147,24 @@ async fn forwards_bytes_exactly_both_ways_and_close_ends_cleanly() {
     }
 }
 
+fn vector(name: &str) -> Vec<u8> {
+    rescue_proto::vectors::vector(include_str!("../PROTOCOL.md"), name)
+        .expect("vector in PROTOCOL.md")
+}
+
 #[tokio::test]
 async fn ping_is_answered_on_the_same_hop_and_cut_out_of_the_stream() {
     let (mut a, mut b, task) = session(RelayLimits::default(), CancellationToken::new()).await;
-    let nonce = 0x0102_0304_0506_0708u64.to_be_bytes();
     let mut burst = frame(DATA, b"first");
-    burst.extend(frame(PING, &nonce));
+    burst.extend(vector("frame.ping"));
     burst.extend(frame(DATA, b"second"));
     a.write_all(&burst).await.expect("write");
-    assert_eq!(read_frame(&mut a).await, (PONG, nonce.to_vec()));
+    let (ty, p) = read_frame(&mut a).await;
+    assert_eq!(frame(ty, &p), vector("frame.pong"));
     assert_eq!(read_frame(&mut b).await, (DATA, b"first".to_vec()));
     assert_eq!(read_frame(&mut b).await, (DATA, b"second".to_vec()));
-    b.write_all(&frame(CLOSE, &[0, 0])).await.expect("close");
-    assert_eq!(read_to_end(&mut a).await, frame(CLOSE, &[0, 0]));
+    b.write_all(&vector("frame.close")).await.expect("close");
+    assert_eq!(read_to_end(&mut a).await, vector("frame.close"));
     let s = stats(task).await;
     assert_eq!(s.a_to_b.pings, 1);
     assert_eq!(
@@ -178,7 +182,7 @@ async fn a_peer_vanishing_mid_relay_gives_the_other_peer_gone() {
     a.write_all(&data).await.expect("write");
     drop(a);
     let mut expect = data;
-    expect.extend(frame(PEER_GONE, &[0, 0, 0, 0]));
+    expect.extend(vector_peer_gone_0());
     assert_eq!(read_to_end(&mut b).await, expect);
     assert_eq!(stats(task).await.end, RelayEnd::Vanished(Hop::A));
 }
@@ -204,32 +208,67 @@ async fn oversize_frame_is_a_typed_violation() {
         frame(ERROR, &[0x00, 0x07, 0]),
         "offender gets ERROR(ProtocolViolation)"
     );
-    assert_eq!(b, frame(PEER_GONE, &[0, 0, 0, 0]));
+    assert_eq!(b, vector_peer_gone_0());
     assert_eq!(s.end, protocol(Hop::A, FrameViolation::Oversize(65_537)));
 }
 
 #[tokio::test]
 async fn unknown_and_signalling_frames_after_pairing_are_violations() {
-    for ty in [0x00, 0x01, 0x07, 0x0B, 0x0D, 0x14, 0xff] {
+    for ty in [0x00, 0x01, 0x07, 0x0B, 0x0E, 0x11, 0x14, 0xff] {
         let mut input = frame(DATA, b"ok");
         input.extend(frame(ty, &[]));
         let (a, b, s) = bad_input(&input).await;
         assert_eq!(a, frame(ERROR, &[0x00, 0x07, 0]), "type {ty:#x}");
         let mut expect = frame(DATA, b"ok");
-        expect.extend(frame(PEER_GONE, &[0, 0, 0, 0]));
+        expect.extend(vector_peer_gone_0());
         assert_eq!(b, expect, "type {ty:#x}");
         assert_eq!(s.end, protocol(Hop::A, FrameViolation::UnexpectedType(ty)));
     }
 }
 
 #[tokio::test]
-async fn oversized_control_frame_is_a_violation() {
-    let (a, _b, s) = bad_input(&frame(PING, &[0; 65])).await;
-    assert_eq!(a, frame(ERROR, &[0x00, 0x07, 0]));
+async fn bad_control_and_empty_data_frames_are_violations() {
+    let cases = [
+        (
+            frame(PING, &[0; 200]),
+            FrameViolation::ControlTooLong { ty: PING, len: 200 },
+        ),
+        (vector("bad.trailing"), FrameViolation::Malformed(PING)),
+        (vector("bad.truncated"), FrameViolation::Malformed(PING)),
+        (
+            frame(CLOSE, &[0x77, 0x77]),
+            FrameViolation::Malformed(CLOSE),
+        ),
+        (frame(DATA, &[]), FrameViolation::EmptyData),
+    ];
+    for (input, violation) in cases {
+        let (a, b, s) = bad_input(&input).await;
+        assert_eq!(a, frame(ERROR, &[0x00, 0x07, 0]), "{violation:?}");
+        assert_eq!(b, vector_peer_gone_0(), "{violation:?}");
+        assert_eq!(s.end, protocol(Hop::A, violation));
+    }
+}
+
+#[tokio::test]
+async fn a_peer_error_ends_the_session_with_peer_gone() {
+    let (a, b, s) = bad_input(&vector("frame.error")).await;
+    assert!(a.is_empty(), "nothing more for the hop that failed");
+    assert_eq!(b, vector_peer_gone_0());
     assert_eq!(
         s.end,
-        protocol(Hop::A, FrameViolation::ControlTooLong { ty: PING, len: 65 })
+        RelayEnd::PeerError {
+            hop: Hop::A,
+            code: ErrorCode::GuidTaken
+        }
     );
+}
+
+/// `PEER_GONE{0}`: the vector has a 30 s grace; the relay core always sends 0.
+fn vector_peer_gone_0() -> Vec<u8> {
+    let mut v = vector("frame.peer_gone");
+    let n = v.len();
+    v[n - 4..].copy_from_slice(&[0; 4]);
+    v
 }
 
 #[tokio::test]
@@ -243,7 +282,7 @@ async fn truncated_frames_are_typed_errors() {
     assert_eq!(s.end, protocol(Hop::A, FrameViolation::Truncated));
     // Inside a header: B is at a frame boundary and gets PEER_GONE.
     let (_, b, s) = bad_input(&[DATA, 0]).await;
-    assert_eq!(b, frame(PEER_GONE, &[0, 0, 0, 0]));
+    assert_eq!(b, vector_peer_gone_0());
     assert_eq!(s.end, protocol(Hop::A, FrameViolation::Truncated));
 }
 
