@@ -91,10 +91,13 @@ fn message() -> impl Strategy<Value = Message> {
             guid,
             resume_secret
         })),
-        (guid(), secret()).prop_map(|(guid, resume_secret)| Message::Resumed(Resumed {
-            guid,
-            resume_secret
-        })),
+        (guid(), secret(), any::<bool>()).prop_map(|(guid, resume_secret, paired)| {
+            Message::Resumed(Resumed {
+                guid,
+                resume_secret,
+                paired,
+            })
+        }),
         Just(Message::PeerBack(PeerBack)),
         Just(Message::Rendezvous(Rendezvous)),
         (any::<[u8; 16]>(), any::<u16>()).prop_map(|(t, port)| {

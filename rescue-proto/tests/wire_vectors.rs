@@ -19,7 +19,9 @@ fn v(name: &str) -> Vec<u8> {
 }
 
 fn guid() -> Guid {
-    "0123abcd-4567-89ef-0011-223344556677".parse().expect("valid GUID")
+    "0123abcd-4567-89ef-0011-223344556677"
+        .parse()
+        .expect("valid GUID")
 }
 
 fn seq<const N: usize>(start: u8) -> [u8; N] {
@@ -33,20 +35,45 @@ fn secret(start: u8) -> ResumeSecret {
 /// Every valid vector with the message it must be.
 fn expected() -> Vec<(&'static str, Message)> {
     vec![
-        ("frame.hello.applet", Message::Hello(Hello { version: 1, role: Role::Applet })),
-        ("frame.hello.gateway", Message::Hello(Hello { version: 1, role: Role::Gateway })),
-        ("frame.register", Message::Register(Register::new(b"ticket".to_vec()).expect("small"))),
+        (
+            "frame.hello.applet",
+            Message::Hello(Hello {
+                version: 1,
+                role: Role::Applet,
+            }),
+        ),
+        (
+            "frame.hello.gateway",
+            Message::Hello(Hello {
+                version: 1,
+                role: Role::Gateway,
+            }),
+        ),
+        (
+            "frame.register",
+            Message::Register(Register::new(b"ticket".to_vec()).expect("small")),
+        ),
         (
             "frame.registered",
-            Message::Registered(Registered { guid: guid(), lifetime_secs: 600, resume_secret: secret(0xa0) }),
+            Message::Registered(Registered {
+                guid: guid(),
+                lifetime_secs: 600,
+                resume_secret: secret(0xa0),
+            }),
         ),
         ("frame.queue", Message::Queue(Queue)),
         (
             "frame.queue_list",
             Message::QueueList(
                 QueueList::new(vec![
-                    QueueEntry { guid: guid(), waiting_secs: 90 },
-                    QueueEntry { guid: Guid::from_bytes(seq::<16>(0).map(|b| 0xff - b * 0x11)), waiting_secs: 7 },
+                    QueueEntry {
+                        guid: guid(),
+                        waiting_secs: 90,
+                    },
+                    QueueEntry {
+                        guid: Guid::from_bytes(seq::<16>(0).map(|b| 0xff - b * 0x11)),
+                        waiting_secs: 7,
+                    },
                 ])
                 .expect("short"),
             ),
@@ -61,13 +88,34 @@ fn expected() -> Vec<(&'static str, Message)> {
         ),
         (
             "frame.paired.to_console",
-            Message::Paired(Paired::ToConsole { guid: guid(), resume_secret: secret(0xc0) }),
+            Message::Paired(Paired::ToConsole {
+                guid: guid(),
+                resume_secret: secret(0xc0),
+            }),
         ),
         ("frame.data", Message::Data(Bytes::from_static(b"hello"))),
-        ("frame.ping", Message::Ping(Ping { nonce: 0x0102_0304_0506_0708 })),
-        ("frame.pong", Message::Pong(Pong { nonce: 0x0102_0304_0506_0708 })),
-        ("frame.peer_gone", Message::PeerGone(PeerGone { grace_secs: 30 })),
-        ("frame.close", Message::Close(Close { reason: CloseReason::EndUser })),
+        (
+            "frame.ping",
+            Message::Ping(Ping {
+                nonce: 0x0102_0304_0506_0708,
+            }),
+        ),
+        (
+            "frame.pong",
+            Message::Pong(Pong {
+                nonce: 0x0102_0304_0506_0708,
+            }),
+        ),
+        (
+            "frame.peer_gone",
+            Message::PeerGone(PeerGone { grace_secs: 30 }),
+        ),
+        (
+            "frame.close",
+            Message::Close(Close {
+                reason: CloseReason::EndUser,
+            }),
+        ),
         (
             "frame.error",
             Message::Error(ErrorMessage {
@@ -75,16 +123,42 @@ fn expected() -> Vec<(&'static str, Message)> {
                 message: ErrorText::new("guid taken").expect("short"),
             }),
         ),
-        ("frame.reattach", Message::Reattach(Reattach { guid: guid(), resume_secret: secret(0xa0) })),
-        ("frame.resumed", Message::Resumed(Resumed { guid: guid(), resume_secret: secret(0xe0) })),
+        (
+            "frame.reattach",
+            Message::Reattach(Reattach {
+                guid: guid(),
+                resume_secret: secret(0xa0),
+            }),
+        ),
+        (
+            "frame.resumed",
+            Message::Resumed(Resumed {
+                guid: guid(),
+                resume_secret: secret(0xe0),
+                paired: true,
+            }),
+        ),
         ("frame.peer_back", Message::PeerBack(PeerBack)),
         ("frame.rendezvous", Message::Rendezvous(Rendezvous)),
         (
             "frame.udp_token",
-            Message::UdpToken(UdpToken { token: RendezvousToken::from_bytes(seq(0x10)), port: 3478 }),
+            Message::UdpToken(UdpToken {
+                token: RendezvousToken::from_bytes(seq(0x10)),
+                port: 3478,
+            }),
         ),
-        ("frame.peer_addr.v4", Message::PeerAddr(PeerAddr { addr: addr("192.0.2.1:50000") })),
-        ("frame.peer_addr.v6", Message::PeerAddr(PeerAddr { addr: addr("[2001:db8::1]:50000") })),
+        (
+            "frame.peer_addr.v4",
+            Message::PeerAddr(PeerAddr {
+                addr: addr("192.0.2.1:50000"),
+            }),
+        ),
+        (
+            "frame.peer_addr.v6",
+            Message::PeerAddr(PeerAddr {
+                addr: addr("[2001:db8::1]:50000"),
+            }),
+        ),
     ]
 }
 
@@ -107,7 +181,10 @@ fn every_vector_decodes_to_its_message() {
     for (name, msg) in expected() {
         assert_eq!(Message::decode_frame(&v(name)), Ok(msg.clone()), "{name}");
         let mut buf = BytesMut::from(&v(name)[..]);
-        let raw = GatewayCodec::new().decode(&mut buf).expect("valid").expect("complete");
+        let raw = GatewayCodec::new()
+            .decode(&mut buf)
+            .expect("valid")
+            .expect("complete");
         assert_eq!(raw.message(), Ok(msg), "{name} through the codec");
         assert!(buf.is_empty());
     }
@@ -119,8 +196,14 @@ fn every_frame_type_has_a_vector() {
     for t in FrameType::ALL {
         assert!(types.contains(&t), "{t:?} has no vector");
     }
-    let listed: Vec<&str> = names(DOC).filter(|n| n.starts_with("frame.") && *n != "frame.header.max").collect();
-    assert_eq!(listed.len(), expected().len(), "every frame.* vector in PROTOCOL.md is checked");
+    let listed: Vec<&str> = names(DOC)
+        .filter(|n| n.starts_with("frame.") && *n != "frame.header.max")
+        .collect();
+    assert_eq!(
+        listed.len(),
+        expected().len(),
+        "every frame.* vector in PROTOCOL.md is checked"
+    );
 }
 
 #[test]
@@ -129,7 +212,10 @@ fn every_prefix_of_a_vector_is_truncated() {
         let bytes = v(name);
         for cut in 0..bytes.len() {
             let err = Message::decode_frame(&bytes[..cut]).expect_err(name);
-            assert!(matches!(err, SignalError::Frame(FrameError::Truncated { .. })), "{name}[..{cut}]: {err:?}");
+            assert!(
+                matches!(err, SignalError::Frame(FrameError::Truncated { .. })),
+                "{name}[..{cut}]: {err:?}"
+            );
         }
     }
 }
@@ -143,42 +229,109 @@ fn a_longer_payload_is_rejected_as_trailing_bytes() {
         let mut bytes = v(name);
         let header = Header::parse(&bytes).expect("valid");
         bytes.push(0);
-        bytes[..4].copy_from_slice(&Header::new(header.frame_type, header.payload_len + 1).expect("small").to_bytes());
-        assert_eq!(Message::decode_frame(&bytes), Err(SignalError::TrailingBytes(1)), "{name}");
+        bytes[..4].copy_from_slice(
+            &Header::new(header.frame_type, header.payload_len + 1)
+                .expect("small")
+                .to_bytes(),
+        );
+        assert_eq!(
+            Message::decode_frame(&bytes),
+            Err(SignalError::TrailingBytes(1)),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn bad_vectors_are_rejected_with_the_right_error() {
-    assert_eq!(Header::parse(&v("frame.header.max")).map(|h| h.payload_len), Ok(MAX_PAYLOAD));
-    assert_eq!(Header::parse(&v("bad.oversize")), Err(FrameError::Oversize(MAX_PAYLOAD + 1)));
-    assert_eq!(Header::parse(&v("bad.unknown_type")), Err(FrameError::UnknownType(0x14)));
-    assert_eq!(Message::decode_frame(&v("bad.hello_flags")), Err(SignalError::Reserved { field: "hello flags" }));
-    assert_eq!(Message::decode_frame(&v("bad.trailing")), Err(SignalError::TrailingBytes(1)));
-    assert_eq!(Message::decode_frame(&v("bad.truncated")), Err(SignalError::Truncated));
+    assert_eq!(
+        Header::parse(&v("frame.header.max")).map(|h| h.payload_len),
+        Ok(MAX_PAYLOAD)
+    );
+    assert_eq!(
+        Header::parse(&v("bad.oversize")),
+        Err(FrameError::Oversize(MAX_PAYLOAD + 1))
+    );
+    assert_eq!(
+        Header::parse(&v("bad.unknown_type")),
+        Err(FrameError::UnknownType(0x14))
+    );
+    assert_eq!(
+        Message::decode_frame(&v("bad.hello_flags")),
+        Err(SignalError::Reserved {
+            field: "hello flags"
+        })
+    );
+    assert_eq!(
+        Message::decode_frame(&v("bad.trailing")),
+        Err(SignalError::TrailingBytes(1))
+    );
+    assert_eq!(
+        Message::decode_frame(&v("bad.truncated")),
+        Err(SignalError::Truncated)
+    );
     for name in ["bad.oversize", "bad.unknown_type"] {
         let mut buf = BytesMut::from(&v(name)[..]);
-        assert!(GatewayCodec::new().decode(&mut buf).is_err(), "{name} through the codec");
+        assert!(
+            GatewayCodec::new().decode(&mut buf).is_err(),
+            "{name} through the codec"
+        );
     }
 }
 
 #[test]
 fn out_of_bounds_fields_are_rejected() {
     // An empty ticket, and a ticket_len above MAX_TICKET_LEN with no bytes behind it.
-    assert!(matches!(Register::decode(&[0, 0]), Err(SignalError::Length { len: 0, .. })));
-    assert!(matches!(Register::decode(&[0x10, 0x01]), Err(SignalError::Length { len: 4097, .. })));
+    assert!(matches!(
+        Register::decode(&[0, 0]),
+        Err(SignalError::Length { len: 0, .. })
+    ));
+    assert!(matches!(
+        Register::decode(&[0x10, 0x01]),
+        Err(SignalError::Length { len: 4097, .. })
+    ));
     // A QUEUE_LIST count above MAX_QUEUE_ENTRIES is refused before the list is read.
-    assert!(matches!(QueueList::decode(&[0x01, 0x01]), Err(SignalError::Length { len: 257, .. })));
+    assert!(matches!(
+        QueueList::decode(&[0x01, 0x01]),
+        Err(SignalError::Length { len: 257, .. })
+    ));
     // An empty account, a control character in a name, an unknown PAIRED kind.
-    assert!(matches!(Paired::decode(&[1, 0, 1, b'A']), Err(SignalError::Length { .. })));
-    assert!(matches!(Paired::decode(&[1, 1, b'a', 1, 0x1b]), Err(SignalError::Text { .. })));
-    assert!(matches!(Paired::decode(&[3]), Err(SignalError::UnknownCode { .. })));
+    assert!(matches!(
+        Paired::decode(&[1, 0, 1, b'A']),
+        Err(SignalError::Length { .. })
+    ));
+    assert!(matches!(
+        Paired::decode(&[1, 1, b'a', 1, 0x1b]),
+        Err(SignalError::Text { .. })
+    ));
+    assert!(matches!(
+        Paired::decode(&[3]),
+        Err(SignalError::UnknownCode { .. })
+    ));
     // Unknown codes in HELLO, CLOSE, ERROR and PEER_ADDR.
-    assert!(matches!(Hello::decode(&[0, 1, 9, 0]), Err(SignalError::UnknownCode { .. })));
-    assert!(matches!(Close::decode(&[0, 9]), Err(SignalError::UnknownCode { .. })));
-    assert!(matches!(ErrorMessage::decode(&[0, 0, 0]), Err(SignalError::UnknownCode { .. })));
-    assert!(matches!(PeerAddr::decode(&[5, 0, 0]), Err(SignalError::UnknownCode { .. })));
+    assert!(matches!(
+        Hello::decode(&[0, 1, 9, 0]),
+        Err(SignalError::UnknownCode { .. })
+    ));
+    assert!(matches!(
+        Close::decode(&[0, 9]),
+        Err(SignalError::UnknownCode { .. })
+    ));
+    assert!(matches!(
+        ErrorMessage::decode(&[0, 0, 0]),
+        Err(SignalError::UnknownCode { .. })
+    ));
+    assert!(matches!(
+        PeerAddr::decode(&[5, 0, 0]),
+        Err(SignalError::UnknownCode { .. })
+    ));
     // An ERROR message that is not UTF-8, and an empty DATA.
-    assert!(matches!(ErrorMessage::decode(&[0, 1, 1, 0xff]), Err(SignalError::Text { .. })));
-    assert!(matches!(Message::decode_frame(&[8, 0, 0, 0]), Err(SignalError::Length { len: 0, .. })));
+    assert!(matches!(
+        ErrorMessage::decode(&[0, 1, 1, 0xff]),
+        Err(SignalError::Text { .. })
+    ));
+    assert!(matches!(
+        Message::decode_frame(&[8, 0, 0, 0]),
+        Err(SignalError::Length { len: 0, .. })
+    ));
 }

@@ -9,6 +9,7 @@ use super::SignalError;
 use crate::guid::{Guid, GUID_LEN};
 use crate::wire::limits::RESUME_SECRET_LEN;
 
+/// Declares a message of exactly a GUID and a resume secret.
 macro_rules! guid_secret_message {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -52,11 +53,67 @@ guid_secret_message!(
     /// (console); a console must also present the same certificate identity as before.
     Reattach
 );
-guid_secret_message!(
-    /// `RESUMED{guid, resume_secret}`: the sender is back in the session; the secret is a
-    /// fresh one that replaces the used one.
-    Resumed
-);
+/// State byte of RESUMED: the session still waits for a technician.
+const STATE_WAITING: u8 = 0x01;
+/// State byte of RESUMED: the session is paired; the relay runs.
+const STATE_PAIRED: u8 = 0x02;
+
+/// `RESUMED{guid, resume_secret, state u8}`: the receiver is back in the session. The
+/// secret is a fresh one that replaces the used one; `state` says whether the session
+/// still waits (0x01) or is paired (0x02).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// The session.
+    pub guid: Guid,
+    /// The party's new resume secret.
+    pub resume_secret: ResumeSecret,
+    /// Whether the session is paired (else it still waits for a technician).
+    pub paired: bool,
+}
+
+impl Resumed {
+    /// Payload length.
+    pub const LEN: usize = GUID_LEN + RESUME_SECRET_LEN + 1;
+
+    /// Parses the payload.
+    pub fn decode(payload: &[u8]) -> Result<Self, SignalError> {
+        let mut r = Reader::new(payload);
+        let guid = r.guid()?;
+        let resume_secret = ResumeSecret::from_bytes(r.array()?);
+        let paired = match r.u8()? {
+            STATE_WAITING => false,
+            STATE_PAIRED => true,
+            s => {
+                return Err(SignalError::UnknownCode {
+                    field: "resumed state",
+                    code: s.into(),
+                })
+            }
+        };
+        r.finish()?;
+        Ok(Self {
+            guid,
+            resume_secret,
+            paired,
+        })
+    }
+
+    /// Appends the payload.
+    pub fn encode<B: BufMut>(&self, dst: &mut B) {
+        dst.put_slice(self.guid.as_bytes());
+        dst.put_slice(self.resume_secret.as_bytes());
+        dst.put_u8(if self.paired {
+            STATE_PAIRED
+        } else {
+            STATE_WAITING
+        });
+    }
+
+    /// Payload length.
+    pub fn payload_len(&self) -> usize {
+        Self::LEN
+    }
+}
 
 macro_rules! empty_message {
     ($(#[$doc:meta])* $name:ident) => {
