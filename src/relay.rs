@@ -387,8 +387,8 @@ where
         };
         let end = match ev {
             DirEvent::Done => return,
-            DirEvent::Closed(close) => {
-                from.finish(Some(close), false);
+            DirEvent::Closed(reason) => {
+                from.finish(Some(frame::close(reason)), false);
                 to.finish(None, false);
                 RelayEnd::Closed(hop)
             }
@@ -463,7 +463,7 @@ mod dir {
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio::time::{Instant, Sleep};
 
-    use rescue_proto::wire::signal::{ErrorCode, Message};
+    use rescue_proto::wire::signal::{CloseReason, ErrorCode, Message};
 
     use super::frame::{self, Control, FrameError, FrameType, Header};
     use super::frame::{CONTROL_FRAME_MAX, HEADER_LEN};
@@ -479,8 +479,8 @@ mod dir {
     pub(super) enum DirEvent {
         /// The direction finished its final frames and shut its writer down.
         Done,
-        /// The reading hop sent CLOSE; the frame to send to the other hop.
-        Closed(Control),
+        /// The reading hop sent CLOSE with this reason.
+        Closed(CloseReason),
         /// The reading hop's stream ended (EOF or error); `truncated` if inside a frame.
         ReadEnded {
             error: Option<io::ErrorKind>,
@@ -913,9 +913,7 @@ mod dir {
                         self.stats.pings += 1;
                         None
                     }
-                    Message::Close(close) => {
-                        Control::new(&Message::Close(close)).map(DirEvent::Closed)
-                    }
+                    Message::Close(close) => Some(DirEvent::Closed(close.reason)),
                     Message::Error(e) => Some(DirEvent::PeerError(e.code)),
                     _ => None,
                 };
