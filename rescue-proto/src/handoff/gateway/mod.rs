@@ -1,0 +1,332 @@
+//! The gateway's session table.
+//!
+//! ```text
+//!                REGISTER (fresh GUID)            CLAIM (same account, first claim)
+//!  issued ----------------------------> Waiting ----------------------------> Paired
+//!                                        |   ^                                 |   ^
+//!                        applet hop lost |   | REATTACH (applet)    a hop lost |   | REATTACH
+//!                                        v   |                                 v   |
+//!                                    Waiting, applet away                Paired, one away
+//!                                        |                                      |
+//!           lifetime over / grace over   |           grace over / CLOSE / both  |
+//!                                        v                                      v
+//!                                      Ended <----------------------------------+
+//!                          (GUID remembered until its ticket expires)
+//! ```
+//!
+//! Hops are the caller's connection ids ([`HopId`]). Every operation takes `now`;
+//! [`SessionTable::poll_timeout`] says when [`SessionTable::expire`] is next due.
+//! The table never holds more than [`Limits::max_sessions`] live sessions,
+//! [`Limits::max_per_account`] per account and about [`Limits::max_ended`] remembered
+//! GUIDs; past those it refuses with [`TableError::Overloaded`]. Deadline scans are
+//! linear in the number of sessions.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::guid::Guid;
+use crate::wire::limits::{
+    MAX_ENDED_REMEMBERED, MAX_SESSIONS, MAX_SESSIONS_PER_ACCOUNT, PENDING_LIFETIME, REATTACH_GRACE,
+};
+use crate::wire::signal::{AccountId, ErrorCode, Message, ResumeSecret, Role, TechnicianName};
+
+mod admit;
+mod lifecycle;
+#[cfg(test)]
+mod tests;
+
+pub use admit::{Pairing, RegisterRequest};
+pub use lifecycle::{ReattachRequest, Reattached};
+
+/// The caller's id for one connection (hop) to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HopId(pub u64);
+
+/// Who a console is, from its verified client certificate (never from a message).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsoleIdentity {
+    /// The account of the certificate's CA.
+    pub account: AccountId,
+    /// The technician named in the certificate.
+    pub technician: TechnicianName,
+}
+
+/// Bounds and durations of a table; [`Default`] gives the protocol's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most live sessions.
+    pub max_sessions: usize,
+    /// Most live sessions of one account.
+    pub max_per_account: usize,
+    /// Most ended GUIDs remembered; when reached, REGISTER is refused.
+    pub max_ended: usize,
+    /// Lifetime of a waiting session.
+    pub pending_lifetime: Duration,
+    /// Time a party that lost its hop has to reattach.
+    pub reattach_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sessions: MAX_SESSIONS,
+            max_per_account: MAX_SESSIONS_PER_ACCOUNT,
+            max_ended: MAX_ENDED_REMEMBERED,
+            pending_lifetime: PENDING_LIFETIME,
+            reattach_grace: REATTACH_GRACE,
+        }
+    }
+}
+
+/// Why the table refused an operation; [`TableError::code`] is the ERROR to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// REGISTER of a GUID that is live, or ended while its ticket is still valid.
+    #[error("GUID already registered")]
+    GuidTaken,
+    /// REGISTER with a ticket that expires at or before `now`.
+    #[error("ticket expired")]
+    ExpiredTicket,
+    /// A limit on sessions, per-account sessions or remembered GUIDs is reached.
+    #[error("session table full")]
+    Overloaded,
+    /// CLAIM of a GUID with no live session, or one whose applet is away.
+    #[error("unknown session")]
+    UnknownGuid,
+    /// CLAIM by a console of another account.
+    #[error("session belongs to another account")]
+    WrongAccount,
+    /// CLAIM of a session that is paired already.
+    #[error("session already claimed")]
+    AlreadyClaimed,
+    /// REATTACH with an unknown GUID, a wrong secret or identity, or after the grace.
+    #[error("reattach refused")]
+    BadResume,
+    /// The hop already has a place in a session: the peer broke the protocol.
+    #[error("connection already in a session")]
+    HopInUse,
+}
+
+impl TableError {
+    /// The ERROR code for the peer.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Self::GuidTaken => ErrorCode::GuidTaken,
+            Self::ExpiredTicket => ErrorCode::ExpiredTicket,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::UnknownGuid => ErrorCode::UnknownGuid,
+            Self::WrongAccount => ErrorCode::WrongAccount,
+            Self::AlreadyClaimed => ErrorCode::AlreadyClaimed,
+            Self::BadResume => ErrorCode::BadResume,
+            Self::HopInUse => ErrorCode::ProtocolViolation,
+        }
+    }
+}
+
+/// A message for the caller to send on a hop, and whether to close the hop after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where to send.
+    pub hop: HopId,
+    /// What to send.
+    pub message: Message,
+    /// Close the hop after sending.
+    pub close: bool,
+}
+
+/// The observable state of one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionState {
+    /// Registered, not yet claimed.
+    Waiting,
+    /// Claimed; the relay runs (or a party is away).
+    Paired,
+}
+
+/// A snapshot of one session, for the caller and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Waiting or paired.
+    pub state: SessionState,
+    /// The account from the ticket.
+    pub account: AccountId,
+    /// The applet's hop, if present.
+    pub applet: Option<HopId>,
+    /// The console's hop, if paired and present.
+    pub console: Option<HopId>,
+}
+
+/// Where a party is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presence {
+    /// Connected on this hop.
+    Here(HopId),
+    /// Hop lost; may reattach until the instant.
+    Away(Instant),
+}
+
+/// One party of a session.
+#[derive(Debug, Clone)]
+pub(crate) struct Party {
+    pub(crate) presence: Presence,
+    pub(crate) secret: ResumeSecret,
+}
+
+impl Party {
+    pub(crate) fn hop(&self) -> Option<HopId> {
+        match self.presence {
+            Presence::Here(h) => Some(h),
+            Presence::Away(_) => None,
+        }
+    }
+}
+
+/// The console side of a paired session.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsoleSide {
+    pub(crate) party: Party,
+    pub(crate) identity: ConsoleIdentity,
+}
+
+/// One live session.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) account: AccountId,
+    pub(crate) registered_at: Instant,
+    pub(crate) ticket_expires: Instant,
+    pub(crate) applet: Party,
+    /// `None` while waiting.
+    pub(crate) console: Option<ConsoleSide>,
+}
+
+/// The gateway's sessions, keyed by GUID.
+#[derive(Debug)]
+pub struct SessionTable {
+    pub(crate) limits: Limits,
+    pub(crate) sessions: HashMap<Guid, Session>,
+    /// Live sessions per account (no zero entries).
+    pub(crate) per_account: HashMap<AccountId, usize>,
+    /// Every present hop: its session and role.
+    pub(crate) hops: HashMap<HopId, (Guid, Role)>,
+    /// Ended GUIDs and the expiry of their ticket.
+    pub(crate) ended: HashMap<Guid, Instant>,
+}
+
+impl SessionTable {
+    /// An empty table.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            sessions: HashMap::new(),
+            per_account: HashMap::new(),
+            hops: HashMap::new(),
+            ended: HashMap::new(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether there is no live session.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// A snapshot of a session.
+    pub fn session(&self, guid: &Guid) -> Option<SessionInfo> {
+        let s = self.sessions.get(guid)?;
+        Some(SessionInfo {
+            state: if s.console.is_some() {
+                SessionState::Paired
+            } else {
+                SessionState::Waiting
+            },
+            account: s.account.clone(),
+            applet: s.applet.hop(),
+            console: s.console.as_ref().and_then(|c| c.party.hop()),
+        })
+    }
+
+    /// The session and role of a hop.
+    pub fn hop(&self, hop: HopId) -> Option<(Guid, Role)> {
+        self.hops.get(&hop).copied()
+    }
+
+    /// The hop to forward DATA to from `hop`: the other party, if paired and present.
+    pub fn peer_of(&self, hop: HopId) -> Option<HopId> {
+        let (guid, role) = self.hops.get(&hop)?;
+        let s = self.sessions.get(guid)?;
+        let console = s.console.as_ref()?;
+        match role {
+            Role::Applet => console.party.hop(),
+            _ => s.applet.hop(),
+        }
+    }
+
+    /// Whether `guid` is remembered as ended (and cannot be registered again).
+    pub fn is_ended(&self, guid: &Guid) -> bool {
+        self.ended.contains_key(guid)
+    }
+
+    /// Checks every internal invariant; panics with a description if one is broken.
+    /// For tests: the table maintains these on every operation.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        assert!(
+            self.sessions.len() <= self.limits.max_sessions,
+            "session bound"
+        );
+        let mut counts: HashMap<&AccountId, usize> = HashMap::new();
+        let mut present = 0;
+        for (guid, s) in &self.sessions {
+            *counts.entry(&s.account).or_default() += 1;
+            assert!(!self.ended.contains_key(guid), "live and ended");
+            let parties = [
+                Some((&s.applet, Role::Applet)),
+                s.console.as_ref().map(|c| (&c.party, Role::Console)),
+            ];
+            for (party, role) in parties.into_iter().flatten() {
+                if let Some(h) = party.hop() {
+                    present += 1;
+                    assert_eq!(self.hops.get(&h), Some(&(*guid, role)), "hop index");
+                }
+            }
+            let away = [Some(&s.applet), s.console.as_ref().map(|c| &c.party)]
+                .into_iter()
+                .flatten()
+                .filter(|p| p.hop().is_none())
+                .count();
+            assert!(away < 2, "a session with both parties away has ended");
+        }
+        assert_eq!(present, self.hops.len(), "no stale hop");
+        assert_eq!(counts.len(), self.per_account.len(), "account index");
+        for (a, n) in counts {
+            assert_eq!(self.per_account.get(a), Some(&n), "account count");
+            assert!(n <= self.limits.max_per_account, "per-account bound");
+        }
+        assert!(
+            self.ended.len() <= self.limits.max_ended + self.limits.max_sessions,
+            "ended bound"
+        );
+    }
+}
+
+impl Default for SessionTable {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+/// Whole seconds of `d`, saturated to `u32`.
+pub(crate) fn secs_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}

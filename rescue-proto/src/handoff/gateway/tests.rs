@@ -1,0 +1,230 @@
+//! Unit tests of the session table: one scenario per rule.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::wire::signal::{CloseReason, PeerGone};
+
+fn guid(n: u8) -> Guid {
+    Guid::from_bytes([n; 16])
+}
+
+fn secret(n: u8) -> ResumeSecret {
+    ResumeSecret::from_bytes([n; 32])
+}
+
+fn acct(s: &str) -> AccountId {
+    AccountId::new(s).expect("valid")
+}
+
+fn tech(account: &str) -> ConsoleIdentity {
+    ConsoleIdentity {
+        account: acct(account),
+        technician: TechnicianName::new("Ana").expect("valid"),
+    }
+}
+
+fn req(now: Instant, g: u8, account: &str, hop: u64) -> RegisterRequest {
+    RegisterRequest {
+        guid: guid(g),
+        account: acct(account),
+        ticket_expires: now + Duration::from_secs(3600),
+        hop: HopId(hop),
+        resume_secret: secret(g),
+    }
+}
+
+#[test]
+fn register_then_claim_pairs_the_two_hops() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    let reg = t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    assert_eq!(reg.lifetime_secs, 600);
+    assert_eq!(t.queue(now, &acct("acme")).entries().len(), 1);
+    let p = t
+        .claim(now, guid(1), tech("acme"), HopId(20), secret(9))
+        .expect("same account");
+    assert_eq!(p.applet, HopId(10));
+    assert_eq!(t.peer_of(HopId(10)), Some(HopId(20)));
+    assert_eq!(t.peer_of(HopId(20)), Some(HopId(10)));
+    assert!(t.queue(now, &acct("acme")).entries().is_empty());
+    t.check_invariants();
+}
+
+#[test]
+fn a_guid_is_registered_once_even_after_it_ended() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    assert_eq!(
+        t.register(now, req(now, 1, "acme", 11)),
+        Err(TableError::GuidTaken)
+    );
+    t.close(now, HopId(10), CloseReason::EndUser);
+    assert_eq!(
+        t.register(now, req(now, 1, "acme", 12)),
+        Err(TableError::GuidTaken)
+    );
+    // Once the ticket has expired the GUID is forgotten; the ticket is useless anyway.
+    t.expire(now + Duration::from_secs(3600));
+    assert!(!t.is_ended(&guid(1)));
+}
+
+#[test]
+fn claims_are_checked_for_account_and_uniqueness() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    assert_eq!(
+        t.claim(now, guid(2), tech("acme"), HopId(20), secret(9))
+            .err(),
+        Some(TableError::UnknownGuid)
+    );
+    assert_eq!(
+        t.claim(now, guid(1), tech("other"), HopId(20), secret(9))
+            .err(),
+        Some(TableError::WrongAccount)
+    );
+    assert!(t.queue(now, &acct("other")).entries().is_empty());
+    t.claim(now, guid(1), tech("acme"), HopId(20), secret(9))
+        .expect("first claim");
+    assert_eq!(
+        t.claim(now, guid(1), tech("acme"), HopId(21), secret(8))
+            .err(),
+        Some(TableError::AlreadyClaimed)
+    );
+    t.check_invariants();
+}
+
+#[test]
+fn unclaimed_sessions_expire() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(600)));
+    assert!(t.expire(now + Duration::from_secs(599)).is_empty());
+    let out = t.expire(now + Duration::from_secs(600));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].hop, HopId(10));
+    assert!(out[0].close);
+    assert!(t.is_empty());
+    t.check_invariants();
+}
+
+#[test]
+fn a_lost_hop_can_reattach_within_the_grace_period() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    t.claim(now, guid(1), tech("acme"), HopId(20), secret(9))
+        .expect("claim");
+    let out = t.hop_lost(now, HopId(10));
+    assert_eq!(
+        out[0].message,
+        Message::PeerGone(PeerGone { grace_secs: 30 })
+    );
+    assert_eq!(t.peer_of(HopId(20)), None);
+    let mut r = ReattachRequest {
+        guid: guid(1),
+        role: Role::Applet,
+        resume_secret: secret(7),
+        identity: None,
+        hop: HopId(11),
+        new_secret: secret(3),
+    };
+    assert_eq!(
+        t.reattach(now, r.clone()).err(),
+        Some(TableError::BadResume),
+        "wrong secret"
+    );
+    r.resume_secret = secret(1);
+    let back = t
+        .reattach(now + Duration::from_secs(5), r.clone())
+        .expect("valid");
+    assert!(back.resumed.paired);
+    assert_eq!(back.notify.map(|o| o.hop), Some(HopId(20)));
+    assert_eq!(t.peer_of(HopId(20)), Some(HopId(11)));
+    r.hop = HopId(12);
+    assert_eq!(
+        t.reattach(now, r).err(),
+        Some(TableError::BadResume),
+        "a secret works once"
+    );
+    t.check_invariants();
+}
+
+#[test]
+fn a_console_must_show_the_same_identity_to_reattach() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    t.claim(now, guid(1), tech("acme"), HopId(20), secret(9))
+        .expect("claim");
+    t.hop_lost(now, HopId(20));
+    let mut r = ReattachRequest {
+        guid: guid(1),
+        role: Role::Console,
+        resume_secret: secret(9),
+        identity: Some(ConsoleIdentity {
+            account: acct("acme"),
+            technician: TechnicianName::new("Bob").expect("ok"),
+        }),
+        hop: HopId(21),
+        new_secret: secret(4),
+    };
+    assert_eq!(
+        t.reattach(now, r.clone()).err(),
+        Some(TableError::BadResume)
+    );
+    r.identity = Some(tech("acme"));
+    assert!(t.reattach(now, r).is_ok());
+}
+
+#[test]
+fn grace_over_ends_the_session_and_tells_the_survivor() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    t.claim(now, guid(1), tech("acme"), HopId(20), secret(9))
+        .expect("claim");
+    t.hop_lost(now, HopId(20));
+    assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(30)));
+    let out = t.expire(now + Duration::from_secs(30));
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            hop: HopId(10),
+            message: Message::PeerGone(PeerGone { grace_secs: 0 }),
+            close: true
+        }]
+    );
+    assert!(t.is_empty() && t.is_ended(&guid(1)));
+    t.check_invariants();
+}
+
+#[test]
+fn limits_refuse_new_sessions() {
+    let now = Instant::now();
+    let limits = Limits {
+        max_sessions: 3,
+        max_per_account: 2,
+        ..Limits::default()
+    };
+    let mut t = SessionTable::new(limits);
+    t.register(now, req(now, 1, "a", 1)).expect("room");
+    t.register(now, req(now, 2, "a", 2)).expect("room");
+    assert_eq!(
+        t.register(now, req(now, 3, "a", 3)),
+        Err(TableError::Overloaded)
+    );
+    t.register(now, req(now, 4, "b", 4)).expect("room");
+    assert_eq!(
+        t.register(now, req(now, 5, "c", 5)),
+        Err(TableError::Overloaded)
+    );
+    assert_eq!(
+        t.register(now, req(now, 6, "c", 1)),
+        Err(TableError::HopInUse)
+    );
+    t.check_invariants();
+}
