@@ -11,7 +11,7 @@
 //! should be read this way; the gateway uses [`crate::tls::AccountRoots::account_of`],
 //! which verifies first.
 //!
-//! This module never writes files and never reads the clock
+//! This module never writes files (see [`crate::devpki`]) and never reads the clock
 //! except to date new certificates.
 
 use core::fmt;
@@ -427,16 +427,21 @@ impl Ca {
     }
 
     fn cert_pem(&self) -> String {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(self.cert.as_ref());
-        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(&String::from_utf8_lossy(line));
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-        pem
+        pem("CERTIFICATE", &self.cert)
     }
+}
+
+/// PEM text of `der` under `label` (64-character lines).
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 fn gateway_ca_params() -> Result<CertificateParams, PkiError> {
