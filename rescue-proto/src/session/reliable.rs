@@ -1,0 +1,928 @@
+//! The reliable core: sequencing, cumulative ACKs, replay, SWITCH and RESUME over any
+//! number of paths (PROTOCOL.md 7.3). Sans-IO: time is an argument, bytes in and out.
+//!
+//! ```text
+//!  path up, no send path ─► send RESUME{next_expected}; becomes the send path
+//!  path up, send path P ──► SWITCH{next_seq} queued as P's last frame; new path sends
+//!  path lost ─────────────► another path up? it becomes the send path (RESUME) : wait
+//!  peer RESUME{x} on Q ───► replay [x, first_seq(Q)) on Q; Q becomes the send path
+//!  END sent/received ─────► Ended ─► END acknowledged / ACK flushed / linger ─► Closed
+//! ```
+//!
+//! Every direction has one sequence space shared by all channels; the receiver delivers
+//! strictly in sequence order, drops duplicates and holds frames that arrive early on
+//! another path (bounded by the sender's budget) until the gap is filled. Exactly-once
+//! in-order delivery per channel follows from that, whatever the path history.
+//! Nothing here panics on peer input or grows beyond the named limits.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::channels::{Channels, Lookup, Role, FIRST_APP_CHANNEL};
+use super::frame::{encode_parts, ChannelId, EndReason, Frame, FrameError, FrameKind};
+use super::frame::{HEADER_LEN, MAX_LABEL, MAX_PAYLOAD};
+use super::path::{Path, PathControl};
+use super::sendbuf::{Class, Outgoing, SendBuf, MAX_BUFFER_BYTES, MAX_BUFFER_FRAMES};
+
+/// Most paths a session keeps at once (relay, direct, a spare being set up, one dying).
+pub const MAX_PATHS: usize = 4;
+/// After this many in-order frames the receiver sends a standalone ACK right away.
+pub const ACK_EVERY_FRAMES: u32 = 16;
+
+/// A path (one end-to-end TLS connection), named by the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PathId(pub u64);
+
+/// Timers of the reliable core.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Interval between PINGs on every path (3–5 s, upgrade.md 7.12).
+    pub keepalive_interval: Duration,
+    /// Silence after which a path is dead (about three missed keepalives).
+    pub path_dead_after: Duration,
+    /// Longest delay before acknowledging received frames.
+    pub ack_delay: Duration,
+    /// How long unacknowledged frames may wait for an ACK on a live path before the
+    /// peer counts as stalled and the session fails.
+    pub stall_timeout: Duration,
+    /// How long the session may have no path at all before it fails.
+    pub no_path_timeout: Duration,
+    /// How long to wait for the ACK of our END before closing anyway.
+    pub end_linger: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            keepalive_interval: Duration::from_secs(4),
+            path_dead_after: Duration::from_secs(12),
+            ack_delay: Duration::from_millis(20),
+            stall_timeout: Duration::from_secs(30),
+            no_path_timeout: Duration::from_secs(60),
+            end_linger: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the core tells its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Payload received on an open channel, in order, exactly once.
+    Data {
+        /// The channel.
+        channel: ChannelId,
+        /// The payload.
+        payload: Bytes,
+    },
+    /// The peer opened an application channel.
+    ChannelOpened {
+        /// The new channel.
+        channel: ChannelId,
+        /// Its label.
+        label: String,
+    },
+    /// An application channel closed.
+    ChannelClosed {
+        /// The channel.
+        channel: ChannelId,
+        /// Whether the peer closed it.
+        by_peer: bool,
+    },
+    /// A frame was rejected without ending the session (for example DATA on a channel
+    /// this side already closed).
+    Rejected {
+        /// The frame's channel.
+        channel: ChannelId,
+        /// Why.
+        error: ChannelError,
+    },
+    /// Room in the send buffer again after a `Backpressure` error.
+    Writable,
+    /// New frames now go on this path.
+    PathActive {
+        /// The path.
+        path: PathId,
+        /// The previous send path, when this was a graceful switch.
+        switched_from: Option<PathId>,
+    },
+    /// Both SWITCH markers crossed on this path: it carries no more data and may be
+    /// closed after a grace period (make before break).
+    PathRetired {
+        /// The path.
+        path: PathId,
+    },
+    /// The core dropped a path; the driver closes its transport.
+    PathLost {
+        /// The path.
+        path: PathId,
+        /// Why.
+        reason: PathLossReason,
+    },
+    /// The session ended: every grant is void from now on.
+    Ended {
+        /// Why.
+        reason: EndReason,
+        /// Whether the peer sent the END.
+        by_peer: bool,
+    },
+    /// The END handshake finished (or lingered out): close every path.
+    Closed,
+}
+
+/// Why a path was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathLossReason {
+    /// The driver reported it ([`Reliable::on_path_lost`]).
+    Transport,
+    /// Nothing received for [`Config::path_dead_after`].
+    KeepaliveTimeout,
+}
+
+/// A non-fatal reaction to a frame on a channel (PROTOCOL.md 7.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// DATA on a channel this side closed: the frame is dropped.
+    #[error("frame on a closed channel")]
+    Closed,
+    /// The peer opened more than `MAX_APP_CHANNELS`: the channel is closed at once.
+    #[error("too many open channels")]
+    TableFull,
+}
+
+/// A fatal error: the session fails and every path should be closed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A frame broke the byte format.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A frame named a channel that was never opened (or a reserved id).
+    #[error("frame on unknown channel {0}")]
+    UnknownChannel(ChannelId),
+    /// OPEN or CLOSE broke the channel id rules.
+    #[error("bad OPEN/CLOSE of channel {0}")]
+    BadChannelId(ChannelId),
+    /// The peer acknowledged a frame that was never sent.
+    #[error("ACK {ack} beyond next sequence number {next_seq}")]
+    AckOutOfRange {
+        /// The ACK received.
+        ack: u64,
+        /// Our next sequence number.
+        next_seq: u64,
+    },
+    /// The peer sent further ahead than the buffer limits allow.
+    #[error("peer exceeded the reorder window")]
+    WindowExceeded,
+    /// RESUME asked for frames no longer buffered (they were acknowledged before).
+    #[error("RESUME from {requested}, but the oldest buffered frame is {oldest}")]
+    ResumeUnavailable {
+        /// The peer's next expected sequence number.
+        requested: u64,
+        /// Our oldest buffered sequence number.
+        oldest: u64,
+    },
+    /// A second RESUME on the same path.
+    #[error("duplicate RESUME on one path")]
+    DuplicateResume,
+    /// The peer stopped acknowledging for [`Config::stall_timeout`].
+    #[error("peer stopped acknowledging")]
+    PeerStalled,
+    /// No path for [`Config::no_path_timeout`].
+    #[error("no path within the timeout")]
+    NoPath,
+    /// The sequence space ran out (2^64 frames).
+    #[error("sequence numbers exhausted")]
+    SequenceExhausted,
+    /// The session already failed; nothing more is processed.
+    #[error("session already failed")]
+    Failed,
+}
+
+/// Why [`Reliable::send`] (or `open_channel`, `close_channel`) refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The send buffer is full: wait for [`Event::Writable`].
+    #[error("send buffer full")]
+    Backpressure,
+    /// The payload exceeds `MAX_PAYLOAD` (or a label `MAX_LABEL`).
+    #[error("payload too large")]
+    TooLarge,
+    /// The channel is not open.
+    #[error("channel not open")]
+    ChannelNotOpen,
+    /// No more application channels can be opened.
+    #[error("too many channels")]
+    TooManyChannels,
+    /// The session ended or failed.
+    #[error("session ended")]
+    Ended,
+}
+
+/// A driver mistake with paths; the session is unaffected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathError {
+    /// The path id is not (or no longer) known.
+    #[error("unknown path")]
+    Unknown,
+    /// The path id is already up.
+    #[error("path already up")]
+    Duplicate,
+    /// [`MAX_PATHS`] are up.
+    #[error("too many paths")]
+    TooMany,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    /// END sent (`by_peer == false`) or received.
+    Ended {
+        by_peer: bool,
+    },
+    Closed,
+    Failed,
+}
+
+/// The sans-IO reliable session core. One per session, on each side.
+#[derive(Debug)]
+pub struct Reliable {
+    cfg: Config,
+    state: State,
+    send: SendBuf,
+    channels: Channels,
+    next_expected: u64,
+    early: BTreeMap<u64, Frame>,
+    early_bytes: usize,
+    rx_unacked: u32,
+    ack_now: bool,
+    ack_deadline: Option<Instant>,
+    stall_since: Option<Instant>,
+    no_path_since: Option<Instant>,
+    end_seq: Option<u64>,
+    linger_until: Option<Instant>,
+    paths: Vec<Path>,
+    send_path: Option<PathId>,
+    ping_counter: u64,
+    blocked: bool,
+    events: VecDeque<Event>,
+}
+
+impl Reliable {
+    /// A core for `role`, created at `now` with no path yet.
+    pub fn new(role: Role, cfg: Config, now: Instant) -> Self {
+        Self {
+            cfg,
+            state: State::Open,
+            send: SendBuf::default(),
+            channels: Channels::new(role),
+            next_expected: 0,
+            early: BTreeMap::new(),
+            early_bytes: 0,
+            rx_unacked: 0,
+            ack_now: false,
+            ack_deadline: None,
+            stall_since: None,
+            no_path_since: Some(now),
+            end_seq: None,
+            linger_until: None,
+            paths: Vec::new(),
+            send_path: None,
+            ping_counter: 0,
+            blocked: false,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Queues `payload` on `channel`. Control and chat go ahead of bulk channels.
+    pub fn send(&mut self, channel: ChannelId, payload: Bytes) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Ended);
+        }
+        if payload.len() > MAX_PAYLOAD {
+            return Err(SendError::TooLarge);
+        }
+        if self.channels.lookup(channel) != Lookup::Open {
+            return Err(SendError::ChannelNotOpen);
+        }
+        let class = if channel <= super::channels::CHAT {
+            Class::Control
+        } else {
+            Class::Bulk
+        };
+        self.queue(class, FrameKind::Data, channel, payload)
+    }
+
+    /// Whether a `send` of `len` bytes on `channel` would fit in the buffer now.
+    pub fn can_send(&self, channel: ChannelId, len: usize) -> bool {
+        let class = if channel <= super::channels::CHAT {
+            Class::Control
+        } else {
+            Class::Bulk
+        };
+        self.state == State::Open && self.send.has_room(class, len)
+    }
+
+    /// Opens an application channel labelled `label` (at most `MAX_LABEL` bytes).
+    pub fn open_channel(&mut self, label: &str) -> Result<ChannelId, SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Ended);
+        }
+        if label.is_empty() || label.len() > MAX_LABEL {
+            return Err(SendError::TooLarge);
+        }
+        if !self.send.has_room(Class::Control, label.len()) {
+            self.blocked = true;
+            return Err(SendError::Backpressure);
+        }
+        let id = self
+            .channels
+            .alloc(label)
+            .ok_or(SendError::TooManyChannels)?;
+        let payload = Bytes::copy_from_slice(label.as_bytes());
+        self.queue(Class::Control, FrameKind::Open, id, payload)?;
+        Ok(id)
+    }
+
+    /// Closes an application channel; its queued data is still delivered first.
+    pub fn close_channel(&mut self, channel: ChannelId) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Ended);
+        }
+        if channel < FIRST_APP_CHANNEL || self.channels.lookup(channel) != Lookup::Open {
+            return Err(SendError::ChannelNotOpen);
+        }
+        self.queue(Class::Bulk, FrameKind::Close, channel, Bytes::new())?;
+        self.channels.close(channel);
+        self.events.push_back(Event::ChannelClosed {
+            channel,
+            by_peer: false,
+        });
+        Ok(())
+    }
+
+    /// Ends the session: unsent bulk data is dropped, END goes out after queued control
+    /// frames, and [`Event::Ended`] is emitted at once. Never blocked by a full buffer.
+    pub fn end(&mut self, reason: EndReason) {
+        if self.state != State::Open {
+            return;
+        }
+        self.state = State::Ended { by_peer: false };
+        let o = Outgoing {
+            kind: FrameKind::End,
+            channel: 0,
+            payload: Bytes::from(vec![reason as u8]),
+        };
+        // END is queued outside the budget on purpose: it is one frame, sent once.
+        self.send.drop_bulk();
+        self.send.push_unbounded(o);
+        self.events.push_back(Event::Ended {
+            reason,
+            by_peer: false,
+        });
+    }
+
+    /// The driver brought up (and bound) a new path at `now`.
+    pub fn on_path_up(&mut self, now: Instant, path: PathId) -> Result<(), PathError> {
+        if self.path(path).is_some() {
+            return Err(PathError::Duplicate);
+        }
+        if self.paths.len() >= MAX_PATHS {
+            return Err(PathError::TooMany);
+        }
+        let next_seq = self.send.next_seq();
+        let mut p = Path::new(path, now, now + self.cfg.keepalive_interval, next_seq);
+        self.no_path_since = None;
+        let old = self.send_path;
+        match old.and_then(|o| self.path_mut(o)) {
+            Some(o) => o.switch_marker = Some(next_seq),
+            None => {
+                p.queue(PathControl::Resume);
+                p.sent_resume = true;
+            }
+        }
+        self.paths.push(p);
+        self.activate(now, path, old);
+        Ok(())
+    }
+
+    /// The driver lost (or closed) a path at `now`.
+    pub fn on_path_lost(&mut self, now: Instant, path: PathId) -> Result<(), PathError> {
+        self.drop_path(now, path, PathLossReason::Transport)
+            .ok_or(PathError::Unknown)
+    }
+
+    /// One whole frame (from [`frame::FrameCodec`](super::frame::FrameCodec)) received on
+    /// `path` at `now`. A fatal error fails the session; close every path.
+    pub fn handle_frame(
+        &mut self,
+        now: Instant,
+        path: PathId,
+        bytes: Bytes,
+    ) -> Result<(), SessionError> {
+        if self.state == State::Failed {
+            return Err(SessionError::Failed);
+        }
+        let Some(p) = self.path_mut(path) else {
+            return Ok(());
+        };
+        p.last_rx = now;
+        let frame = Frame::decode(&bytes).map_err(|e| self.fail(e.into()))?;
+        if frame.kind == FrameKind::Resume && frame.ack < self.send.base() {
+            let oldest = self.send.base();
+            return Err(self.fail(SessionError::ResumeUnavailable {
+                requested: frame.ack,
+                oldest,
+            }));
+        }
+        self.on_ack(now, frame.ack)?;
+        match frame.kind {
+            FrameKind::Ack | FrameKind::Pong => Ok(()),
+            FrameKind::Ping => {
+                let token = frame.token().unwrap_or(0);
+                if let Some(p) = self.path_mut(path) {
+                    p.queue(PathControl::Pong(token));
+                }
+                Ok(())
+            }
+            FrameKind::Switch => {
+                self.on_switch(path);
+                Ok(())
+            }
+            FrameKind::Resume => self.on_resume(path, frame.ack),
+            _ => self.on_sequenced(now, frame),
+        }
+    }
+
+    /// Appends the next frame for `path` to `out`; `false` when there is nothing to send
+    /// on it now. Call until `false` after every input and timeout.
+    pub fn poll_transmit(&mut self, now: Instant, path: PathId, out: &mut BytesMut) -> bool {
+        if matches!(self.state, State::Failed | State::Closed) {
+            return false;
+        }
+        let ack = self.next_expected;
+        let is_send_path = self.send_path == Some(path);
+        let Some(p) = self.paths.iter_mut().find(|p| p.id == path) else {
+            return false;
+        };
+        if let Some(c) = p.control.pop_front() {
+            let (kind, token) = match c {
+                PathControl::Ping(t) => (FrameKind::Ping, Some(t)),
+                PathControl::Pong(t) => (FrameKind::Pong, Some(t)),
+                PathControl::Resume => (FrameKind::Resume, None),
+            };
+            let tok = token.map(u64::to_be_bytes);
+            encode_parts(
+                kind,
+                0,
+                0,
+                ack,
+                tok.as_ref().map_or(&[][..], |t| &t[..]),
+                out,
+            );
+            return self.sent_ack(true);
+        }
+        if let Some((from, to)) = p.replay {
+            let from = from.max(self.send.base());
+            if let Some(o) = self.send.get(from).filter(|_| from < to) {
+                encode_parts(o.kind, o.channel, from, ack, &o.payload, out);
+                p.replay = (from + 1 < to).then_some((from + 1, to));
+                return self.sent_ack(true);
+            }
+            p.replay = None;
+        }
+        if is_send_path && self.state != (State::Ended { by_peer: true }) {
+            if let Some(sent) = self.transmit_new(now, out) {
+                return sent;
+            }
+        }
+        self.transmit_marker_or_ack(path, is_send_path, out)
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`Reliable::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.state, State::Failed | State::Closed) {
+            return None;
+        }
+        let stall = self.stall_since.filter(|_| self.send_path.is_some());
+        let fixed = [
+            self.ack_deadline,
+            stall.map(|t| t + self.cfg.stall_timeout),
+            self.no_path_since.map(|t| t + self.cfg.no_path_timeout),
+            self.linger_until,
+        ];
+        let per_path = self
+            .paths
+            .iter()
+            .flat_map(|p| [p.next_ping, p.last_rx + self.cfg.path_dead_after]);
+        fixed.into_iter().flatten().chain(per_path).min()
+    }
+
+    /// Runs the timers due at `now`: ACK delay, keepalives, dead paths, stall, no path,
+    /// END linger.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.state == State::Failed {
+            return Err(SessionError::Failed);
+        }
+        if self.ack_deadline.is_some_and(|t| t <= now) {
+            self.ack_now = true;
+            self.ack_deadline = None;
+        }
+        let dead: Vec<PathId> = self
+            .paths
+            .iter()
+            .filter(|p| now >= p.last_rx + self.cfg.path_dead_after)
+            .map(|p| p.id)
+            .collect();
+        for id in dead {
+            self.drop_path(now, id, PathLossReason::KeepaliveTimeout);
+        }
+        for p in &mut self.paths {
+            if now >= p.next_ping {
+                self.ping_counter += 1;
+                p.queue(PathControl::Ping(self.ping_counter));
+                p.next_ping = now + self.cfg.keepalive_interval;
+            }
+        }
+        self.check_deadlines(now)
+    }
+
+    /// The path new frames go on.
+    pub fn send_path(&self) -> Option<PathId> {
+        self.send_path
+    }
+
+    /// Buffered bytes and frames (pending plus unacknowledged).
+    pub fn buffered(&self) -> (usize, usize) {
+        self.send.usage()
+    }
+
+    /// Whether the session has ended (END sent or received, or failed).
+    pub fn is_ended(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// Whether the END handshake is over (or the session failed): close every path.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed | State::Failed)
+    }
+}
+
+/// Private helpers.
+impl Reliable {
+    fn path(&self, id: PathId) -> Option<&Path> {
+        self.paths.iter().find(|p| p.id == id)
+    }
+
+    fn path_mut(&mut self, id: PathId) -> Option<&mut Path> {
+        self.paths.iter_mut().find(|p| p.id == id)
+    }
+
+    fn fail(&mut self, e: SessionError) -> SessionError {
+        self.state = State::Failed;
+        e
+    }
+
+    fn queue(
+        &mut self,
+        class: Class,
+        kind: FrameKind,
+        channel: ChannelId,
+        payload: Bytes,
+    ) -> Result<(), SendError> {
+        if self.send.push(
+            class,
+            Outgoing {
+                kind,
+                channel,
+                payload,
+            },
+        ) {
+            Ok(())
+        } else {
+            self.blocked = true;
+            Err(SendError::Backpressure)
+        }
+    }
+
+    /// `path` becomes the send path.
+    fn activate(&mut self, now: Instant, path: PathId, switched_from: Option<PathId>) {
+        self.send_path = Some(path);
+        if self.send.has_unacked() {
+            // A new path gets a full stall period to resume.
+            self.stall_since = Some(now);
+        }
+        self.events.push_back(Event::PathActive {
+            path,
+            switched_from,
+        });
+    }
+
+    fn drop_path(&mut self, now: Instant, id: PathId, reason: PathLossReason) -> Option<()> {
+        let i = self.paths.iter().position(|p| p.id == id)?;
+        self.paths.remove(i);
+        self.events.push_back(Event::PathLost { path: id, reason });
+        // An ACK sent on the lost path may be gone too: repeat it on a live one.
+        self.ack_now = self.next_expected > 0;
+        if let Some(send) = self.send_path.filter(|s| *s != id) {
+            // Frames sent on the lost path may be gone: replay what the send path did
+            // not carry itself (the peer drops duplicates).
+            let (base, to) = (self.send.base(), self.path(send).map_or(0, |p| p.first_seq));
+            self.extend_replay(send, base, to);
+            return Some(());
+        }
+        self.send_path = None;
+        let next_seq = self.send.next_seq();
+        // Fall back to the newest remaining path, announcing where we are with RESUME.
+        match self.paths.last_mut() {
+            Some(p) => {
+                p.switch_marker = None;
+                p.first_seq = next_seq;
+                if !p.sent_resume {
+                    p.queue(PathControl::Resume);
+                    p.sent_resume = true;
+                }
+                let fallback = p.id;
+                // Whatever went on the lost path may be gone: replay every unacked frame.
+                let base = self.send.base();
+                self.extend_replay(fallback, base, next_seq);
+                self.activate(now, fallback, None);
+            }
+            None => self.no_path_since = Some(now),
+        }
+        Some(())
+    }
+
+    fn on_ack(&mut self, now: Instant, ack: u64) -> Result<(), SessionError> {
+        let next_seq = self.send.next_seq();
+        if ack > next_seq {
+            return Err(self.fail(SessionError::AckOutOfRange { ack, next_seq }));
+        }
+        if !self.send.ack(ack) {
+            return Ok(());
+        }
+        self.stall_since = self.send.has_unacked().then_some(now);
+        if self.blocked && self.send.has_room(Class::Bulk, 0) {
+            self.blocked = false;
+            self.events.push_back(Event::Writable);
+        }
+        if self.end_seq.is_some_and(|s| ack > s) {
+            self.close();
+        }
+        Ok(())
+    }
+
+    fn on_switch(&mut self, path: PathId) {
+        // PROTOCOL.md 7.3: SWITCH only says "nothing more from me on this path"; frames
+        // below next_seq may still be replayed elsewhere after an earlier loss, and the
+        // receiver orders by sequence number whatever path a frame came on.
+        if let Some(p) = self.path_mut(path) {
+            p.got_switch = true;
+        }
+        self.check_retired(path);
+    }
+
+    fn on_resume(&mut self, path: PathId, x: u64) -> Result<(), SessionError> {
+        let Some(p) = self.path_mut(path) else {
+            return Ok(());
+        };
+        if p.got_resume {
+            return Err(self.fail(SessionError::DuplicateResume));
+        }
+        p.got_resume = true;
+        if !p.sent_resume {
+            p.queue(PathControl::Resume);
+            p.sent_resume = true;
+        }
+        // Frames below first_seq(path) went on earlier paths and may be lost: replay them
+        // on the send path (duplicates are dropped by the peer). A RESUME on a path that
+        // is no longer the send path is stale or a fallback: either way the frames sent
+        // on later paths reach the peer there, or are replayed when that path dies.
+        let to = p.first_seq;
+        if let Some(target) = self.send_path {
+            self.extend_replay(target, x, to);
+        }
+        Ok(())
+    }
+
+    fn extend_replay(&mut self, path: PathId, from: u64, to: u64) {
+        if from >= to {
+            return;
+        }
+        if let Some(p) = self.path_mut(path) {
+            p.replay = Some(match p.replay {
+                Some((f, t)) => (f.min(from), t.max(to)),
+                None => (from, to),
+            });
+        }
+    }
+
+    fn on_sequenced(&mut self, now: Instant, frame: Frame) -> Result<(), SessionError> {
+        if self.state != State::Open && self.state != (State::Ended { by_peer: false }) {
+            return Ok(()); // nothing is delivered after the peer's END
+        }
+        let seq = frame.seq;
+        if seq < self.next_expected {
+            self.ack_now = true; // a duplicate: tell the peer where we are
+            return Ok(());
+        }
+        if seq > self.next_expected {
+            return self.hold_early(frame);
+        }
+        self.deliver(frame)?;
+        let mut delivered = 1;
+        while let Some(f) = self.early.remove(&self.next_expected) {
+            self.early_bytes -= HEADER_LEN + f.payload.len();
+            self.deliver(f)?;
+            delivered += 1;
+        }
+        self.rx_unacked = self.rx_unacked.saturating_add(delivered);
+        if self.rx_unacked >= ACK_EVERY_FRAMES {
+            self.ack_now = true;
+        } else if self.ack_deadline.is_none() {
+            self.ack_deadline = Some(now + self.cfg.ack_delay);
+        }
+        Ok(())
+    }
+
+    fn hold_early(&mut self, frame: Frame) -> Result<(), SessionError> {
+        let ahead = frame.seq - self.next_expected;
+        let cost = HEADER_LEN + frame.payload.len();
+        // PROTOCOL.md 7.3: a sender never has more than the buffer limits outstanding.
+        if ahead >= MAX_BUFFER_FRAMES as u64 || self.early_bytes + cost > MAX_BUFFER_BYTES {
+            return Err(self.fail(SessionError::WindowExceeded));
+        }
+        if let std::collections::btree_map::Entry::Vacant(v) = self.early.entry(frame.seq) {
+            v.insert(frame);
+            self.early_bytes += cost;
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, f: Frame) -> Result<(), SessionError> {
+        self.next_expected = self
+            .next_expected
+            .checked_add(1)
+            .ok_or(SessionError::SequenceExhausted)?;
+        let channel = f.channel;
+        match f.kind {
+            FrameKind::Data => match self.channels.lookup(channel) {
+                Lookup::Open => self.events.push_back(Event::Data {
+                    channel,
+                    payload: f.payload,
+                }),
+                Lookup::Closed => self.events.push_back(Event::Rejected {
+                    channel,
+                    error: ChannelError::Closed,
+                }),
+                Lookup::Unknown => return Err(self.fail(SessionError::UnknownChannel(channel))),
+            },
+            FrameKind::Open => self.on_peer_open(channel, &f.payload)?,
+            FrameKind::Close => match self.channels.lookup(channel) {
+                Lookup::Open if channel >= FIRST_APP_CHANNEL => {
+                    self.channels.close(channel);
+                    self.events.push_back(Event::ChannelClosed {
+                        channel,
+                        by_peer: true,
+                    });
+                }
+                Lookup::Closed => {} // both sides closed at once
+                _ => return Err(self.fail(SessionError::BadChannelId(channel))),
+            },
+            _ => self.on_peer_end(f.end_reason().unwrap_or(EndReason::ProtocolError)),
+        }
+        Ok(())
+    }
+
+    fn on_peer_open(&mut self, channel: ChannelId, label: &[u8]) -> Result<(), SessionError> {
+        let label = String::from_utf8_lossy(label).into_owned();
+        match self.channels.peer_open(channel, &label) {
+            Ok(true) => self
+                .events
+                .push_back(Event::ChannelOpened { channel, label }),
+            Ok(false) => {
+                let o = Outgoing {
+                    kind: FrameKind::Close,
+                    channel,
+                    payload: Bytes::new(),
+                };
+                if !self.send.push(Class::Control, o) {
+                    return Err(self.fail(SessionError::WindowExceeded));
+                }
+                self.events.push_back(Event::Rejected {
+                    channel,
+                    error: ChannelError::TableFull,
+                });
+            }
+            Err(()) => return Err(self.fail(SessionError::BadChannelId(channel))),
+        }
+        Ok(())
+    }
+
+    fn on_peer_end(&mut self, reason: EndReason) {
+        if self.state == State::Open {
+            self.events.push_back(Event::Ended {
+                reason,
+                by_peer: true,
+            });
+        }
+        self.state = State::Ended { by_peer: true };
+        self.send.drop_pending();
+        self.ack_now = true;
+    }
+
+    fn transmit_new(&mut self, now: Instant, out: &mut BytesMut) -> Option<bool> {
+        let ack = self.next_expected;
+        let was_empty = !self.send.has_unacked();
+        let (seq, o) = self.send.take_next()?;
+        encode_parts(o.kind, o.channel, seq, ack, &o.payload, out);
+        if o.kind == FrameKind::End {
+            self.end_seq = Some(seq);
+            self.linger_until = Some(now + self.cfg.end_linger);
+        }
+        if was_empty {
+            self.stall_since = Some(now);
+        }
+        Some(self.sent_ack(true))
+    }
+
+    fn transmit_marker_or_ack(&mut self, path: PathId, send: bool, out: &mut BytesMut) -> bool {
+        let ack = self.next_expected;
+        if let Some(p) = self.path_mut(path) {
+            if let Some(n) = p.switch_marker.take() {
+                encode_parts(FrameKind::Switch, 0, n, ack, &[], out);
+                p.sent_switch = true;
+                self.check_retired(path);
+                return self.sent_ack(true);
+            }
+        }
+        if self.ack_now && (send || self.send_path.is_none()) {
+            encode_parts(FrameKind::Ack, 0, 0, ack, &[], out);
+            return self.sent_ack(true);
+        }
+        false
+    }
+
+    /// Every frame carries the cumulative ACK: nothing more is owed.
+    fn sent_ack(&mut self, sent: bool) -> bool {
+        self.rx_unacked = 0;
+        self.ack_now = false;
+        self.ack_deadline = None;
+        if self.state == (State::Ended { by_peer: true }) {
+            self.close();
+        }
+        sent
+    }
+
+    fn check_retired(&mut self, path: PathId) {
+        let send_path = self.send_path;
+        if let Some(p) = self.path_mut(path) {
+            if p.drained() && !p.retired && send_path != Some(path) {
+                p.retired = true;
+                self.events.push_back(Event::PathRetired { path });
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if self.state != State::Closed && self.state != State::Failed {
+            self.state = State::Closed;
+            self.events.push_back(Event::Closed);
+        }
+    }
+
+    fn check_deadlines(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.linger_until.is_some_and(|t| t <= now) {
+            self.close();
+            return Ok(());
+        }
+        let stalled = self
+            .stall_since
+            .is_some_and(|t| t + self.cfg.stall_timeout <= now);
+        if stalled && self.send_path.is_some() && self.send.has_unacked() {
+            return Err(self.fail(SessionError::PeerStalled));
+        }
+        if self
+            .no_path_since
+            .is_some_and(|t| t + self.cfg.no_path_timeout <= now)
+        {
+            return Err(self.fail(SessionError::NoPath));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "reliable_tests.rs"]
+mod tests;

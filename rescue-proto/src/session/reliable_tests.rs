@@ -1,0 +1,171 @@
+//! Unit tests of the reliable core: limits and typed errors on bad peer input.
+
+use super::*;
+use crate::session::channels::{CHAT, FILE};
+
+fn pair() -> (Reliable, Reliable, Instant) {
+    let now = Instant::now();
+    let mut a = Reliable::new(Role::Applet, Config::default(), now);
+    let mut b = Reliable::new(Role::Console, Config::default(), now);
+    a.on_path_up(now, PathId(1)).unwrap();
+    b.on_path_up(now, PathId(1)).unwrap();
+    (a, b, now)
+}
+
+/// Moves every frame between `a` and `b` on path 1 until both are quiet.
+fn pump(a: &mut Reliable, b: &mut Reliable, now: Instant) -> Result<(), SessionError> {
+    while one_way(a, b, now)? | one_way(b, a, now)? {}
+    Ok(())
+}
+
+fn one_way(from: &mut Reliable, to: &mut Reliable, now: Instant) -> Result<bool, SessionError> {
+    let mut out = BytesMut::new();
+    let mut moved = false;
+    while from.poll_transmit(now, PathId(1), &mut out) {
+        to.handle_frame(now, PathId(1), out.split().freeze())?;
+        moved = true;
+    }
+    Ok(moved)
+}
+
+fn raw(kind: FrameKind, channel: ChannelId, seq: u64, ack: u64, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode_parts(kind, channel, seq, ack, payload, &mut out);
+    out.freeze()
+}
+
+#[test]
+fn silent_peer_fills_buffer_then_backpressure_then_stall_error() {
+    let (mut a, _b, now) = pair();
+    let chunk = Bytes::from(vec![0u8; 60_000]);
+    let mut sent = 0;
+    while a.send(FILE, chunk.clone()).is_ok() {
+        sent += 1;
+    }
+    assert_eq!(a.send(FILE, chunk.clone()), Err(SendError::Backpressure));
+    assert!(sent * 60_000 <= MAX_BUFFER_BYTES);
+    // Control still fits in the reserve.
+    assert_eq!(a.send(CHAT, Bytes::from_static(b"hello")), Ok(()));
+    let mut out = BytesMut::new();
+    while a.poll_transmit(now, PathId(1), &mut out) {}
+    let t = now + Duration::from_secs(31);
+    // The peer keeps the path alive with PINGs but never acknowledges.
+    a.handle_frame(t, PathId(1), raw(FrameKind::Ping, 0, 0, 0, &[0; 8]))
+        .unwrap();
+    assert_eq!(a.handle_timeout(t), Err(SessionError::PeerStalled));
+    assert!(a.is_closed());
+}
+
+#[test]
+fn ack_frees_buffer_and_signals_writable() {
+    let (mut a, mut b, now) = pair();
+    let chunk = Bytes::from(vec![0u8; 60_000]);
+    while a.send(FILE, chunk.clone()).is_ok() {}
+    pump(&mut a, &mut b, now).unwrap();
+    b.handle_timeout(now + Duration::from_millis(25)).unwrap();
+    pump(&mut a, &mut b, now).unwrap();
+    assert_eq!(a.buffered(), (0, 0));
+    assert!(std::iter::from_fn(|| a.poll_event()).any(|e| e == Event::Writable));
+}
+
+#[test]
+fn bad_peer_input_is_a_typed_error() {
+    let cases: [(Bytes, SessionError); 3] = [
+        (
+            raw(FrameKind::Ack, 0, 0, 5, &[]),
+            SessionError::AckOutOfRange {
+                ack: 5,
+                next_seq: 0,
+            },
+        ),
+        (
+            raw(FrameKind::Data, 7, 0, 0, b"x"),
+            SessionError::UnknownChannel(7),
+        ),
+        (
+            raw(FrameKind::Data, 1, 5000, 0, b"x"),
+            SessionError::WindowExceeded,
+        ),
+    ];
+    for (bytes, want) in cases {
+        let (_, mut b, now) = pair();
+        assert_eq!(b.handle_frame(now, PathId(1), bytes), Err(want));
+        assert_eq!(
+            b.handle_frame(now, PathId(1), raw(FrameKind::Ack, 0, 0, 0, &[])),
+            Err(SessionError::Failed)
+        );
+    }
+}
+
+#[test]
+fn resume_for_discarded_frames_is_fatal() {
+    let (mut a, mut b, now) = pair();
+    a.send(CHAT, Bytes::from_static(b"1")).unwrap();
+    pump(&mut a, &mut b, now).unwrap();
+    b.handle_timeout(now + Duration::from_millis(25)).unwrap();
+    pump(&mut a, &mut b, now).unwrap();
+    a.on_path_up(now, PathId(2)).unwrap();
+    let r = a.handle_frame(now, PathId(2), raw(FrameKind::Resume, 0, 0, 0, &[]));
+    assert_eq!(
+        r,
+        Err(SessionError::ResumeUnavailable {
+            requested: 0,
+            oldest: 1
+        })
+    );
+}
+
+#[test]
+fn frame_on_closed_channel_is_rejected_not_fatal() {
+    let (mut a, mut b, now) = pair();
+    let ch = a.open_channel("x").unwrap();
+    pump(&mut a, &mut b, now).unwrap();
+    b.send(ch, Bytes::from_static(b"late")).unwrap();
+    a.close_channel(ch).unwrap();
+    pump(&mut a, &mut b, now).unwrap();
+    let ev: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(ev.contains(&Event::Rejected {
+        channel: ch,
+        error: ChannelError::Closed
+    }));
+    assert_eq!(b.send(ch, Bytes::new()), Err(SendError::ChannelNotOpen));
+}
+
+#[test]
+fn silent_path_dies_after_three_keepalives() {
+    let (mut a, _b, now) = pair();
+    let mut t = now;
+    let mut pings = 0;
+    while !a.paths.is_empty() {
+        t = a.poll_timeout().unwrap();
+        a.handle_timeout(t).unwrap();
+        let mut out = BytesMut::new();
+        while a.poll_transmit(t, PathId(1), &mut out) {
+            pings +=
+                usize::from(Frame::decode(&out.split().freeze()).unwrap().kind == FrameKind::Ping);
+        }
+    }
+    assert_eq!(t, now + Config::default().path_dead_after);
+    assert!(pings >= 2);
+    let lost = Event::PathLost {
+        path: PathId(1),
+        reason: PathLossReason::KeepaliveTimeout,
+    };
+    assert!(std::iter::from_fn(|| a.poll_event()).any(|e| e == lost));
+}
+
+#[test]
+fn end_goes_out_despite_full_buffer_and_closes_both() {
+    let (mut a, mut b, now) = pair();
+    while a.send(FILE, Bytes::from(vec![0u8; 60_000])).is_ok() {}
+    a.end(EndReason::EndUser);
+    assert_eq!(a.send(CHAT, Bytes::new()), Err(SendError::Ended));
+    pump(&mut a, &mut b, now).unwrap();
+    let eb: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
+    assert!(eb.contains(&Event::Ended {
+        reason: EndReason::EndUser,
+        by_peer: true
+    }));
+    assert!(eb.contains(&Event::Closed));
+    assert!(a.is_closed() && b.is_closed());
+}
