@@ -1,0 +1,97 @@
+//! A token-bucket pacer: 1.25 × cwnd per smoothed RTT (quinn's `pacing.rs`, the
+//! QUIC recovery RFC 9002 §7.7 rate), with bursts sized for a userspace timer.
+
+use std::time::{Duration, Instant};
+
+/// Pacing rate numerator/denominator: 5/4 = 1.25 × cwnd per RTT.
+const RATE_NUM: u128 = 5;
+const RATE_DEN: u128 = 4;
+/// The burst is what the rate sends in this long: timers in userspace fire about
+/// this late, so a smaller burst would under-use the link.
+const BURST_INTERVAL: Duration = Duration::from_millis(2);
+/// Smallest burst, in segments (IW10-sized bursts are always allowed).
+const MIN_BURST_SEGMENTS: usize = 10;
+/// Largest burst, in segments.
+const MAX_BURST_SEGMENTS: usize = 256;
+
+/// The pacer of one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Pacer {
+    tokens: usize,
+    last: Option<Instant>,
+}
+
+impl Pacer {
+    pub(crate) fn new() -> Self {
+        Pacer {
+            tokens: MIN_BURST_SEGMENTS * 1500,
+            last: None,
+        }
+    }
+
+    fn capacity(cwnd: usize, srtt: Duration, mss: usize) -> usize {
+        let nanos = srtt.as_nanos().max(1);
+        let burst = (cwnd as u128 * BURST_INTERVAL.as_nanos() / nanos) as usize;
+        burst.clamp(MIN_BURST_SEGMENTS * mss, MAX_BURST_SEGMENTS * mss)
+    }
+
+    /// When `bytes` may be sent: `None` if now, else the instant the bucket holds
+    /// enough tokens. Refills the bucket up to `now`.
+    pub(crate) fn delay(
+        &mut self,
+        now: Instant,
+        srtt: Duration,
+        cwnd: usize,
+        mss: usize,
+        bytes: usize,
+    ) -> Option<Instant> {
+        let cap = Self::capacity(cwnd, srtt, mss);
+        let nanos = srtt.as_nanos().max(1);
+        let rate_num = cwnd as u128 * RATE_NUM; // bytes per (nanos × RATE_DEN)
+        if let Some(last) = self.last {
+            let elapsed = now.saturating_duration_since(last).as_nanos();
+            let new = elapsed * rate_num / (nanos * RATE_DEN);
+            self.tokens = (self.tokens as u128 + new).min(cap as u128) as usize;
+        } else {
+            self.tokens = cap;
+        }
+        self.last = Some(now);
+        self.tokens = self.tokens.min(cap);
+        if self.tokens >= bytes.min(cap) || rate_num == 0 {
+            return None;
+        }
+        let missing = (bytes.min(cap) - self.tokens) as u128;
+        let wait = (missing * nanos * RATE_DEN).div_ceil(rate_num);
+        let wait = Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX));
+        Some(now + wait.max(Duration::from_micros(1)))
+    }
+
+    /// Takes tokens for a sent datagram.
+    pub(crate) fn on_sent(&mut self, bytes: usize) {
+        self.tokens = self.tokens.saturating_sub(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_a_burst_then_spaces_segments_at_the_rate() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new();
+        let srtt = Duration::from_millis(100);
+        let mss = 1000;
+        let cwnd = 100_000; // 1.25 MB/s → 1000 B every 800 µs
+        let mut sent = 0;
+        while p.delay(t0, srtt, cwnd, mss, mss).is_none() {
+            p.on_sent(mss);
+            sent += 1;
+            assert!(sent <= MAX_BURST_SEGMENTS);
+        }
+        assert_eq!(sent, MIN_BURST_SEGMENTS);
+        let at = p.delay(t0, srtt, cwnd, mss, mss).unwrap();
+        assert_eq!(at - t0, Duration::from_micros(800));
+        assert!(p.delay(at, srtt, cwnd, mss, mss).is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! Scripted segment-level tests of the connection state machine.

@@ -1,0 +1,1 @@
+//! Deterministic link simulator (test support).
