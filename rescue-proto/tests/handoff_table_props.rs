@@ -142,7 +142,10 @@ fn apply(
                         "claim across accounts"
                     );
                     prop_assert_eq!(Some(p.applet), before.applet);
-                    prop_assert!(matches!(p.to_console, Paired::ToConsole { .. }), "PAIRED for the console");
+                    prop_assert!(
+                        matches!(p.to_console, Paired::ToConsole { .. }),
+                        "PAIRED for the console"
+                    );
                     rec.secrets.insert((g, true), secret);
                     rec.hops.push(hop);
                 }
