@@ -1,0 +1,215 @@
+//! Unit tests of the file-transfer machines.
+
+use super::*;
+use crate::permission::PermissionSet;
+use crate::session::control::ControlMsg;
+use crate::session::permission::RequestEvent;
+
+fn granted() -> (Requester, Grant) {
+    let mut r = Requester::new();
+    let ControlMsg::Request { request_id, .. } = r.request(Permission::FileTransfer).unwrap()
+    else {
+        panic!("not a request")
+    };
+    let p = PermissionSet::EMPTY.with(Permission::FileTransfer);
+    r.handle(ControlMsg::Grant {
+        request_id,
+        grant_id: 9,
+        permissions: p,
+    })
+    .unwrap();
+    let Some(RequestEvent::Granted { grant, .. }) = r.poll_event() else {
+        panic!("no grant")
+    };
+    (r, grant)
+}
+
+fn wire(m: FileMsg) -> FileMsg {
+    FileMsg::decode(&m.encode()).unwrap()
+}
+
+const D: Digests = Digests {
+    md5: [1; 16],
+    sha256: [2; 32],
+};
+
+fn transfer(
+    actual: Digests,
+) -> (
+    FileSender,
+    FileReceiver,
+    Vec<FileEvent>,
+    Result<Option<bool>, FileError>,
+) {
+    let (req, grant) = granted();
+    let (mut s, offer) = FileSender::offer(&req, &grant, 1, "report.txt", 40_000).unwrap();
+    let mut r = FileReceiver::on_offer(&wire(offer), true).unwrap();
+    assert_eq!(r.offer(), ("report.txt", 40_000));
+    s.handle(&wire(r.accept())).unwrap();
+    let mut events = vec![];
+    for len in [CHUNK_SIZE, 40_000 - CHUNK_SIZE] {
+        let c = s.chunk(Bytes::from(vec![7; len])).unwrap();
+        events.extend(r.handle(wire(c)));
+    }
+    events.extend(r.handle(wire(s.finish(D).unwrap())));
+    let (result, ev) = r.verify(actual);
+    events.extend(ev);
+    let verdict = s.handle(&wire(result.unwrap()));
+    (s, r, events, verdict)
+}
+
+#[test]
+fn verified_transfer_reports_success_only_after_digests_match() {
+    let (_, _, events, verdict) = transfer(D);
+    assert_eq!(verdict, Ok(Some(true)));
+    assert!(events.contains(&FileEvent::Progress {
+        done: 40_000,
+        total: 40_000
+    }));
+    assert!(events.contains(&FileEvent::VerifyNow));
+    let done = FileEvent::Completed {
+        name: "report.txt".into(),
+        size: 40_000,
+        digests: D,
+    };
+    assert_eq!(events.last(), Some(&done));
+}
+
+#[test]
+fn bad_hash_fails_and_removes_the_partial_file() {
+    let bad = Digests {
+        sha256: [3; 32],
+        ..D
+    };
+    let (_, _, events, verdict) = transfer(bad);
+    assert_eq!(verdict, Err(FileError::HashMismatch));
+    assert!(events.contains(&FileEvent::Failed(FileError::HashMismatch)));
+    assert!(events.contains(&FileEvent::RemovePartial));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, FileEvent::Completed { .. })));
+}
+
+#[test]
+fn sending_needs_a_live_grant() {
+    let (mut req, grant) = granted();
+    let id = grant.id();
+    req.handle(ControlMsg::Revoke { grant_id: id }).unwrap();
+    let r = FileSender::offer(&req, &grant, 1, "a", 1);
+    assert_eq!(
+        r.err(),
+        Some(FileError::Permission(PermissionError::Revoked(id)))
+    );
+    let offer = FileMsg::Offer {
+        id: 1,
+        size: 1,
+        name: "a".into(),
+    };
+    assert_eq!(
+        FileReceiver::on_offer(&offer, false).err(),
+        Some(FileError::NotPermitted)
+    );
+}
+
+#[test]
+fn out_of_order_oversize_and_cancel() {
+    let offer = FileMsg::Offer {
+        id: 1,
+        size: 10,
+        name: "a".into(),
+    };
+    let mut r = FileReceiver::on_offer(&offer, true).unwrap();
+    r.accept();
+    let ev = r.handle(FileMsg::Chunk {
+        id: 1,
+        offset: 5,
+        data: Bytes::from_static(b"x"),
+    });
+    assert_eq!(
+        ev,
+        vec![
+            FileEvent::Failed(FileError::BadChunk),
+            FileEvent::RemovePartial
+        ]
+    );
+    let mut r = FileReceiver::on_offer(&offer, true).unwrap();
+    r.accept();
+    let ev = r.handle(FileMsg::Chunk {
+        id: 1,
+        offset: 0,
+        data: Bytes::from(vec![0; 11]),
+    });
+    assert_eq!(ev[0], FileEvent::Failed(FileError::BadChunk));
+    let mut r = FileReceiver::on_offer(&offer, true).unwrap();
+    r.accept();
+    let ev = r.handle(FileMsg::Cancel { id: 1 });
+    assert_eq!(
+        ev,
+        vec![
+            FileEvent::Failed(FileError::Cancelled),
+            FileEvent::RemovePartial
+        ]
+    );
+    let big = FileMsg::Offer {
+        id: 1,
+        size: MAX_FILE_SIZE + 1,
+        name: "a".into(),
+    };
+    assert_eq!(
+        FileReceiver::on_offer(&big, true).err(),
+        Some(FileError::TooLarge)
+    );
+}
+
+#[test]
+fn names_are_sanitised() {
+    for bad in [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "..\\x",
+        "c:x",
+        "a\0b",
+        "a\nb",
+        &"x".repeat(256),
+    ] {
+        assert_eq!(sanitize_name(bad), Err(FileError::BadName), "{bad:?}");
+    }
+    assert_eq!(sanitize_name("résumé v2.pdf"), Ok("résumé v2.pdf".into()));
+    let evil = FileMsg::Offer {
+        id: 1,
+        size: 1,
+        name: "../../etc/passwd".into(),
+    };
+    assert_eq!(
+        FileReceiver::on_offer(&evil, true).err(),
+        Some(FileError::BadName)
+    );
+}
+
+#[test]
+fn strict_decoding() {
+    assert_eq!(
+        FileMsg::decode(&Bytes::from_static(&[2, 0, 0, 0])),
+        Err(FileError::Malformed)
+    );
+    assert_eq!(
+        FileMsg::decode(&Bytes::from_static(&[2, 0, 0, 0, 1, 0])),
+        Err(FileError::Malformed)
+    );
+    assert_eq!(
+        FileMsg::decode(&Bytes::from_static(&[7, 0, 0, 0, 1, 2])),
+        Err(FileError::Malformed)
+    );
+    assert_eq!(
+        FileMsg::decode(&Bytes::from_static(&[9, 0, 0, 0, 1])),
+        Err(FileError::Malformed)
+    );
+    let mut big = vec![4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    big.resize(big.len() + CHUNK_SIZE + 1, 0);
+    assert_eq!(
+        FileMsg::decode(&Bytes::from(big)),
+        Err(FileError::Malformed)
+    );
+}
