@@ -111,7 +111,13 @@ impl Decoder for GatewayCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, CodecError> {
         let header = match Header::parse(src) {
             Ok(h) => h,
-            Err(FrameError::Truncated { .. }) => return Ok(None),
+            Err(FrameError::Truncated { .. }) => {
+                // An unknown type byte is refused before the rest of the header arrives.
+                if let Some(&code) = src.first() {
+                    FrameType::from_code(code)?;
+                }
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
         let frame_len = header.frame_len();
@@ -246,6 +252,18 @@ mod tests {
             assert!(GatewayCodec::new().decode(&mut buf).is_err());
             assert_eq!(buf.capacity(), cap);
         }
+    }
+
+    #[test]
+    fn garbage_is_refused_at_its_first_byte() {
+        let mut buf = BytesMut::from(&b"G"[..]);
+        let err = GatewayCodec::new()
+            .decode(&mut buf)
+            .expect_err("not a frame type");
+        assert!(matches!(
+            err,
+            CodecError::Frame(FrameError::UnknownType(b'G'))
+        ));
     }
 
     #[test]

@@ -156,13 +156,15 @@ impl Header {
             .ok_or(FrameError::Truncated {
                 needed: HEADER_LEN.saturating_sub(bytes.len()),
             })?;
+        // The type first: a stream decoder refuses an unknown type from the first byte
+        // alone, and the error is then the same however the header arrives.
+        let frame_type = FrameType::from_code(head[field::TYPE])?;
         let payload_len =
             usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3]);
         // PROTOCOL.md 2.1: "a length above 65536 is rejected from the header alone".
         if payload_len > MAX_PAYLOAD {
             return Err(FrameError::Oversize(payload_len));
         }
-        let frame_type = FrameType::from_code(head[field::TYPE])?;
         Ok(Self {
             frame_type,
             payload_len,
