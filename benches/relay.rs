@@ -1,3 +1,332 @@
-//! Relay benchmarks (criterion): written next.
+//! Relay throughput and frame codec rates (criterion).
+//!
+//! `relay_throughput`: one session's bytes per second in one direction over loopback TCP,
+//! through four relays that sit between the same blocking sender and receiver threads:
+//! - `direct`: no relay, the sender's socket is connected to the receiver (the ceiling);
+//! - `splice`: a kernel relay, `splice(2)` through a pipe in a thread per direction;
+//! - `tokio_copy_256k`: `tokio::io::copy_bidirectional_with_sizes` with 256 KiB buffers;
+//! - `relay_core`: `rescue::relay::relay` (cut-through DATA forwarding, 256 KiB buffers).
+//!
+//! The stream is maximal DATA frames (64 KiB payloads), written in 256 KiB chunks, so the
+//! relay core sees exactly what a gateway sees. `codec`: `GatewayCodec` decode and encode
+//! of maximal DATA frames. Run: `cargo bench --bench relay` (about two minutes).
 
-fn main() {}
+// The splice baseline needs raw syscalls (pipe2, fcntl, splice); nothing else here does.
+#![allow(unsafe_code)]
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
+use rescue::relay::{relay, RelayLimits};
+use rescue_proto::codec::GatewayCodec;
+use rescue_proto::Guid;
+use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::sync::CancellationToken;
+
+/// Bytes per measured iteration: long enough (≈ 50 ms at 10 Gbit/s) to swamp the
+/// per-iteration signalling.
+const ITER_BYTES: usize = 64 * FRAMES_PER_PATTERN * FRAME;
+/// One maximal DATA frame on the wire.
+const FRAME: usize = 4 + 65_536;
+/// Frames in the sender's repeating pattern.
+const FRAMES_PER_PATTERN: usize = 16;
+/// Sender write and receiver read size.
+const IO_CHUNK: usize = 256 * 1024;
+/// The tokio baseline's buffers, and the pipe size of the splice baseline.
+const BASELINE_BUFFER: usize = 256 * 1024;
+
+/// A maximal-DATA-frame stream pattern.
+fn pattern() -> Vec<u8> {
+    let mut v = Vec::with_capacity(FRAMES_PER_PATTERN * FRAME);
+    for i in 0..FRAMES_PER_PATTERN {
+        v.extend_from_slice(&[0x08, 0x01, 0x00, 0x00]);
+        v.extend((0..65_536u32).map(|j| (j as u8) ^ (i as u8)));
+    }
+    v
+}
+
+/// A sender and a receiver thread around some relay; `run` moves bytes through it.
+struct Path {
+    to_sender: mpsc::Sender<usize>,
+    to_receiver: mpsc::Sender<usize>,
+    done: mpsc::Receiver<()>,
+    _keep: Vec<Box<dyn std::any::Any>>,
+}
+
+impl Path {
+    /// Starts the threads: the sender writes into `tx`, the receiver reads from `rx`.
+    fn new(mut tx: TcpStream, mut rx: TcpStream, keep: Vec<Box<dyn std::any::Any>>) -> Self {
+        let (to_sender, cmd_s) = mpsc::channel::<usize>();
+        let (to_receiver, cmd_r) = mpsc::channel::<usize>();
+        let (done_tx, done) = mpsc::channel();
+        thread::spawn(move || {
+            let pattern = pattern();
+            while let Ok(total) = cmd_s.recv() {
+                let mut sent = 0;
+                while sent < total {
+                    let at = sent % pattern.len();
+                    let n = IO_CHUNK.min(pattern.len() - at).min(total - sent);
+                    tx.write_all(&pattern[at..at + n]).expect("send");
+                    sent += n;
+                }
+            }
+        });
+        thread::spawn(move || {
+            let mut buf = vec![0; IO_CHUNK];
+            while let Ok(total) = cmd_r.recv() {
+                let mut got = 0;
+                while got < total {
+                    let n = rx
+                        .read(&mut buf[..IO_CHUNK.min(total - got)])
+                        .expect("recv");
+                    assert!(n > 0, "path closed early");
+                    got += n;
+                }
+                if done_tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        Path {
+            to_sender,
+            to_receiver,
+            done,
+            _keep: keep,
+        }
+    }
+
+    /// Sends `iters` × [`ITER_BYTES`] and returns the time until all arrived.
+    fn run(&self, iters: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..iters {
+            self.to_receiver.send(ITER_BYTES).expect("receiver");
+            self.to_sender.send(ITER_BYTES).expect("sender");
+            self.done.recv().expect("done");
+        }
+        start.elapsed()
+    }
+}
+
+/// A connected pair of blocking loopback sockets.
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let c = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+    let (s, _) = l.accept().expect("accept");
+    c.set_nodelay(true).expect("nodelay");
+    s.set_nodelay(true).expect("nodelay");
+    (c, s)
+}
+
+fn direct() -> Path {
+    let (tx, rx) = tcp_pair();
+    Path::new(tx, rx, Vec::new())
+}
+
+/// Runs `f(hop_a, hop_b)` on a current-thread runtime in its own thread.
+fn tokio_relay<F, Fut>(f: F) -> Path
+where
+    F: FnOnce(tokio::net::TcpStream, tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (tx, hop_a) = tcp_pair();
+    let (hop_b, rx) = tcp_pair();
+    thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            hop_a.set_nonblocking(true).expect("nonblocking");
+            hop_b.set_nonblocking(true).expect("nonblocking");
+            let a = tokio::net::TcpStream::from_std(hop_a).expect("tokio socket");
+            let b = tokio::net::TcpStream::from_std(hop_b).expect("tokio socket");
+            f(a, b).await;
+        });
+    });
+    Path::new(tx, rx, Vec::new())
+}
+
+fn tokio_copy() -> Path {
+    tokio_relay(|mut a, mut b| async move {
+        let _ = tokio::io::copy_bidirectional_with_sizes(
+            &mut a,
+            &mut b,
+            BASELINE_BUFFER,
+            BASELINE_BUFFER,
+        )
+        .await;
+    })
+}
+
+fn relay_core() -> Path {
+    tokio_relay(|a, b| async move {
+        let limits = RelayLimits::default();
+        let guid = Guid::from_bytes([1; 16]);
+        let _ = relay(a, b, guid, &limits, CancellationToken::new()).await;
+    })
+}
+
+/// Moves bytes from `from` to `to` with splice(2) through a pipe until EOF or error.
+fn splice_loop(from: RawFd, to: RawFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    let [r, w] = fds;
+    // SAFETY: fcntl on a descriptor we own; failure leaves the default size.
+    unsafe { libc::fcntl(w, libc::F_SETPIPE_SZ, BASELINE_BUFFER as libc::c_int) };
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE;
+    let null = std::ptr::null_mut();
+    'outer: loop {
+        // SAFETY: valid descriptors, null offsets (both are a socket or a pipe).
+        let n = unsafe { libc::splice(from, null, w, null, BASELINE_BUFFER, flags) };
+        if n <= 0 {
+            break;
+        }
+        let mut left = n as usize;
+        while left > 0 {
+            // SAFETY: as above.
+            let m = unsafe { libc::splice(r, null, to, null, left, flags) };
+            if m <= 0 {
+                break 'outer;
+            }
+            left -= m as usize;
+        }
+    }
+    // SAFETY: closing the two pipe descriptors we created.
+    unsafe {
+        libc::close(r);
+        libc::close(w);
+    }
+}
+
+fn splice() -> Path {
+    let (tx, hop_a) = tcp_pair();
+    let (hop_b, rx) = tcp_pair();
+    let (fa, fb) = (hop_a.as_raw_fd(), hop_b.as_raw_fd());
+    thread::spawn(move || splice_loop(fa, fb));
+    thread::spawn(move || splice_loop(fb, fa));
+    Path::new(tx, rx, vec![Box::new(hop_a), Box::new(hop_b)])
+}
+
+/// A named way to build a path.
+type MakePath = (&'static str, fn() -> Path);
+
+/// The four paths, ceiling first, the relay core last.
+const PATHS: [MakePath; 4] = [
+    ("direct", direct),
+    ("splice", splice),
+    ("tokio_copy_256k", tokio_copy),
+    ("relay_core", relay_core),
+];
+
+/// Rounds of the interleaved comparison.
+const ROUNDS: usize = 15;
+
+/// Interleaved comparison: every round moves [`ITER_BYTES`] through each path in turn,
+/// so that load changes on a shared machine hit all paths alike; prints the median
+/// rate of each and the relay core's ratios.
+fn interleaved() {
+    let paths: Vec<(&str, Path)> = PATHS.iter().map(|(n, make)| (*n, make())).collect();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, p)) in paths.iter().enumerate() {
+            rates[i].push(ITER_BYTES as f64 / p.run(1).as_secs_f64());
+        }
+    }
+    let medians: Vec<f64> = rates
+        .iter_mut()
+        .map(|r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect();
+    println!(
+        "interleaved, {ROUNDS} rounds of {} MiB, medians:",
+        ITER_BYTES >> 20
+    );
+    for ((name, _), m) in paths.iter().zip(&medians) {
+        println!("  {name:<16} {:>8.2} Gbit/s", m * 8.0 / 1e9);
+    }
+    let core = medians[3];
+    println!(
+        "  relay_core / tokio_copy_256k = {:.2}, / splice = {:.2}, / direct = {:.2}",
+        core / medians[2],
+        core / medians[1],
+        core / medians[0]
+    );
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("relay_throughput");
+    g.throughput(Throughput::Bytes(ITER_BYTES as u64));
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    for (name, make) in PATHS {
+        let path = make();
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_custom(|iters| path.run(iters))
+        });
+    }
+    g.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    let stream = Bytes::from(pattern());
+    let mut g = c.benchmark_group("codec");
+    g.throughput(Throughput::Bytes(stream.len() as u64));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(2));
+    g.bench_function("decode_data_64k", |b| {
+        b.iter_batched(
+            || BytesMut::from(&stream[..]),
+            |mut src| {
+                let mut codec = GatewayCodec::new();
+                let mut n = 0;
+                while let Some(f) = codec.decode(&mut src).expect("valid") {
+                    n += f.payload().len();
+                }
+                n
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let payload = Bytes::from(vec![0x5a; 65_536]);
+    g.bench_function("encode_data_64k", |b| {
+        let mut dst = BytesMut::with_capacity(stream.len());
+        b.iter(|| {
+            dst.clear();
+            let mut codec = GatewayCodec::new();
+            for _ in 0..FRAMES_PER_PATTERN {
+                codec.encode(payload.clone(), &mut dst).expect("fits");
+            }
+            dst.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, throughput, codec);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // With a name filter (`cargo bench --bench relay -- codec`) only "interleaved" runs it.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if filters.is_empty() || filters.iter().any(|f| "interleaved".contains(f.as_str())) {
+        interleaved();
+    }
+}
