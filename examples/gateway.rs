@@ -1,0 +1,200 @@
+//! A rescue gateway on a TCP port, plus the development tools around it.
+//!
+//! ```text
+//! # write a development PKI (gateway CA + cert, account CA, a console cert, the portal's
+//! # ticket-signing key) into a folder:
+//! cargo run --example gateway -- --init-pki dev-pki
+//! # issue a session ticket for the applet (the portal's job, done here for development):
+//! cargo run --example gateway -- --pki dev-pki --issue-ticket session.ticket
+//! # serve (flags, or a TOML file: see examples/gateway.toml):
+//! cargo run --example gateway -- --pki dev-pki --listen 127.0.0.1:7443
+//! cargo run --example gateway -- --config examples/gateway.toml
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use rescue::devpki::DevPki;
+use rescue::portal::{Portal, SessionRequest};
+use rescue::{Gateway, GatewayConfig};
+use rescue_crypto::pki::AccountId;
+use rescue_proto::{PermissionSet, Policy};
+use serde::Deserialize;
+
+#[derive(Parser, Debug)]
+#[command(about = "rescue gateway (and development PKI / ticket tools)")]
+struct Args {
+    /// TOML configuration file (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Development PKI folder to serve with (see --init-pki).
+    #[arg(long)]
+    pki: Option<PathBuf>,
+    /// Write a new development PKI into this folder and exit.
+    #[arg(long, value_name = "DIR")]
+    init_pki: Option<PathBuf>,
+    /// With --init-pki: the account number.
+    #[arg(long, default_value_t = 42)]
+    account: u64,
+    /// With --init-pki: the technician named in the console certificate.
+    #[arg(long, default_value = "alice")]
+    technician: String,
+    /// With --init-pki: names (DNS or IP) in the gateway certificate.
+    #[arg(long = "gateway-name", default_value = "127.0.0.1")]
+    gateway_names: Vec<String>,
+    /// Issue a session ticket into this file (needs --pki) and exit.
+    #[arg(long, value_name = "FILE")]
+    issue_ticket: Option<PathBuf>,
+    /// With --issue-ticket: gateways the applet tries, in order (host:port).
+    #[arg(long = "gateway", default_value = "127.0.0.1:7443")]
+    gateways: Vec<String>,
+    /// With --issue-ticket: validity in minutes.
+    #[arg(long, default_value_t = 30)]
+    ticket_minutes: u64,
+}
+
+/// The TOML configuration file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    pki: Option<PathBuf>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    handshake_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    pending_lifetime_secs: Option<u64>,
+    console_idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
+    relay_idle_timeout_secs: Option<u64>,
+    relay_max_lifetime_secs: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if let Some(dir) = &args.init_pki {
+        let pki = DevPki::generate(
+            &args.gateway_names,
+            AccountId(args.account),
+            &args.technician,
+        )?;
+        pki.write(dir)?;
+        println!("development PKI written to {}", dir.display());
+        return Ok(());
+    }
+    let file: FileConfig = match &args.config {
+        Some(path) => toml::from_str(&std::fs::read_to_string(path)?)?,
+        None => FileConfig::default(),
+    };
+    let pki_dir = args
+        .pki
+        .clone()
+        .or(file.pki.clone())
+        .ok_or("--pki DIR is required")?;
+    let pki = DevPki::read(&pki_dir)?;
+    if let Some(out) = &args.issue_ticket {
+        return issue_ticket(&pki, &args, out);
+    }
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443)));
+    serve(pki, listen, &file.limits).await
+}
+
+fn issue_ticket(
+    pki: &DevPki,
+    args: &Args,
+    out: &PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let signer = rescue_crypto::ticket::TicketSigner::from_pkcs8(pki.signer.pkcs8())?;
+    let portal = Portal::new(signer, args.gateways.clone(), pki.gateway_ca.pin());
+    let policy = Policy {
+        allowed: PermissionSet::ALL,
+        ..Policy::default()
+    };
+    let mut request = SessionRequest::new(pki.account_ca.account(), pki.account_ca.pin(), policy);
+    request.lifetime = Duration::from_secs(args.ticket_minutes.saturating_mul(60));
+    let issued = portal.issue(&request)?;
+    std::fs::write(out, &issued.ticket)?;
+    println!(
+        "ticket for session {} written to {}",
+        issued.guid,
+        out.display()
+    );
+    Ok(())
+}
+
+async fn serve(
+    pki: DevPki,
+    listen: SocketAddr,
+    limits: &FileLimits,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let account = pki.account_ca.account();
+    let mut config = GatewayConfig::new(
+        pki.gateway.clone(),
+        [(account, pki.account_ca.cert().clone())],
+        pki.verify_key(),
+    );
+    apply(&mut config, limits);
+    let gateway = Gateway::bind(listen, config).await?;
+    println!(
+        "gateway listening on {} (account {account}); Ctrl-C to stop",
+        gateway.local_addr()
+    );
+    tokio::signal::ctrl_c().await?;
+    let stats = gateway.shutdown().await;
+    println!(
+        "stopped: {} connections, {} sessions paired, {} bytes forwarded",
+        stats.connections,
+        stats.paired,
+        stats.bytes_forwarded()
+    );
+    Ok(())
+}
+
+fn apply(config: &mut GatewayConfig, f: &FileLimits) {
+    let secs = Duration::from_secs;
+    let l = &mut config.limits;
+    if let Some(v) = f.handshake_timeout_secs {
+        l.handshake_timeout = secs(v);
+    }
+    if let Some(v) = f.request_timeout_secs {
+        l.request_timeout = secs(v);
+    }
+    if let Some(v) = f.pending_lifetime_secs {
+        l.pending_lifetime = secs(v);
+    }
+    if let Some(v) = f.console_idle_timeout_secs {
+        l.console_idle_timeout = secs(v);
+    }
+    if let Some(v) = f.max_connections {
+        l.max_connections = v;
+    }
+    if let Some(v) = f.shutdown_grace_secs {
+        l.shutdown_grace = secs(v);
+    }
+    if let Some(v) = f.relay_idle_timeout_secs {
+        config.relay = config.relay.clone().with_idle_timeout(secs(v));
+    }
+    if let Some(v) = f.relay_max_lifetime_secs {
+        config.relay = config.relay.clone().with_max_lifetime(secs(v));
+    }
+}

@@ -1,0 +1,215 @@
+//! The gateway's applet side: REGISTER (ticket checks, directory), REGISTERED, then
+//! waiting for a console (PING answered, bounded by the pending lifetime), then PAIRED to
+//! both hops and the relay core between them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use rescue_crypto::ticket::{Ticket, TicketError};
+use rescue_proto::wire::signal::{
+    AccountId as WireAccount, Close, CloseReason, ErrorCode, Message, Paired, Pong, Registered,
+    TechnicianName,
+};
+use rescue_proto::Guid;
+use tracing::Instrument;
+
+use super::conn::{refuse, Hop, Refusal};
+use super::pairing::{ConsoleHop, Parked};
+use super::stats::Counters;
+use super::Shared;
+use crate::directory::DirectoryError;
+use crate::signal;
+
+/// Serves an applet connection after HELLO.
+pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop) {
+    let ticket = match register(&shared, &mut hop).await {
+        Ok(t) => t,
+        Err(r) => return refuse(&shared, hop, r).await,
+    };
+    let guid = ticket.guid;
+    let span = tracing::info_span!("session", %guid, account = %ticket.account);
+    let _ended = EndOnDrop {
+        shared: shared.clone(),
+        guid,
+    };
+    async move {
+        let parked = shared.parking.park(guid);
+        let Some(resume_secret) = super::random_secret() else {
+            let r = Refusal::new(ErrorCode::Internal, "random generator failed");
+            return refuse(&shared, hop, r).await;
+        };
+        let lifetime = shared.config.limits.pending_lifetime;
+        let registered = Registered {
+            guid,
+            lifetime_secs: u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX),
+            resume_secret,
+        };
+        if let Err(e) = signal::send(&mut hop, Message::Registered(registered)).await {
+            tracing::debug!(error = %e, "applet left before REGISTERED");
+            return;
+        }
+        Counters::bump(&shared.stats.registered);
+        tracing::info!("applet registered, waiting for a technician");
+        match wait_for_console(&shared, &mut hop, parked).await {
+            Ok(Some(console)) => pair(&shared, hop, console, guid).await,
+            Ok(None) => tracing::info!("applet left before a technician came"),
+            Err(r) => refuse(&shared, hop, r).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Reads REGISTER and checks the ticket: signature, expiry, account, fresh GUID.
+async fn register(shared: &Shared, hop: &mut Hop) -> Result<Ticket, Refusal> {
+    let wait = shared.config.limits.request_timeout;
+    let msg = signal::recv(hop, wait)
+        .await
+        .map_err(|e| Refusal::from_recv(e, "REGISTER"))?;
+    let Message::Register(reg) = msg else {
+        return Err(Refusal::unexpected(&msg, "REGISTER"));
+    };
+    let now_unix = crate::portal::unix_now();
+    let ticket = rescue_crypto::ticket::verify(reg.ticket(), &shared.config.ticket_key, now_unix)
+        .map_err(ticket_refusal)?;
+    if !shared.config.accounts.contains(&ticket.account) {
+        let why = format!("account {} not served here", ticket.account);
+        return Err(Refusal::new(ErrorCode::WrongAccount, why));
+    }
+    let lifetime = shared.config.limits.pending_lifetime;
+    shared
+        .config
+        .directory
+        .register(ticket.guid, ticket.account, lifetime, Instant::now())
+        .map_err(directory_refusal)?;
+    Ok(ticket)
+}
+
+/// Waits for a console's hop; answers PING; ends on CLOSE, EOF, the pending lifetime or
+/// shutdown. `Ok(None)`: the applet left.
+async fn wait_for_console(
+    shared: &Shared,
+    hop: &mut Hop,
+    mut parked: Parked,
+) -> Result<Option<Box<ConsoleHop>>, Refusal> {
+    let deadline = tokio::time::Instant::now() + shared.config.limits.pending_lifetime;
+    loop {
+        tokio::select! {
+            console = &mut parked.rx => {
+                return console
+                    .map(Some)
+                    .map_err(|_| Refusal::new(ErrorCode::Internal, "pairing channel lost"));
+            }
+            frame = hop.next() => match frame {
+                None => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(Refusal::new(ErrorCode::ProtocolViolation, e.to_string()));
+                }
+                Some(Ok(frame)) => match frame.message() {
+                    Ok(Message::Ping(p)) => {
+                        let pong = Message::Pong(Pong { nonce: p.nonce });
+                        signal::send(hop, pong)
+                            .await
+                            .map_err(|e| Refusal::silent(e.to_string()))?;
+                    }
+                    Ok(Message::Close(_)) => return Ok(None),
+                    Ok(other) => return Err(Refusal::unexpected(&other, "PING or CLOSE")),
+                    Err(e) => return Err(Refusal::new(ErrorCode::ProtocolViolation, e.to_string())),
+                },
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                turn_away_late_console(shared, &mut parked).await;
+                return Err(Refusal::new(ErrorCode::Timeout, "no technician claimed the session"));
+            }
+            _ = shared.shutdown.cancelled() => {
+                let close = Message::Close(Close { reason: CloseReason::ShuttingDown });
+                let _ = signal::send(hop, close).await;
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// A console handed over in the same instant the lifetime ran out gets an ERROR.
+async fn turn_away_late_console(shared: &Shared, parked: &mut Parked) {
+    if let Ok(console) = parked.rx.try_recv() {
+        let r = Refusal::new(ErrorCode::UnknownGuid, "session expired");
+        refuse(shared, console.hop, r).await;
+    }
+}
+
+/// PAIRED to both, then the relay core until the session ends.
+async fn pair(shared: &Shared, mut applet: Hop, mut console: Box<ConsoleHop>, guid: Guid) {
+    let to_applet = match (
+        WireAccount::new(console.account.to_string()),
+        TechnicianName::new(console.technician.clone()),
+    ) {
+        (Ok(account), Ok(technician)) => Paired::ToApplet {
+            account,
+            technician,
+        },
+        _ => {
+            let r = Refusal::new(ErrorCode::Internal, "console name not representable");
+            refuse(shared, console.hop, r).await;
+            return refuse(shared, applet, Refusal::new(ErrorCode::Internal, "pairing")).await;
+        }
+    };
+    let Some(resume_secret) = super::random_secret() else {
+        let r = Refusal::new(ErrorCode::Internal, "random generator failed");
+        refuse(shared, console.hop, r).await;
+        return refuse(shared, applet, Refusal::new(ErrorCode::Internal, "pairing")).await;
+    };
+    let to_console = Paired::ToConsole {
+        guid,
+        resume_secret,
+    };
+    let sent_a = signal::send(&mut applet, Message::Paired(to_applet)).await;
+    let sent_c = signal::send(&mut console.hop, Message::Paired(to_console)).await;
+    if sent_a.is_err() || sent_c.is_err() {
+        tracing::info!("a party left while being paired");
+        return;
+    }
+    Counters::bump(&shared.stats.paired);
+    tracing::info!(technician = %console.technician, "paired, relaying");
+    let a = signal::unframe(applet);
+    let c = signal::unframe(console.hop);
+    let stats =
+        crate::relay::relay(a, c, guid, &shared.config.relay, shared.shutdown.clone()).await;
+    Counters::add(&shared.stats.bytes_a2c, stats.a_to_b.bytes);
+    Counters::add(&shared.stats.bytes_c2a, stats.b_to_a.bytes);
+    Counters::bump(&shared.stats.relays_ended);
+    tracing::info!(end = ?stats.end, "relay ended");
+}
+
+fn ticket_refusal(e: TicketError) -> Refusal {
+    match e {
+        TicketError::Expired { .. } => Refusal::new(ErrorCode::ExpiredTicket, e.to_string()),
+        other => Refusal::new(ErrorCode::BadTicket, other.to_string()),
+    }
+}
+
+/// Maps a directory refusal to its ERROR code.
+pub(crate) fn directory_refusal(e: DirectoryError) -> Refusal {
+    let code = match e {
+        DirectoryError::Taken => ErrorCode::GuidTaken,
+        DirectoryError::Unknown => ErrorCode::UnknownGuid,
+        DirectoryError::WrongAccount => ErrorCode::WrongAccount,
+        DirectoryError::AlreadyClaimed => ErrorCode::AlreadyClaimed,
+        DirectoryError::Full => ErrorCode::Overloaded,
+        DirectoryError::Other(_) => ErrorCode::Internal,
+    };
+    Refusal::new(code, e.to_string())
+}
+
+/// Removes the session from the directory when the applet's task ends, however it ends.
+struct EndOnDrop {
+    shared: Arc<Shared>,
+    guid: Guid,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.shared.config.directory.end(self.guid, Instant::now());
+    }
+}

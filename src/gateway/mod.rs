@@ -1,0 +1,223 @@
+//! The gateway: a TLS listener that registers applets, lets consoles of the same account
+//! list and claim them, and then relays DATA frames between the two hops with the relay
+//! core ([`crate::relay`]).
+//!
+//! The gateway never holds end-to-end keys and never parses DATA payloads: it terminates
+//! only the outer TLS of each hop. Every refusal is a typed ERROR frame, a closed
+//! connection and a tracing event; other sessions are unaffected. Everything is bounded:
+//! connections (a semaphore), sessions (the directory), waits (timeouts from
+//! [`GatewayLimits`]).
+//!
+//! Start from [`Gateway::bind`] with a [`GatewayConfig`].
+
+mod applet;
+mod conn;
+mod console;
+mod pairing;
+mod stats;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rescue_crypto::pki::{AccountId, Identity};
+use rescue_crypto::ticket::TicketVerifyKey;
+use rescue_crypto::tls::{gateway_server_config, AccountRoots};
+use rescue_proto::wire::signal::ResumeSecret;
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::GatewayLimits;
+use crate::directory::{Directory, MemoryDirectory};
+use crate::error::Error;
+use crate::io::Tap;
+
+pub use stats::GatewayStats;
+
+/// Everything a gateway needs. Build it with [`GatewayConfig::new`] and adjust the
+/// public fields.
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// The gateway's certificate chain (`[leaf, gateway CA]`) and key.
+    pub identity: Identity,
+    /// The account CAs whose console certificates the gateway accepts; a console's
+    /// account and technician name come from its verified certificate only.
+    pub account_roots: AccountRoots,
+    /// The portal's ticket verification key (Ed25519 public key).
+    pub ticket_key: TicketVerifyKey,
+    /// The accounts this gateway serves; tickets for other accounts are refused.
+    pub accounts: HashSet<AccountId>,
+    /// Limits and timeouts.
+    pub limits: GatewayLimits,
+    /// Limits of the relay core for paired sessions.
+    pub relay: crate::relay::RelayLimits,
+    /// The session directory; [`MemoryDirectory`] by default.
+    pub directory: Arc<dyn Directory>,
+    /// An optional observer of every byte the gateway reads or writes inside the outer
+    /// TLS (tests use it to prove the gateway never sees end-to-end plaintext).
+    pub tap: Option<Arc<dyn Tap>>,
+}
+
+impl GatewayConfig {
+    /// A configuration with default limits and an in-memory directory, serving the
+    /// accounts whose CA certificates are given.
+    pub fn new(
+        identity: Identity,
+        accounts: impl IntoIterator<Item = (AccountId, CertificateDer<'static>)>,
+        ticket_key: TicketVerifyKey,
+    ) -> Self {
+        let mut account_roots = AccountRoots::new();
+        let mut served = HashSet::new();
+        for (account, ca) in accounts {
+            account_roots.add(account, ca);
+            served.insert(account);
+        }
+        Self {
+            identity,
+            account_roots,
+            ticket_key,
+            accounts: served,
+            limits: GatewayLimits::default(),
+            relay: crate::relay::RelayLimits::default(),
+            directory: Arc::new(MemoryDirectory::new()),
+            tap: None,
+        }
+    }
+}
+
+/// State shared by the accept loop and every connection task.
+pub(crate) struct Shared {
+    pub(crate) config: GatewayConfig,
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) parking: pairing::Parking,
+    pub(crate) stats: stats::Counters,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].
+pub struct Gateway {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Binds `addr` and starts serving in a background task.
+    pub async fn bind(addr: SocketAddr, config: GatewayConfig) -> Result<Self, Error> {
+        let listener = TcpListener::bind(addr).await?;
+        Self::serve(listener, config)
+    }
+
+    /// Starts serving on an already bound listener.
+    pub fn serve(listener: TcpListener, config: GatewayConfig) -> Result<Self, Error> {
+        let local_addr = listener.local_addr()?;
+        let tls = gateway_server_config(&config.identity, &config.account_roots)?;
+        let shared = Arc::new(Shared {
+            acceptor: tokio_rustls::TlsAcceptor::from(tls),
+            config,
+            parking: pairing::Parking::default(),
+            stats: stats::Counters::default(),
+            shutdown: CancellationToken::new(),
+        });
+        let task = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Self {
+            shared,
+            local_addr,
+            task,
+        })
+    }
+
+    /// The address the gateway listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A snapshot of the gateway's counters.
+    pub fn stats(&self) -> GatewayStats {
+        self.shared
+            .stats
+            .snapshot(self.shared.config.directory.len())
+    }
+
+    /// Graceful shutdown: stop accepting, tell waiting peers and running relays to close
+    /// (CLOSE / ERROR shutting-down), wait up to the configured grace for them, then drop
+    /// what is left. Returns the final counters.
+    pub async fn shutdown(self) -> GatewayStats {
+        let Gateway { shared, task, .. } = self;
+        shared.shutdown.cancel();
+        let grace = shared.config.limits.shutdown_grace;
+        // The accept loop itself waits `grace` for its connections, so allow a margin.
+        let _ = tokio::time::timeout(grace + SHUTDOWN_MARGIN, task).await;
+        shared.stats.snapshot(shared.config.directory.len())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let limit = shared.config.limits.max_connections;
+    let slots = Arc::new(Semaphore::new(limit));
+    let mut tasks = JoinSet::new();
+    let shutdown = shared.shutdown.clone();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let shared = shared.clone();
+                let span = tracing::info_span!("conn", %peer);
+                tasks.spawn(
+                    async move {
+                        conn::handle(shared, tcp).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(e) => {
+                // Accept errors (EMFILE, ECONNABORTED) are transient: log and go on.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let grace = shared.config.limits.shutdown_grace;
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = tasks.len(),
+            "shutdown grace over, dropping connections"
+        );
+        tasks.abort_all();
+    }
+}
+
+/// Extra time [`Gateway::shutdown`] allows beyond the grace for the accept loop to finish.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A fresh resume secret from the OS CSPRNG (`None` if the generator fails).
+pub(crate) fn random_secret() -> Option<ResumeSecret> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(ResumeSecret::from_bytes(bytes))
+}

@@ -1,0 +1,87 @@
+//! Parked applet hops: an applet's connection task waits here (one oneshot per GUID)
+//! until a console's task hands it the console hop after a successful CLAIM.
+//!
+//! Size is bounded by the directory: a GUID is parked only after the directory accepted
+//! it, and the entry is removed when the waiting task ends (the guard's drop).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rescue_proto::Guid;
+use tokio::sync::oneshot;
+
+use super::conn::Hop;
+
+/// What a console's task hands to the waiting applet task.
+pub(crate) struct ConsoleHop {
+    /// The console's framed connection, HELLO done, CLAIM accepted.
+    pub(crate) hop: Hop,
+    /// The console's account (from its certificate).
+    pub(crate) account: rescue_crypto::pki::AccountId,
+    /// The technician's name (from its certificate).
+    pub(crate) technician: String,
+}
+
+type Slot = (u64, oneshot::Sender<Box<ConsoleHop>>);
+type Slots = Mutex<HashMap<Guid, Slot>>;
+
+/// The parked applets of one gateway.
+#[derive(Default)]
+pub(crate) struct Parking {
+    slots: Arc<Slots>,
+    next_id: AtomicU64,
+}
+
+/// Held by a waiting applet task; removes its slot when dropped.
+pub(crate) struct Parked {
+    guid: Guid,
+    id: u64,
+    slots: Arc<Slots>,
+    pub(crate) rx: oneshot::Receiver<Box<ConsoleHop>>,
+}
+
+impl Parking {
+    /// Parks `guid`. The directory has already refused duplicates, so an existing slot
+    /// can only be stale; it is replaced.
+    pub(crate) fn park(&self, guid: Guid) -> Parked {
+        let (tx, rx) = oneshot::channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.slots).insert(guid, (id, tx));
+        Parked {
+            guid,
+            id,
+            slots: self.slots.clone(),
+            rx,
+        }
+    }
+
+    /// Hands `console` to the applet parked under `guid`. Gives it back when nobody waits.
+    pub(crate) fn hand_over(
+        &self,
+        guid: Guid,
+        console: Box<ConsoleHop>,
+    ) -> Result<(), Box<ConsoleHop>> {
+        let slot = lock(&self.slots).remove(&guid);
+        match slot {
+            Some((_, tx)) => tx.send(console),
+            None => Err(console),
+        }
+    }
+}
+
+fn lock(slots: &Slots) -> MutexGuard<'_, HashMap<Guid, Slot>> {
+    // A panic while holding this lock cannot leave the map inconsistent (single
+    // insert/remove calls), so a poisoned lock is still usable.
+    slots.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        let mut slots = lock(&self.slots);
+        // Remove only our own slot: it may already have been taken, or replaced.
+        if slots.get(&self.guid).is_some_and(|(id, _)| *id == self.id) {
+            slots.remove(&self.guid);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The technician's side: connect with the console certificate, list the account's
+//! waiting sessions, claim one, then run the end-to-end set-up as TLS server.
+
+use std::io;
+use std::pin::Pin as StdPin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rescue_crypto::pin::Pin;
+use rescue_crypto::pki::{ConsoleName, Identity};
+use rescue_crypto::sas::Sas;
+use rescue_proto::wire::signal::{Claim, Message, Paired, Queue, Role};
+use rescue_proto::Guid;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::inner::{self, E2eStream};
+use super::{connect_gateway, reply, unexpected};
+use crate::config::PeerTimeouts;
+use crate::error::Error;
+use crate::signal::{self, Hop};
+
+pub use crate::directory::WaitingSession;
+
+/// A console connected to a gateway with its certificate.
+pub struct Console {
+    hop: Hop,
+    identity: Identity,
+    name: ConsoleName,
+    gateway: String,
+    timeouts: PeerTimeouts,
+}
+
+/// A connected session, console side: the end-to-end stream (also through the
+/// `AsyncRead`/`AsyncWrite` impls) and the SAS to compare.
+#[derive(Debug)]
+pub struct ConsoleSession {
+    stream: E2eStream,
+    sas: Sas,
+    guid: Guid,
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("name", &self.name)
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Console {
+    /// Connects to `gateway` (`host:port`) with mutual outer TLS: the gateway's chain
+    /// must end at the CA pinned by `gateway_ca_pin`; `identity` is the console
+    /// certificate (`[leaf, account CA]`) and key.
+    pub async fn connect(
+        gateway: &str,
+        gateway_ca_pin: Pin,
+        identity: Identity,
+        timeouts: PeerTimeouts,
+    ) -> Result<Self, Error> {
+        let leaf = identity
+            .leaf()
+            .ok_or_else(|| Error::ConsoleIdentity("empty certificate chain".into()))?;
+        let name =
+            ConsoleName::from_cert(leaf).map_err(|e| Error::ConsoleIdentity(e.to_string()))?;
+        let tls = rescue_crypto::tls::console_gateway_client_config(gateway_ca_pin, &identity)?;
+        let hop = connect_gateway(gateway, tls, Role::Console, &timeouts).await?;
+        Ok(Self {
+            hop,
+            identity,
+            name,
+            gateway: gateway.to_owned(),
+            timeouts,
+        })
+    }
+
+    /// Who this console is (from its own certificate).
+    pub fn name(&self) -> &ConsoleName {
+        &self.name
+    }
+
+    /// The waiting sessions of this console's account, longest waiting first.
+    pub async fn queue(&mut self) -> Result<Vec<WaitingSession>, Error> {
+        signal::send(&mut self.hop, Message::Queue(Queue)).await?;
+        match reply(&mut self.hop, self.timeouts.reply, "QUEUE_LIST").await? {
+            Message::QueueList(list) => Ok(list
+                .entries()
+                .iter()
+                .map(|e| WaitingSession {
+                    guid: e.guid,
+                    waiting: Duration::from_secs(u64::from(e.waiting_secs)),
+                })
+                .collect()),
+            other => Err(unexpected(&other, "QUEUE_LIST")),
+        }
+    }
+
+    /// Claims `guid`; on PAIRED runs the end-to-end set-up as TLS server, BIND, SAS.
+    pub async fn claim(mut self, guid: Guid) -> Result<ConsoleSession, Error> {
+        signal::send(&mut self.hop, Message::Claim(Claim { guid })).await?;
+        match reply(&mut self.hop, self.timeouts.reply, "PAIRED").await? {
+            Message::Paired(Paired::ToConsole { guid: paired, .. }) if paired == guid => {}
+            Message::Paired(_) => return Err(Error::Protocol("PAIRED for another GUID".into())),
+            other => return Err(unexpected(&other, "PAIRED")),
+        }
+        tracing::info!(%guid, "paired");
+        let (stream, sas) =
+            inner::console(self.hop, &self.identity, guid, self.timeouts.inner_setup).await?;
+        Ok(ConsoleSession { stream, sas, guid })
+    }
+}
+
+impl ConsoleSession {
+    /// The short authentication string both users compare.
+    pub fn sas(&self) -> Sas {
+        self.sas
+    }
+
+    /// The session GUID.
+    pub fn guid(&self) -> Guid {
+        self.guid
+    }
+
+    /// The end-to-end stream.
+    pub fn into_stream(self) -> E2eStream {
+        self.stream
+    }
+}
+
+impl AsyncRead for ConsoleSession {
+    fn poll_read(
+        self: StdPin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        StdPin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ConsoleSession {
+    fn poll_write(
+        self: StdPin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        StdPin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: StdPin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        StdPin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: StdPin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        StdPin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
