@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use rescue_proto::codec::{GatewayCodec, RawFrame};
-use rescue_proto::wire::frame::{MAX_FRAME_LEN, MAX_PAYLOAD};
+use rescue_proto::wire::frame::{FrameType, Header, MAX_FRAME_LEN, MAX_PAYLOAD};
 use rescue_proto::wire::limits::{MAX_QUEUE_ENTRIES, MAX_TICKET_LEN};
 use rescue_proto::wire::signal::*;
 use rescue_proto::Guid;
@@ -152,6 +152,13 @@ fn decode_chunked(data: &[u8], sizes: &[usize]) -> (Vec<RawFrame>, bool) {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_header_round_trips(code in 1u8..=0x13, len in 0..=MAX_PAYLOAD) {
+        let t = FrameType::from_code(code).expect("known");
+        let h = Header::new(t, len).expect("in bounds");
+        prop_assert_eq!(Header::parse(&h.to_bytes()), Ok(h));
+    }
 
     #[test]
     fn every_message_round_trips(msg in message()) {
