@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod config;
 pub mod devpki;
 pub mod directory;
@@ -23,6 +24,7 @@ pub mod io;
 pub mod peer;
 pub mod portal;
 pub mod relay;
+pub mod session;
 pub(crate) mod signal;
 pub mod tunnel;
 #[doc(hidden)]

@@ -1,0 +1,294 @@
+//! Audit sinks: where a session's audit events go. The default, [`JsonlAuditSink`],
+//! writes the hash-chained JSON-lines records of `rescue_proto::audit` (SHA-256 links),
+//! optionally sealed at rest line by line with AES-256-GCM (`rescue_crypto::seal`), and
+//! keeps the chain head in a side file so that a cut-off tail is detected too.
+//! [`verify_audit_file`] checks a file and its head.
+//!
+//! File format (one record per line, `\n`-terminated):
+//! - plain: the canonical record JSON of `rescue_proto::audit::Record`;
+//! - sealed: base64 (standard, padded) of `seal(aad = "rescue-audit line" || seq (u64
+//!   BE), record JSON)`, so a line moved to another position no longer opens.
+//!
+//! The head file `<log>.head` holds `{"records":N,"head":"<hex>"}` (sealed: base64 of
+//! that JSON sealed with aad `"rescue-audit head"`), rewritten atomically after every
+//! record.
+//!
+//! What this never does: overwrite or append to an existing log (a new log per sink),
+//! keep plaintext of a sealed log on disk, or hold the sealing key anywhere but memory.
+//! Without a key the chain shows accidental and naive edits only: anyone can recompute
+//! an unsealed chain, so use a sealed log where the log must resist a deliberate editor.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use rescue_crypto::seal::{SealError, SealKey};
+use rescue_proto::audit::{verify_chain, AuditEvent, Chain, ChainError};
+
+/// Associated-data prefix of a sealed line (followed by its `seq`, u64 big-endian).
+const LINE_AAD: &[u8] = b"rescue-audit line";
+/// Associated data of the sealed head.
+const HEAD_AAD: &[u8] = b"rescue-audit head";
+/// Longest line accepted when verifying: bounds memory on a corrupted file (a record
+/// holds at most a 4 KiB chat line and a 255-byte file name, JSON-escaped and sealed).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Where audit events go. Implementations must be cheap per call: the session driver
+/// records synchronously, in event order.
+pub trait AuditSink: Send + Sync {
+    /// Records one event.
+    fn record(&self, event: AuditEvent) -> Result<(), AuditError>;
+    /// Makes everything recorded so far durable.
+    fn flush(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
+}
+
+/// An audit write or verification failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The file system failed.
+    #[error("audit file I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// Sealing or opening failed (wrong key, or a sealed line or head was altered).
+    #[error("audit seal at line {line:?}: {error}")]
+    Seal {
+        /// The line (0-based), or `None` for the head.
+        line: Option<usize>,
+        /// What failed.
+        error: SealError,
+    },
+    /// The chain is broken (a line edited, removed or reordered).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A line is not base64 or not UTF-8, or longer than [`MAX_LINE`].
+    #[error("audit line {0} is not readable")]
+    Unreadable(usize),
+    /// The head file is missing, unreadable, or does not match the log (a cut-off tail
+    /// or a replaced head).
+    #[error("audit head does not match the log: {0}")]
+    Head(&'static str),
+    /// A previous write failed; the sink refuses further records.
+    #[error("audit sink failed earlier")]
+    Poisoned,
+}
+
+/// What a verified log holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditSummary {
+    /// Number of records.
+    pub records: u64,
+    /// Hex SHA-256 of the last record line.
+    pub head: String,
+    /// The records' JSON lines (opened, for a sealed log).
+    pub lines: Vec<String>,
+}
+
+/// The default sink: hash-chained JSON lines, optionally sealed at rest.
+pub struct JsonlAuditSink {
+    path: PathBuf,
+    inner: Mutex<Option<Inner>>,
+}
+
+struct Inner {
+    file: File,
+    chain: Chain,
+    key: Option<SealKey>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Head {
+    records: u64,
+    head: String,
+}
+
+impl JsonlAuditSink {
+    /// Creates a new plain log at `path` (fails if it exists).
+    pub fn create(path: impl Into<PathBuf>) -> Result<Self, AuditError> {
+        Self::open_new(path.into(), None)
+    }
+
+    /// Creates a new log at `path` whose lines are sealed with `key`.
+    pub fn create_sealed(path: impl Into<PathBuf>, key: SealKey) -> Result<Self, AuditError> {
+        Self::open_new(path.into(), Some(key))
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_new(path: PathBuf, key: Option<SealKey>) -> Result<Self, AuditError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)?;
+        let inner = Inner {
+            file,
+            chain: Chain::new(),
+            key,
+        };
+        write_head(&path, &inner)?;
+        Ok(Self {
+            path,
+            inner: Mutex::new(Some(inner)),
+        })
+    }
+}
+
+impl AuditSink for JsonlAuditSink {
+    fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let mut guard = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
+        let inner = guard.as_mut().ok_or(AuditError::Poisoned)?;
+        let res = append(&self.path, inner, event);
+        if res.is_err() {
+            *guard = None; // a gap in the chain must not be papered over by later lines
+        }
+        res
+    }
+
+    fn flush(&self) -> Result<(), AuditError> {
+        let guard = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
+        let inner = guard.as_ref().ok_or(AuditError::Poisoned)?;
+        inner.file.sync_all()?;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for JsonlAuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonlAuditSink")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The head file of the log at `log`.
+pub fn head_path(log: &Path) -> PathBuf {
+    let mut s = log.as_os_str().to_owned();
+    s.push(".head");
+    PathBuf::from(s)
+}
+
+/// Checks the log at `path` (and its head file): every line opens (with `key`, for a
+/// sealed log), the chain is intact, and the head names the last line. Detects any
+/// edit, removal (including of the last lines) or reordering.
+pub fn verify_audit_file(path: &Path, key: Option<&SealKey>) -> Result<AuditSummary, AuditError> {
+    let reader = BufReader::new(File::open(path)?);
+    let mut lines = Vec::new();
+    for (i, raw) in reader.split(b'\n').enumerate() {
+        let raw = raw?;
+        if raw.len() > MAX_LINE {
+            return Err(AuditError::Unreadable(i));
+        }
+        lines.push(open_line(i, &raw, key)?);
+    }
+    let (records, head) = verify_chain(lines.iter().map(String::as_str), sha256)?;
+    let stored = read_head(path, key)?;
+    if stored.records != records || stored.head != head {
+        return Err(AuditError::Head("record count or last hash differs"));
+    }
+    Ok(AuditSummary {
+        records,
+        head,
+        lines,
+    })
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    rescue_crypto::sha256(b).to_vec()
+}
+
+fn append(path: &Path, inner: &mut Inner, event: AuditEvent) -> Result<(), AuditError> {
+    let seq = inner.chain.head().0;
+    let line = inner.chain.append(event, now_ms(), sha256);
+    let mut out = match &inner.key {
+        Some(k) => {
+            let sealed = k
+                .seal(&line_aad(seq), line.as_bytes())
+                .map_err(|error| AuditError::Seal { line: None, error })?;
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        }
+        None => line,
+    };
+    out.push('\n');
+    inner.file.write_all(out.as_bytes())?;
+    write_head(path, inner)
+}
+
+fn write_head(path: &Path, inner: &Inner) -> Result<(), AuditError> {
+    let (records, head) = inner.chain.head();
+    let json = serde_json::to_string(&Head {
+        records,
+        head: head.to_owned(),
+    })
+    .map_err(|_| AuditError::Head("unserialisable"))?;
+    let body = match &inner.key {
+        Some(k) => {
+            let sealed = k
+                .seal(HEAD_AAD, json.as_bytes())
+                .map_err(|error| AuditError::Seal { line: None, error })?;
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        }
+        None => json,
+    };
+    let target = head_path(path);
+    let mut tmp = target.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, &target)?;
+    Ok(())
+}
+
+fn read_head(path: &Path, key: Option<&SealKey>) -> Result<Head, AuditError> {
+    let raw = std::fs::read(head_path(path)).map_err(|_| AuditError::Head("missing"))?;
+    if raw.len() > MAX_LINE {
+        return Err(AuditError::Head("oversize"));
+    }
+    let json = match key {
+        Some(k) => {
+            let sealed = base64::engine::general_purpose::STANDARD
+                .decode(&raw)
+                .map_err(|_| AuditError::Head("not base64"))?;
+            k.open(HEAD_AAD, &sealed)
+                .map_err(|error| AuditError::Seal { line: None, error })?
+        }
+        None => raw,
+    };
+    serde_json::from_slice(&json).map_err(|_| AuditError::Head("malformed"))
+}
+
+fn open_line(i: usize, raw: &[u8], key: Option<&SealKey>) -> Result<String, AuditError> {
+    let plain = match key {
+        Some(k) => {
+            let sealed = base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .map_err(|_| AuditError::Unreadable(i))?;
+            k.open(&line_aad(i as u64), &sealed)
+                .map_err(|error| AuditError::Seal {
+                    line: Some(i),
+                    error,
+                })?
+        }
+        None => raw.to_vec(),
+    };
+    String::from_utf8(plain).map_err(|_| AuditError::Unreadable(i))
+}
+
+fn line_aad(seq: u64) -> Vec<u8> {
+    let mut aad = LINE_AAD.to_vec();
+    aad.extend_from_slice(&seq.to_be_bytes());
+    aad
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
