@@ -140,6 +140,8 @@ pub fn gateway_server_config(
     } else {
         let v = WebPkiClientVerifier::builder_with_provider(accounts.store()?.into(), provider())
             .allow_unauthenticated()
+            // Do not list every account's CA name to every client (applets included).
+            .clear_root_hint_subjects()
             .build()?;
         builder.with_client_cert_verifier(v)
     };

@@ -388,3 +388,49 @@ fn outer_hop_allows_tls12_aes_256_gcm_but_inner_tls_does_not() {
     let r = connect(inner12, tls::inner_server_config(&w.console).unwrap());
     assert!(matches!(r, Err(Failed::Server(_))), "{r:?}");
 }
+
+#[test]
+fn account_ca_presented_as_its_own_leaf_is_refused() {
+    // Someone holding the account CA key still cannot make the CA itself the server leaf.
+    use rustls_pki_types::pem::PemObject;
+    let w = world();
+    let key =
+        rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(w.acct.key_pem().as_bytes()).unwrap();
+    let ca_as_leaf = Identity::new(vec![w.acct.cert().clone(), w.acct.cert().clone()], key);
+    let e = client_err(connect(
+        tls::inner_client_config_account(w.acct.pin()).unwrap(),
+        tls::inner_server_config(&ca_as_leaf).unwrap(),
+    ));
+    assert!(matches!(e, Error::InvalidCertificate(_)), "{e:?}");
+}
+
+#[test]
+fn gateway_does_not_reveal_account_ca_names_to_clients() {
+    // Over TLS 1.2 the CertificateRequest is in clear: it must carry no CA names, so an
+    // applet (or anyone) learns no account ids from it.
+    use rustls::crypto::ring::cipher_suite as cs;
+    let w = world();
+    let mut c = ClientConnection::new(
+        client_with(
+            vec![cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384],
+            &[&rustls::version::TLS12],
+            w.gw_ca.pin(),
+        ),
+        tls::server_name(),
+    )
+    .unwrap();
+    let mut s =
+        ServerConnection::new(tls::gateway_server_config(&w.gateway, &roots(&w.acct)).unwrap())
+            .unwrap();
+    transfer(&mut c, &mut s).unwrap();
+    let mut flight = Vec::new();
+    while s.wants_write() {
+        s.write_tls(&mut flight).unwrap();
+    }
+    let has = |needle: &[u8]| flight.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        has(b"rescue gateway CA"),
+        "the flight should contain the gateway chain"
+    );
+    assert!(!has(b"rescue account"), "the flight names an account CA");
+}
