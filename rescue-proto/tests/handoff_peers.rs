@@ -153,6 +153,15 @@ fn applet_and_console_pair_relay_and_survive_a_lost_hop() {
     let (console, _, _) = step(console.handle(later, out[0].message.clone()));
     assert!(console.is_ended() && !applet.is_ended());
     assert!(table.is_empty());
+    // The applet side can always end, whatever state it is in.
+    let (applet, close) = applet.close(CloseReason::EndUser);
+    assert!(applet.is_ended());
+    assert_eq!(
+        close,
+        Message::Close(Close {
+            reason: CloseReason::EndUser
+        })
+    );
 }
 
 #[test]

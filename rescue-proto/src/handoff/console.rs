@@ -21,11 +21,14 @@
 use std::time::Instant;
 
 use super::peer::{
-    after, check_deadline, common, Connected, Ended, PeerError, PeerEvent, Relaying, Step,
+    after, check_deadline, common, Connected, EndReason, Ended, PeerError, PeerEvent, Relaying,
+    Step,
 };
 use crate::guid::Guid;
 use crate::wire::limits::{HELLO_TIMEOUT, PROTOCOL_VERSION, REQUEST_TIMEOUT};
-use crate::wire::signal::{Claim, Hello, Message, Paired, Queue, Reattach, ResumeSecret, Role};
+use crate::wire::signal::{
+    Claim, Close, CloseReason, Hello, Message, Paired, Queue, Reattach, ResumeSecret, Role,
+};
 
 /// The console's state; start with [`Console::start`] or [`Console::reattach`].
 #[derive(Debug, Clone)]
@@ -183,6 +186,15 @@ impl Console {
     pub fn handle_timeout(self, now: Instant) -> Result<Self, PeerError> {
         check_deadline(self.poll_timeout(), now)?;
         Ok(self)
+    }
+
+    /// Ends the session from this side, in any state: the end state and the CLOSE to
+    /// send. Nothing can refuse it.
+    pub fn close(self, reason: CloseReason) -> (Self, Message) {
+        let ended = Ended {
+            reason: EndReason::Closed(reason),
+        };
+        (ended.into(), Message::Close(Close { reason }))
     }
 
     /// Whether the session is over.
