@@ -488,7 +488,27 @@ pub fn hours(h: u64) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn console_uri_round_trips(account in any::<u64>(), technician in "\\PC{1,40}") {
+            prop_assume!(technician.len() <= MAX_TECHNICIAN_NAME_LEN);
+            let name = ConsoleName { account: AccountId(account), technician };
+            let uri = name.to_uri();
+            prop_assert!(uri.is_ascii());
+            prop_assert_eq!(ConsoleName::from_uri(&uri), Some(name));
+        }
+
+        #[test]
+        fn arbitrary_uris_never_panic(uri in "urn:rescue:account:[0-9]{0,3}:technician:[%0-9A-Fa-z]{0,12}") {
+            if let Some(name) = ConsoleName::from_uri(&uri) {
+                prop_assert_eq!(ConsoleName::from_uri(&name.to_uri()), Some(name));
+            }
+        }
+    }
 
     #[test]
     fn console_cert_names_account_and_technician() {

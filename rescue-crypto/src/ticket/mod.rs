@@ -195,6 +195,27 @@ pub fn verify(bytes: &[u8], key: &TicketVerifyKey, now_unix: u64) -> Result<Tick
     Ok(ticket)
 }
 
+/// [`verify`] against several keys (key rotation): accepted if any key verifies it.
+/// The bytes are parsed once; each key costs one signature check.
+pub fn verify_any(
+    bytes: &[u8],
+    keys: &[TicketVerifyKey],
+    now_unix: u64,
+) -> Result<Ticket, TicketError> {
+    if keys.is_empty() {
+        // Nothing can verify; still report malformed input as malformed. The result is
+        // an error whatever this check says.
+        verify_signature(bytes, &TicketVerifyKey([0; VERIFY_KEY_LEN]))?;
+    }
+    for key in keys {
+        match verify(bytes, key, now_unix) {
+            Err(TicketError::BadSignature) => continue,
+            other => return other,
+        }
+    }
+    Err(TicketError::BadSignature)
+}
+
 /// Length, format and signature checks of [`verify`], without the expiry check.
 pub fn verify_signature(bytes: &[u8], key: &TicketVerifyKey) -> Result<Ticket, TicketError> {
     if bytes.len() > MAX_TICKET_LEN {

@@ -107,6 +107,31 @@ fn forged_or_altered_tickets_are_refused() {
 }
 
 #[test]
+fn verify_any_accepts_any_listed_key() {
+    let old = vector_signer();
+    let new = TicketSigner::generate().unwrap();
+    let stranger = TicketSigner::generate().unwrap();
+    let keys = [new.verify_key(), old.verify_key()];
+    let t = vector_ticket();
+    assert_eq!(verify_any(&old.sign(&t).unwrap(), &keys, 0), Ok(t.clone()));
+    assert_eq!(verify_any(&new.sign(&t).unwrap(), &keys, 0), Ok(t.clone()));
+    let forged = stranger.sign(&t).unwrap();
+    assert_eq!(
+        verify_any(&forged, &keys, 0),
+        Err(TicketError::BadSignature)
+    );
+    assert_eq!(verify_any(&forged, &[], 0), Err(TicketError::BadSignature));
+    assert_eq!(
+        verify_any(&forged[..10], &[], 0),
+        Err(TicketError::Truncated)
+    );
+    assert!(matches!(
+        verify_any(&old.sign(&t).unwrap(), &keys, u64::MAX),
+        Err(TicketError::Expired { .. })
+    ));
+}
+
+#[test]
 fn malformed_tickets_get_typed_errors() {
     let signer = vector_signer();
     let key = signer.verify_key();
