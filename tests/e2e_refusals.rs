@@ -146,3 +146,24 @@ async fn an_unclaimed_session_expires_after_the_pending_lifetime() {
     let res = within(console.claim(issued.guid)).await;
     assert_eq!(refusal(res), ErrorCode::UnknownGuid);
 }
+
+#[tokio::test]
+async fn a_ticket_cannot_be_replayed_after_its_session_ended() {
+    let setup = Setup::start().await;
+    let issued = setup.issue();
+    let registration = within(setup.applet(&issued).register()).await.unwrap();
+    let console = setup.console().await;
+    let (a, c) =
+        within(async { tokio::join!(registration.wait_paired(), console.claim(issued.guid)) })
+            .await;
+    drop((a.unwrap(), c.unwrap()));
+    // Wait until the session has ended (its hops are gone), then replay the ticket.
+    within(async {
+        while setup.gateway.stats().live_sessions > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let res = within(setup.applet(&issued).register()).await;
+    assert_eq!(refusal(res), ErrorCode::GuidTaken);
+}

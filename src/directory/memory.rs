@@ -1,28 +1,31 @@
 //! The in-memory directory of one gateway process.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rescue_crypto::pki::AccountId;
+use rescue_proto::handoff::gateway::{Limits, Outgoing, Pairing, RegisterRequest};
+use rescue_proto::handoff::{ConsoleIdentity, HopId, SessionTable, TableError};
+use rescue_proto::wire::signal::{AccountId, CloseReason, QueueList, Registered, ResumeSecret};
 use rescue_proto::Guid;
 
-use super::{Directory, DirectoryError, WaitingSession};
+use super::Directory;
 
-/// The embedded default [`Directory`]: a table in this process, behind a mutex.
+/// The embedded default [`Directory`]: a session table in this process, behind a mutex.
+#[derive(Debug)]
 pub struct MemoryDirectory {
-    table: Mutex<Table>,
+    table: Mutex<SessionTable>,
 }
 
 impl MemoryDirectory {
-    /// An empty directory with the protocol's default size limits.
-    pub fn new() -> Self {
+    /// An empty directory with the given table limits.
+    pub fn new(limits: Limits) -> Self {
         Self {
-            table: Mutex::new(Table::new()),
+            table: Mutex::new(SessionTable::new(limits)),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Table> {
-        // Every table operation is a single call that leaves it consistent, so a panic
+    fn lock(&self) -> MutexGuard<'_, SessionTable> {
+        // Every table operation is one call that leaves it consistent, so a panic
         // elsewhere while the lock was held cannot have broken it.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -30,42 +33,47 @@ impl MemoryDirectory {
 
 impl Default for MemoryDirectory {
     fn default() -> Self {
-        Self::new()
+        Self::new(Limits::default())
     }
 }
 
 impl Directory for MemoryDirectory {
-    fn register(
+    fn register(&self, now: Instant, req: RegisterRequest) -> Result<Registered, TableError> {
+        self.lock().register(now, req)
+    }
+
+    fn queue(&self, now: Instant, account: &AccountId) -> QueueList {
+        self.lock().queue(now, account)
+    }
+
+    fn claim(
         &self,
-        guid: Guid,
-        account: AccountId,
-        lifetime: Duration,
         now: Instant,
-    ) -> Result<(), DirectoryError> {
-        self.lock().register(guid, account, lifetime, now)
+        guid: Guid,
+        identity: ConsoleIdentity,
+        hop: HopId,
+        resume_secret: ResumeSecret,
+    ) -> Result<Pairing, TableError> {
+        self.lock().claim(now, guid, identity, hop, resume_secret)
     }
 
-    fn claim(&self, guid: Guid, account: AccountId, now: Instant) -> Result<(), DirectoryError> {
-        self.lock().claim(guid, account, now)
+    fn close(&self, now: Instant, hop: HopId, reason: CloseReason) -> Vec<Outgoing> {
+        self.lock().close(now, hop, reason)
     }
 
-    fn waiting(&self, account: AccountId, max: usize, now: Instant) -> Vec<WaitingSession> {
-        self.lock().waiting(account, max, now)
-    }
-
-    fn end(&self, guid: Guid, now: Instant) {
-        self.lock().end(guid, now)
-    }
-
-    fn expire(&self, now: Instant) -> Vec<Guid> {
+    fn expire(&self, now: Instant) -> Vec<Outgoing> {
         self.lock().expire(now)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.lock().poll_timeout()
+    }
+
+    fn is_live(&self, guid: &Guid) -> bool {
+        self.lock().session(guid).is_some()
     }
 
     fn len(&self) -> usize {
         self.lock().len()
     }
 }
-
-#[path = "table.rs"]
-mod table;
-use table::Table;

@@ -1,82 +1,62 @@
-//! The gateway's session directory: which GUIDs are waiting, for which account, and which
-//! are paired. A small trait so that a cluster can later keep it in a shared store
-//! (future work); [`MemoryDirectory`] is the embedded default and delegates every rule
-//! to the sans-IO `rescue_proto::handoff` session table.
+//! The gateway's session directory: which GUIDs are waiting, for which account, which
+//! are paired, on which hops. A small trait so that a cluster can later keep it in a
+//! shared store (future work); [`MemoryDirectory`] is the embedded default, a
+//! `rescue_proto::handoff::SessionTable` behind a mutex. Every rule (fresh GUIDs, one
+//! claim, account isolation, limits, expiry, remembered GUIDs) is the table's; this
+//! module adds none.
 //!
-//! The directory holds metadata only (GUIDs, account ids, times). It never holds
-//! connections, tickets or keys: the gateway keeps the parked hops itself.
+//! The directory holds metadata only (GUIDs, account ids, hop ids, resume secrets,
+//! deadlines). It never holds connections, tickets or end-to-end keys: the gateway keeps
+//! the parked hops itself.
 
 mod memory;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rescue_crypto::pki::AccountId;
+use rescue_proto::handoff::gateway::{Outgoing, Pairing, RegisterRequest};
+use rescue_proto::handoff::{ConsoleIdentity, HopId, TableError};
+use rescue_proto::wire::signal::{AccountId, CloseReason, QueueList, Registered, ResumeSecret};
 use rescue_proto::Guid;
 
 pub use memory::MemoryDirectory;
 
-/// One waiting session as listed to a console of the same account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaitingSession {
-    /// The session's GUID.
-    pub guid: Guid,
-    /// How long the end user has been waiting.
-    pub waiting: Duration,
-}
-
-/// Why the directory refused an operation. Each maps to an ERROR code on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DirectoryError {
-    /// REGISTER of a GUID the directory already knows (registered twice, or reused).
-    #[error("GUID already registered")]
-    Taken,
-    /// CLAIM (or another operation) named a GUID the directory does not know.
-    #[error("unknown GUID")]
-    Unknown,
-    /// CLAIM from a console of another account than the session's.
-    #[error("session belongs to another account")]
-    WrongAccount,
-    /// CLAIM of a session that is already paired.
-    #[error("session already claimed")]
-    AlreadyClaimed,
-    /// The directory is at its size limit (globally or for this account).
-    #[error("too many sessions")]
-    Full,
-    /// Any other refusal the underlying table reports, with its text.
-    #[error("refused: {0}")]
-    Other(String),
-}
-
-/// The session directory behind a gateway. Methods take `now` so implementations never
-/// read a clock; all are quick, non-blocking calls.
+/// The session directory behind a gateway: the operations of the session table. Methods
+/// take `now` so implementations never read a clock; all are quick, non-blocking calls.
 pub trait Directory: Send + Sync {
-    /// Records `guid` (of `account`) as waiting for a technician until `now + lifetime`.
-    fn register(
+    /// Records a waiting session (the caller verified the ticket); returns REGISTERED.
+    fn register(&self, now: Instant, req: RegisterRequest) -> Result<Registered, TableError>;
+
+    /// The waiting sessions of `account`, longest waiting first, bounded.
+    fn queue(&self, now: Instant, account: &AccountId) -> QueueList;
+
+    /// Pairs a console (identity from its certificate) with a waiting session of its
+    /// account; refuses other accounts and a second claim.
+    fn claim(
         &self,
-        guid: Guid,
-        account: AccountId,
-        lifetime: Duration,
         now: Instant,
-    ) -> Result<(), DirectoryError>;
+        guid: Guid,
+        identity: ConsoleIdentity,
+        hop: HopId,
+        resume_secret: ResumeSecret,
+    ) -> Result<Pairing, TableError>;
 
-    /// Marks `guid` as claimed by a console of `account`; refuses other accounts and a
-    /// second claim.
-    fn claim(&self, guid: Guid, account: AccountId, now: Instant) -> Result<(), DirectoryError>;
+    /// A party ended the session (CLOSE, or its hop is gone and REATTACH is not offered):
+    /// the session ends for both, its GUID is remembered until its ticket expires.
+    fn close(&self, now: Instant, hop: HopId, reason: CloseReason) -> Vec<Outgoing>;
 
-    /// The waiting (unclaimed) sessions of `account`, at most `max` of them.
-    fn waiting(&self, account: AccountId, max: usize, now: Instant) -> Vec<WaitingSession>;
+    /// Ends overdue sessions and forgets GUIDs whose ticket expired.
+    fn expire(&self, now: Instant) -> Vec<Outgoing>;
 
-    /// Forgets `guid` (the session ended or its applet left). Unknown GUIDs are ignored.
-    fn end(&self, guid: Guid, now: Instant);
+    /// When [`Directory::expire`] next has work.
+    fn poll_timeout(&self) -> Option<Instant>;
 
-    /// Drops waiting sessions whose lifetime is over; returns their GUIDs.
-    fn expire(&self, now: Instant) -> Vec<Guid>;
+    /// Whether `guid` is a live session.
+    fn is_live(&self, guid: &Guid) -> bool;
 
-    /// Number of sessions currently known (waiting or paired).
+    /// Number of live sessions (waiting or paired).
     fn len(&self) -> usize;
 
-    /// Whether no session is known.
+    /// Whether no session is live.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -3,13 +3,14 @@
 //! both hops and the relay core between them.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use rescue_crypto::ticket::{Ticket, TicketError};
+use rescue_proto::handoff::gateway::RegisterRequest;
+use rescue_proto::handoff::{HopId, TableError};
 use rescue_proto::wire::signal::{
-    AccountId as WireAccount, Close, CloseReason, ErrorCode, Message, Paired, Pong, Registered,
-    TechnicianName,
+    AccountId as WireAccount, Close, CloseReason, ErrorCode, Message, Pong, Registered,
 };
 use rescue_proto::Guid;
 use tracing::Instrument;
@@ -18,33 +19,31 @@ use super::conn::{refuse, Hop, Refusal};
 use super::pairing::{ConsoleHop, Parked};
 use super::stats::Counters;
 use super::Shared;
-use crate::directory::DirectoryError;
 use crate::signal;
 
 /// Serves an applet connection after HELLO.
-pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop) {
-    let ticket = match register(&shared, &mut hop).await {
+pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId) {
+    let ticket = match read_ticket(&shared, &mut hop).await {
         Ok(t) => t,
         Err(r) => return refuse(&shared, hop, r).await,
     };
     let guid = ticket.guid;
+    // Parked before the directory admits the session, so a CLAIM can never find it
+    // without a waiting task; the slot goes away with `parked`.
+    let Some(parked) = shared.parking.park(guid) else {
+        let r = Refusal::new(ErrorCode::GuidTaken, "GUID already registered");
+        return refuse(&shared, hop, r).await;
+    };
+    let registered = match admit(&shared, &ticket, hop_id) {
+        Ok(r) => r,
+        Err(r) => return refuse(&shared, hop, r).await,
+    };
     let span = tracing::info_span!("session", %guid, account = %ticket.account);
     let _ended = EndOnDrop {
         shared: shared.clone(),
-        guid,
+        hop: hop_id,
     };
     async move {
-        let parked = shared.parking.park(guid);
-        let Some(resume_secret) = super::random_secret() else {
-            let r = Refusal::new(ErrorCode::Internal, "random generator failed");
-            return refuse(&shared, hop, r).await;
-        };
-        let lifetime = shared.config.limits.pending_lifetime;
-        let registered = Registered {
-            guid,
-            lifetime_secs: u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX),
-            resume_secret,
-        };
         if let Err(e) = signal::send(&mut hop, Message::Registered(registered)).await {
             tracing::debug!(error = %e, "applet left before REGISTERED");
             return;
@@ -61,8 +60,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop) {
     .await
 }
 
-/// Reads REGISTER and checks the ticket: signature, expiry, account, fresh GUID.
-async fn register(shared: &Shared, hop: &mut Hop) -> Result<Ticket, Refusal> {
+/// Reads REGISTER and checks the ticket: signature, expiry, served account.
+async fn read_ticket(shared: &Shared, hop: &mut Hop) -> Result<Ticket, Refusal> {
     let wait = shared.config.limits.request_timeout;
     let msg = signal::recv(hop, wait)
         .await
@@ -77,13 +76,26 @@ async fn register(shared: &Shared, hop: &mut Hop) -> Result<Ticket, Refusal> {
         let why = format!("account {} not served here", ticket.account);
         return Err(Refusal::new(ErrorCode::WrongAccount, why));
     }
-    let lifetime = shared.config.limits.pending_lifetime;
-    shared
-        .config
-        .directory
-        .register(ticket.guid, ticket.account, lifetime, Instant::now())
-        .map_err(directory_refusal)?;
     Ok(ticket)
+}
+
+/// Records the session in the directory (fresh GUID, limits); returns REGISTERED.
+fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Registered, Refusal> {
+    let now_unix = crate::portal::unix_now();
+    let account = WireAccount::new(ticket.account.to_string())
+        .map_err(|e| Refusal::new(ErrorCode::BadTicket, e.to_string()))?;
+    let resume_secret = super::random_secret()
+        .ok_or_else(|| Refusal::new(ErrorCode::Internal, "random generator failed"))?;
+    let now = Instant::now();
+    let valid_for = Duration::from_secs(ticket.expires_at_unix.saturating_sub(now_unix));
+    let req = RegisterRequest {
+        guid: ticket.guid,
+        account,
+        ticket_expires: now.checked_add(valid_for).unwrap_or(now),
+        hop: hop_id,
+        resume_secret,
+    };
+    shared.directory.register(now, req).map_err(table_refusal)
 }
 
 /// Waits for a console's hop; answers PING; ends on CLOSE, EOF, the pending lifetime or
@@ -140,40 +152,22 @@ async fn turn_away_late_console(shared: &Shared, parked: &mut Parked) {
 }
 
 /// PAIRED to both, then the relay core until the session ends.
-async fn pair(shared: &Shared, mut applet: Hop, mut console: Box<ConsoleHop>, guid: Guid) {
-    let to_applet = match (
-        WireAccount::new(console.account.to_string()),
-        TechnicianName::new(console.technician.clone()),
-    ) {
-        (Ok(account), Ok(technician)) => Paired::ToApplet {
-            account,
-            technician,
-        },
-        _ => {
-            let r = Refusal::new(ErrorCode::Internal, "console name not representable");
-            refuse(shared, console.hop, r).await;
-            return refuse(shared, applet, Refusal::new(ErrorCode::Internal, "pairing")).await;
-        }
-    };
-    let Some(resume_secret) = super::random_secret() else {
-        let r = Refusal::new(ErrorCode::Internal, "random generator failed");
-        refuse(shared, console.hop, r).await;
-        return refuse(shared, applet, Refusal::new(ErrorCode::Internal, "pairing")).await;
-    };
-    let to_console = Paired::ToConsole {
-        guid,
-        resume_secret,
-    };
-    let sent_a = signal::send(&mut applet, Message::Paired(to_applet)).await;
-    let sent_c = signal::send(&mut console.hop, Message::Paired(to_console)).await;
+async fn pair(shared: &Shared, mut applet: Hop, console: Box<ConsoleHop>, guid: Guid) {
+    let ConsoleHop {
+        hop: mut console_hop,
+        pairing,
+        technician,
+    } = *console;
+    let sent_a = signal::send(&mut applet, Message::Paired(pairing.to_applet)).await;
+    let sent_c = signal::send(&mut console_hop, Message::Paired(pairing.to_console)).await;
     if sent_a.is_err() || sent_c.is_err() {
         tracing::info!("a party left while being paired");
         return;
     }
     Counters::bump(&shared.stats.paired);
-    tracing::info!(technician = %console.technician, "paired, relaying");
+    tracing::info!(%technician, "paired, relaying");
     let a = signal::unframe(applet);
-    let c = signal::unframe(console.hop);
+    let c = signal::unframe(console_hop);
     let stats =
         crate::relay::relay(a, c, guid, &shared.config.relay, shared.shutdown.clone()).await;
     Counters::add(&shared.stats.bytes_a2c, stats.a_to_b.bytes);
@@ -189,27 +183,24 @@ fn ticket_refusal(e: TicketError) -> Refusal {
     }
 }
 
-/// Maps a directory refusal to its ERROR code.
-pub(crate) fn directory_refusal(e: DirectoryError) -> Refusal {
-    let code = match e {
-        DirectoryError::Taken => ErrorCode::GuidTaken,
-        DirectoryError::Unknown => ErrorCode::UnknownGuid,
-        DirectoryError::WrongAccount => ErrorCode::WrongAccount,
-        DirectoryError::AlreadyClaimed => ErrorCode::AlreadyClaimed,
-        DirectoryError::Full => ErrorCode::Overloaded,
-        DirectoryError::Other(_) => ErrorCode::Internal,
-    };
-    Refusal::new(code, e.to_string())
+/// Maps a directory refusal to its ERROR (the table names the code).
+pub(crate) fn table_refusal(e: TableError) -> Refusal {
+    Refusal::new(e.code(), e.to_string())
 }
 
-/// Removes the session from the directory when the applet's task ends, however it ends.
+/// Ends the session in the directory when the applet's task ends, however it ends (no
+/// REATTACH yet: a lost applet hop ends the session; its GUID stays remembered).
 struct EndOnDrop {
     shared: Arc<Shared>,
-    guid: Guid,
+    hop: HopId,
 }
 
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
-        self.shared.config.directory.end(self.guid, Instant::now());
+        let now = Instant::now();
+        let _ = self
+            .shared
+            .directory
+            .close(now, self.hop, CloseReason::Normal);
     }
 }

@@ -78,10 +78,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
         None => Box::new(tls),
     };
     let mut hop = signal::framed(stream);
+    let hop_id = shared.hop_id();
     match hello(&shared, &mut hop, console.is_some()).await {
-        Ok(Role::Applet) => super::applet::serve(shared, hop).await,
+        Ok(Role::Applet) => super::applet::serve(shared, hop, hop_id).await,
         Ok(_) => match console {
-            Some(name) => super::console::serve(shared, hop, name).await,
+            Some(name) => super::console::serve(shared, hop, hop_id, name).await,
             None => {
                 refuse(
                     &shared,

@@ -6,36 +6,46 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rescue_crypto::pki::ConsoleName;
-use rescue_proto::wire::limits::MAX_QUEUE_ENTRIES;
-use rescue_proto::wire::signal::{ErrorCode, Message, Pong, QueueEntry, QueueList};
+use rescue_proto::handoff::gateway::Pairing;
+use rescue_proto::handoff::{ConsoleIdentity, HopId};
+use rescue_proto::wire::signal::{
+    AccountId as WireAccount, CloseReason, ErrorCode, Message, Pong, TechnicianName,
+};
 use rescue_proto::Guid;
 use tracing::Instrument;
 
-use super::applet::directory_refusal;
+use super::applet::table_refusal;
 use super::conn::{refuse, Hop, Refusal};
 use super::pairing::ConsoleHop;
 use super::Shared;
 use crate::signal::{self, RecvError};
 
 /// Serves a console connection after HELLO.
-pub(crate) async fn serve(shared: Arc<Shared>, hop: Hop, name: ConsoleName) {
+pub(crate) async fn serve(shared: Arc<Shared>, hop: Hop, hop_id: HopId, name: ConsoleName) {
     let span =
         tracing::info_span!("console", account = %name.account, technician = %name.technician);
-    serve_in_span(shared, hop, name).instrument(span).await
+    serve_in_span(shared, hop, hop_id, name)
+        .instrument(span)
+        .await
 }
 
-async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, name: ConsoleName) {
-    match requests(&shared, &mut hop, &name).await {
+async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, name: ConsoleName) {
+    let identity = match identity_of(&name) {
+        Ok(i) => i,
+        Err(r) => return refuse(&shared, hop, r).await,
+    };
+    match requests(&shared, &mut hop, hop_id, &identity).await {
         Ok(None) => tracing::debug!("console left"),
-        Ok(Some(guid)) => {
+        Ok(Some((guid, pairing))) => {
             let console = Box::new(ConsoleHop {
                 hop,
-                account: name.account,
+                pairing,
                 technician: name.technician,
             });
             if let Err(back) = shared.parking.hand_over(guid, console) {
                 // Claimed in the directory, but the applet's task is gone.
-                shared.config.directory.end(guid, Instant::now());
+                let now = Instant::now();
+                let _ = shared.directory.close(now, hop_id, CloseReason::Normal);
                 let r = Refusal::new(ErrorCode::UnknownGuid, "the applet left");
                 refuse(&shared, back.hop, r).await;
             }
@@ -44,13 +54,30 @@ async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, name: ConsoleName) {
     }
 }
 
-/// Answers QUEUE and PING until a CLAIM is accepted (`Ok(Some(guid))`) or the console
+/// The console's identity in the directory's terms, from its verified certificate.
+fn identity_of(name: &ConsoleName) -> Result<ConsoleIdentity, Refusal> {
+    let account = WireAccount::new(name.account.to_string());
+    let technician = TechnicianName::new(name.technician.clone());
+    match (account, technician) {
+        (Ok(account), Ok(technician)) => Ok(ConsoleIdentity {
+            account,
+            technician,
+        }),
+        _ => Err(Refusal::new(
+            ErrorCode::WrongAccount,
+            "console certificate names no usable account or technician",
+        )),
+    }
+}
+
+/// Answers QUEUE and PING until a CLAIM is accepted (`Ok(Some(..))`) or the console
 /// leaves (`Ok(None)`).
 async fn requests(
     shared: &Shared,
     hop: &mut Hop,
-    name: &ConsoleName,
-) -> Result<Option<Guid>, Refusal> {
+    hop_id: HopId,
+    identity: &ConsoleIdentity,
+) -> Result<Option<(Guid, Pairing)>, Refusal> {
     let idle = shared.config.limits.console_idle_timeout;
     loop {
         let msg = tokio::select! {
@@ -60,15 +87,18 @@ async fn requests(
             }
         };
         let reply = match msg {
-            Ok(Message::Queue(_)) => Message::QueueList(queue(shared, name)?),
+            Ok(Message::Queue(_)) => {
+                Message::QueueList(shared.directory.queue(Instant::now(), &identity.account))
+            }
             Ok(Message::Claim(c)) => {
-                shared
-                    .config
+                let secret = super::random_secret()
+                    .ok_or_else(|| Refusal::new(ErrorCode::Internal, "random generator failed"))?;
+                let pairing = shared
                     .directory
-                    .claim(c.guid, name.account, Instant::now())
-                    .map_err(directory_refusal)?;
+                    .claim(Instant::now(), c.guid, identity.clone(), hop_id, secret)
+                    .map_err(table_refusal)?;
                 tracing::info!(guid = %c.guid, "claim accepted");
-                return Ok(Some(c.guid));
+                return Ok(Some((c.guid, pairing)));
             }
             Ok(Message::Ping(p)) => Message::Pong(Pong { nonce: p.nonce }),
             Ok(Message::Close(_)) | Err(RecvError::Closed) => return Ok(None),
@@ -79,19 +109,4 @@ async fn requests(
             .await
             .map_err(|e| Refusal::silent(e.to_string()))?;
     }
-}
-
-fn queue(shared: &Shared, name: &ConsoleName) -> Result<QueueList, Refusal> {
-    let waiting = shared
-        .config
-        .directory
-        .waiting(name.account, MAX_QUEUE_ENTRIES, Instant::now());
-    let entries = waiting
-        .into_iter()
-        .map(|w| QueueEntry {
-            guid: w.guid,
-            waiting_secs: u32::try_from(w.waiting.as_secs()).unwrap_or(u32::MAX),
-        })
-        .collect();
-    QueueList::new(entries).map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))
 }

@@ -18,12 +18,15 @@ mod stats;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rescue_crypto::pki::{AccountId, Identity};
 use rescue_crypto::ticket::TicketVerifyKey;
 use rescue_crypto::tls::{gateway_server_config, AccountRoots};
+use rescue_proto::handoff::gateway::Limits;
+use rescue_proto::handoff::HopId;
 use rescue_proto::wire::signal::ResumeSecret;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
@@ -56,8 +59,9 @@ pub struct GatewayConfig {
     pub limits: GatewayLimits,
     /// Limits of the relay core for paired sessions.
     pub relay: crate::relay::RelayLimits,
-    /// The session directory; [`MemoryDirectory`] by default.
-    pub directory: Arc<dyn Directory>,
+    /// The session directory; `None` (the default) builds a [`MemoryDirectory`] with
+    /// the protocol's table limits and [`GatewayLimits::pending_lifetime`].
+    pub directory: Option<Arc<dyn Directory>>,
     /// An optional observer of every byte the gateway reads or writes inside the outer
     /// TLS (tests use it to prove the gateway never sees end-to-end plaintext).
     pub tap: Option<Arc<dyn Tap>>,
@@ -84,7 +88,7 @@ impl GatewayConfig {
             accounts: served,
             limits: GatewayLimits::default(),
             relay: crate::relay::RelayLimits::default(),
-            directory: Arc::new(MemoryDirectory::new()),
+            directory: None,
             tap: None,
         }
     }
@@ -93,6 +97,8 @@ impl GatewayConfig {
 /// State shared by the accept loop and every connection task.
 pub(crate) struct Shared {
     pub(crate) config: GatewayConfig,
+    pub(crate) directory: Arc<dyn Directory>,
+    next_hop: AtomicU64,
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
     pub(crate) parking: pairing::Parking,
     pub(crate) stats: stats::Counters,
@@ -117,13 +123,23 @@ impl Gateway {
     pub fn serve(listener: TcpListener, config: GatewayConfig) -> Result<Self, Error> {
         let local_addr = listener.local_addr()?;
         let tls = gateway_server_config(&config.identity, &config.account_roots)?;
+        let directory = config.directory.clone().unwrap_or_else(|| {
+            let limits = Limits {
+                pending_lifetime: config.limits.pending_lifetime,
+                ..Limits::default()
+            };
+            Arc::new(MemoryDirectory::new(limits))
+        });
         let shared = Arc::new(Shared {
             acceptor: tokio_rustls::TlsAcceptor::from(tls),
             config,
+            directory,
+            next_hop: AtomicU64::new(1),
             parking: pairing::Parking::default(),
             stats: stats::Counters::default(),
             shutdown: CancellationToken::new(),
         });
+        tokio::spawn(sweep(shared.clone()));
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Self {
             shared,
@@ -139,9 +155,7 @@ impl Gateway {
 
     /// A snapshot of the gateway's counters.
     pub fn stats(&self) -> GatewayStats {
-        self.shared
-            .stats
-            .snapshot(self.shared.config.directory.len())
+        self.shared.stats.snapshot(self.shared.directory.len())
     }
 
     /// Graceful shutdown: stop accepting, tell waiting peers and running relays to close
@@ -153,7 +167,7 @@ impl Gateway {
         let grace = shared.config.limits.shutdown_grace;
         // The accept loop itself waits `grace` for its connections, so allow a margin.
         let _ = tokio::time::timeout(grace + SHUTDOWN_MARGIN, task).await;
-        shared.stats.snapshot(shared.config.directory.len())
+        shared.stats.snapshot(shared.directory.len())
     }
 }
 
@@ -205,6 +219,40 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             "shutdown grace over, dropping connections"
         );
         tasks.abort_all();
+    }
+}
+
+/// Runs the directory's deadlines (pending lifetimes, remembered GUIDs) until shutdown.
+/// Messages for hops are not sent from here: each hop's task runs its own timers and
+/// learns its fate from them, so the outgoing list is only logged.
+async fn sweep(shared: Arc<Shared>) {
+    loop {
+        let now = tokio::time::Instant::now();
+        let next = shared
+            .directory
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or(now + SWEEP_INTERVAL)
+            .min(now + SWEEP_INTERVAL);
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let expired = shared.directory.expire(std::time::Instant::now());
+        if !expired.is_empty() {
+            tracing::debug!(messages = expired.len(), "directory deadlines passed");
+        }
+    }
+}
+
+/// Longest pause between two directory sweeps, so a deadline added after the sweeper
+/// went to sleep is handled within this time.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Shared {
+    /// A fresh id for a new connection.
+    pub(crate) fn hop_id(&self) -> HopId {
+        HopId(self.next_hop.fetch_add(1, Ordering::Relaxed))
     }
 }
 

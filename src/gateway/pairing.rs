@@ -17,9 +17,9 @@ use super::conn::Hop;
 pub(crate) struct ConsoleHop {
     /// The console's framed connection, HELLO done, CLAIM accepted.
     pub(crate) hop: Hop,
-    /// The console's account (from its certificate).
-    pub(crate) account: rescue_crypto::pki::AccountId,
-    /// The technician's name (from its certificate).
+    /// The PAIRED messages for both parties, from the directory.
+    pub(crate) pairing: rescue_proto::handoff::gateway::Pairing,
+    /// The technician's name (from its certificate), for logs.
     pub(crate) technician: String,
 }
 
@@ -42,18 +42,21 @@ pub(crate) struct Parked {
 }
 
 impl Parking {
-    /// Parks `guid`. The directory has already refused duplicates, so an existing slot
-    /// can only be stale; it is replaced.
-    pub(crate) fn park(&self, guid: Guid) -> Parked {
+    /// Parks `guid`; `None` if another task already waits under it (the GUID is taken).
+    pub(crate) fn park(&self, guid: Guid) -> Option<Parked> {
         let (tx, rx) = oneshot::channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.slots).insert(guid, (id, tx));
-        Parked {
+        let mut slots = lock(&self.slots);
+        if slots.contains_key(&guid) {
+            return None;
+        }
+        slots.insert(guid, (id, tx));
+        Some(Parked {
             guid,
             id,
             slots: self.slots.clone(),
             rx,
-        }
+        })
     }
 
     /// Hands `console` to the applet parked under `guid`. Gives it back when nobody waits.

@@ -19,7 +19,15 @@ use crate::config::PeerTimeouts;
 use crate::error::Error;
 use crate::signal::{self, Hop};
 
-pub use crate::directory::WaitingSession;
+/// One waiting session as the gateway lists it to a console of the same account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WaitingSession {
+    /// The session's GUID.
+    pub guid: Guid,
+    /// How long the end user has been waiting.
+    pub waiting: Duration,
+}
 
 /// A console connected to a gateway with its certificate.
 pub struct Console {
