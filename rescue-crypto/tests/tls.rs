@@ -1,7 +1,11 @@
 //! Real rustls handshakes in memory between ClientConnection and ServerConnection, with
 //! the configurations of `rescue_crypto::tls`.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::{client_err, connect, transfer, Failed};
 
 use rescue_crypto::bind::{bind_tag, verify_bind_tag, Exporter, PathKey, Role};
 use rescue_crypto::pki::{
@@ -11,18 +15,8 @@ use rescue_crypto::tls::{self, AccountRoots};
 use rescue_crypto::verify::CaPinVerifier;
 use rescue_crypto::{new_guid, Pin};
 use rustls::client::danger::ServerCertVerifier;
-use rustls::{
-    CertificateError, ClientConfig, ClientConnection, ConnectionCommon, Error, ServerConfig,
-    ServerConnection,
-};
+use rustls::{CertificateError, ClientConfig, ClientConnection, Error, ServerConnection};
 use rustls_pki_types::UnixTime;
-
-/// Which side of a handshake failed first.
-#[derive(Debug)]
-enum Failed {
-    Client(Error),
-    Server(Error),
-}
 
 struct World {
     gw_ca: GatewayCa,
@@ -52,47 +46,6 @@ fn roots(acct: &AccountCa) -> AccountRoots {
     let mut r = AccountRoots::new();
     r.add(acct.account(), acct.cert().clone());
     r
-}
-
-fn transfer<A, B>(
-    from: &mut ConnectionCommon<A>,
-    to: &mut ConnectionCommon<B>,
-) -> Result<bool, Error> {
-    let mut buf = Vec::new();
-    while from.wants_write() {
-        from.write_tls(&mut buf).unwrap();
-    }
-    let moved = !buf.is_empty();
-    let mut rd = &buf[..];
-    while !rd.is_empty() {
-        to.read_tls(&mut rd).unwrap();
-        to.process_new_packets()?;
-    }
-    Ok(moved)
-}
-
-fn connect(
-    client: Arc<ClientConfig>,
-    server: Arc<ServerConfig>,
-) -> Result<(ClientConnection, ServerConnection), Failed> {
-    let mut c = ClientConnection::new(client, tls::server_name()).unwrap();
-    let mut s = ServerConnection::new(server).unwrap();
-    for _ in 0..16 {
-        let a = transfer(&mut c, &mut s).map_err(Failed::Server)?;
-        let b = transfer(&mut s, &mut c).map_err(Failed::Client)?;
-        if !a && !b && !c.is_handshaking() && !s.is_handshaking() {
-            return Ok((c, s));
-        }
-    }
-    panic!("handshake did not finish");
-}
-
-fn client_err(r: Result<(ClientConnection, ServerConnection), Failed>) -> Error {
-    match r {
-        Err(Failed::Client(e)) => e,
-        Err(Failed::Server(e)) => panic!("server failed first: {e}"),
-        Ok(_) => panic!("handshake unexpectedly succeeded"),
-    }
 }
 
 #[test]
