@@ -4,18 +4,21 @@
 use std::io;
 use std::pin::Pin as StdPin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use rescue_crypto::sas::Sas;
 use rescue_crypto::ticket::{Ticket, SIGNATURE_LEN};
-use rescue_proto::wire::signal::{ErrorCode, Message, Paired, Register, Role};
+use rescue_proto::handoff::applet::Applet as HandoffApplet;
+use rescue_proto::handoff::PeerEvent;
+use rescue_proto::wire::signal::{ErrorCode, Paired, Register};
 use rescue_proto::Guid;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::inner::{self, ConsoleIdentity, E2eStream};
-use super::{connect_gateway, reply, unexpected};
+use super::{connect_gateway, drive, send_all};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
-use crate::signal::{self, Hop};
+use crate::signal::Hop;
 
 /// An applet, configured by its signed ticket alone: the ticket carries the GUID, the
 /// gateway list, the gateway-CA and account-CA pins and the policy.
@@ -29,6 +32,7 @@ pub struct Applet {
 /// An applet registered at a gateway, waiting for a technician.
 pub struct Registration {
     hop: Hop,
+    state: HandoffApplet,
     gateway: String,
     ticket: Ticket,
     timeouts: PeerTimeouts,
@@ -109,19 +113,33 @@ impl Applet {
 
     async fn register_at(&self, gateway: &str) -> Result<Registration, Error> {
         let tls = rescue_crypto::tls::applet_gateway_client_config(self.ticket.gateway_ca_pin)?;
-        let mut hop = connect_gateway(gateway, tls, Role::Applet, &self.timeouts).await?;
+        let mut hop = connect_gateway(gateway, tls, &self.timeouts).await?;
         let register = Register::new(self.ticket_bytes.clone())
             .map_err(|e| Error::Config(format!("ticket: {e}")))?;
-        signal::send(&mut hop, Message::Register(register)).await?;
-        match reply(&mut hop, self.timeouts.reply, "REGISTERED").await? {
-            Message::Registered(r) if r.guid == self.ticket.guid => Ok(Registration {
-                hop,
-                gateway: gateway.to_owned(),
-                ticket: self.ticket.clone(),
-                timeouts: self.timeouts.clone(),
-            }),
-            Message::Registered(_) => Err(Error::Protocol("REGISTERED for another GUID".into())),
-            other => Err(unexpected(&other, "REGISTERED")),
+        let (state, first) = HandoffApplet::register(Instant::now(), register);
+        send_all(&mut hop, first).await?;
+        let registered = |_: &HandoffApplet, e: Option<&PeerEvent>| {
+            matches!(e, Some(PeerEvent::Registered { .. }))
+        };
+        let (state, event) = drive(
+            &mut hop,
+            state,
+            self.timeouts.reply,
+            "REGISTERED",
+            registered,
+        )
+        .await?;
+        match event {
+            Some(PeerEvent::Registered { guid, .. }) if guid == self.ticket.guid => {
+                Ok(Registration {
+                    hop,
+                    state,
+                    gateway: gateway.to_owned(),
+                    ticket: self.ticket.clone(),
+                    timeouts: self.timeouts.clone(),
+                })
+            }
+            _ => Err(Error::Protocol("REGISTERED for another GUID".into())),
         }
     }
 }
@@ -162,9 +180,19 @@ impl Registration {
     /// Waits for PAIRED (up to the pairing timeout), then runs the end-to-end set-up:
     /// inner TLS pinned to the account CA, BIND, SAS.
     pub async fn wait_paired(mut self) -> Result<AppletSession, Error> {
-        let msg = reply(&mut self.hop, self.timeouts.pairing, "PAIRED").await?;
-        let Message::Paired(Paired::ToApplet { technician, .. }) = msg else {
-            return Err(unexpected(&msg, "PAIRED"));
+        let paired = |_: &HandoffApplet, e: Option<&PeerEvent>| {
+            matches!(e, Some(PeerEvent::Paired(Paired::ToApplet { .. })))
+        };
+        let (_, event) = drive(
+            &mut self.hop,
+            self.state,
+            self.timeouts.pairing,
+            "PAIRED",
+            paired,
+        )
+        .await?;
+        let Some(PeerEvent::Paired(Paired::ToApplet { technician, .. })) = event else {
+            return Err(Error::Protocol("expected PAIRED".into()));
         };
         tracing::info!(guid = %self.ticket.guid, %technician, "paired");
         let (stream, sas, console) = inner::applet(

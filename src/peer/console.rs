@@ -4,20 +4,21 @@
 use std::io;
 use std::pin::Pin as StdPin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rescue_crypto::pin::Pin;
 use rescue_crypto::pki::{ConsoleName, Identity};
 use rescue_crypto::sas::Sas;
-use rescue_proto::wire::signal::{Claim, Message, Paired, Queue, Role};
+use rescue_proto::handoff::console::{self as hs_console, Console as HandoffConsole};
+use rescue_proto::handoff::PeerEvent;
 use rescue_proto::Guid;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::inner::{self, E2eStream};
-use super::{connect_gateway, reply, unexpected};
+use super::{connect_gateway, drive, send_all};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
-use crate::signal::{self, Hop};
+use crate::signal::Hop;
 
 /// One waiting session as the gateway lists it to a console of the same account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct WaitingSession {
 /// A console connected to a gateway with its certificate.
 pub struct Console {
     hop: Hop,
+    /// The hand-off machine; `None` only if a request failed half-way.
+    state: Option<HandoffConsole>,
     identity: Identity,
     name: ConsoleName,
     gateway: String,
@@ -72,9 +75,14 @@ impl Console {
         let name =
             ConsoleName::from_cert(leaf).map_err(|e| Error::ConsoleIdentity(e.to_string()))?;
         let tls = rescue_crypto::tls::console_gateway_client_config(gateway_ca_pin, &identity)?;
-        let hop = connect_gateway(gateway, tls, Role::Console, &timeouts).await?;
+        let mut hop = connect_gateway(gateway, tls, &timeouts).await?;
+        let (state, hello) = HandoffConsole::start(Instant::now());
+        send_all(&mut hop, [hello]).await?;
+        let idle = |s: &HandoffConsole, _: Option<&PeerEvent>| matches!(s, HandoffConsole::Idle(_));
+        let (state, _) = drive(&mut hop, state, timeouts.reply, "HELLO", idle).await?;
         Ok(Self {
             hop,
+            state: Some(state),
             identity,
             name,
             gateway: gateway.to_owned(),
@@ -89,28 +97,48 @@ impl Console {
 
     /// The waiting sessions of this console's account, longest waiting first.
     pub async fn queue(&mut self) -> Result<Vec<WaitingSession>, Error> {
-        signal::send(&mut self.hop, Message::Queue(Queue)).await?;
-        match reply(&mut self.hop, self.timeouts.reply, "QUEUE_LIST").await? {
-            Message::QueueList(list) => Ok(list
-                .entries()
-                .iter()
-                .map(|e| WaitingSession {
-                    guid: e.guid,
-                    waiting: Duration::from_secs(u64::from(e.waiting_secs)),
-                })
-                .collect()),
-            other => Err(unexpected(&other, "QUEUE_LIST")),
+        let (state, request) = self.idle()?.queue(Instant::now());
+        send_all(&mut self.hop, [request]).await?;
+        let listed =
+            |_: &HandoffConsole, e: Option<&PeerEvent>| matches!(e, Some(PeerEvent::Queue(_)));
+        let (state, event) = drive(
+            &mut self.hop,
+            state,
+            self.timeouts.reply,
+            "QUEUE_LIST",
+            listed,
+        )
+        .await?;
+        self.state = Some(state);
+        let Some(PeerEvent::Queue(list)) = event else {
+            return Err(Error::Protocol("expected QUEUE_LIST".into()));
+        };
+        Ok(list
+            .entries()
+            .iter()
+            .map(|e| WaitingSession {
+                guid: e.guid,
+                waiting: Duration::from_secs(u64::from(e.waiting_secs)),
+            })
+            .collect())
+    }
+
+    /// The machine, if it is ready for a request.
+    fn idle(&mut self) -> Result<hs_console::Idle, Error> {
+        match self.state.take() {
+            Some(HandoffConsole::Idle(idle)) => Ok(idle),
+            _ => Err(Error::Protocol("console is not ready for a request".into())),
         }
     }
 
     /// Claims `guid`; on PAIRED runs the end-to-end set-up as TLS server, BIND, SAS.
     pub async fn claim(mut self, guid: Guid) -> Result<ConsoleSession, Error> {
-        signal::send(&mut self.hop, Message::Claim(Claim { guid })).await?;
-        match reply(&mut self.hop, self.timeouts.reply, "PAIRED").await? {
-            Message::Paired(Paired::ToConsole { guid: paired, .. }) if paired == guid => {}
-            Message::Paired(_) => return Err(Error::Protocol("PAIRED for another GUID".into())),
-            other => return Err(unexpected(&other, "PAIRED")),
-        }
+        let (state, request) = self.idle()?.claim(Instant::now(), guid);
+        send_all(&mut self.hop, [request]).await?;
+        // The machine checks that PAIRED names the claimed GUID.
+        let paired =
+            |_: &HandoffConsole, e: Option<&PeerEvent>| matches!(e, Some(PeerEvent::Paired(_)));
+        drive(&mut self.hop, state, self.timeouts.reply, "PAIRED", paired).await?;
         tracing::info!(%guid, "paired");
         let (stream, sas) =
             inner::console(self.hop, &self.identity, guid, self.timeouts.inner_setup).await?;

@@ -1,12 +1,13 @@
 //! The two peers of a relayed session: the end user's [`Applet`] and the technician's
-//! [`Console`]. Both reach a gateway over outer TLS pinned to the gateway CA, say HELLO,
-//! and after PAIRED run the end-to-end TLS (applet client, console server) over the DATA
-//! tunnel, then BIND and the committed SAS ([`inner`]).
+//! [`Console`]. Both reach a gateway over outer TLS pinned to the gateway CA and drive
+//! `rescue_proto`'s sans-IO hand-off machines (`handoff::applet`, `handoff::console`)
+//! until PAIRED; then they run the end-to-end TLS (applet client, console server) over
+//! the DATA tunnel, BIND and the committed SAS ([`inner`]).
 //!
 //! The peers never trust the gateway with anything but routing: the inner TLS pins the
 //! account CA, and BIND ties the end-to-end channel to the session GUID. The steps are
-//! separate functions (connect, hello, inner set-up) so that a reconnect (RESUME, issue
-//! 4) can reuse them on a new hop.
+//! separate functions (transport, hand-off driver, inner set-up) so that a reconnect
+//! (REATTACH/RESUME, issue 4) can reuse them on a new hop.
 
 mod applet;
 mod console;
@@ -14,9 +15,11 @@ pub(crate) mod inner;
 mod sas;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use rescue_proto::wire::limits::PROTOCOL_VERSION;
-use rescue_proto::wire::signal::{Hello, Message, Pong, Role};
+use rescue_proto::handoff::{applet as hs_applet, console as hs_console};
+use rescue_proto::handoff::{PeerError, PeerEvent, Step};
+use rescue_proto::wire::signal::Message;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -28,12 +31,10 @@ use crate::config::PeerTimeouts;
 use crate::error::Error;
 use crate::signal::{self, Hop, RecvError};
 
-/// Connects to `addr`: TCP and outer TLS (within `timeouts.connect` each), then HELLO
-/// both ways. Returns the framed hop, ready for the first request.
+/// Opens TCP and the outer TLS to `addr`, each within `timeouts.connect`.
 pub(crate) async fn connect_gateway(
     addr: &str,
     tls: Arc<rustls::ClientConfig>,
-    role: Role,
     timeouts: &PeerTimeouts,
 ) -> Result<Hop, Error> {
     let tcp = timeout(timeouts.connect, TcpStream::connect(addr))
@@ -49,55 +50,96 @@ pub(crate) async fn connect_gateway(
     .await
     .map_err(|_| Error::Timeout("outer TLS handshake"))?
     .map_err(Error::Tls)?;
-    let mut hop = signal::framed(Box::new(stream));
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        role,
-    };
-    signal::send(&mut hop, Message::Hello(hello)).await?;
-    match reply(&mut hop, timeouts.reply, "HELLO").await? {
-        Message::Hello(h) if h.version == PROTOCOL_VERSION && h.role == Role::Gateway => Ok(hop),
-        Message::Hello(h) => Err(Error::Protocol(format!(
-            "gateway HELLO with version {} role {:?}",
-            h.version, h.role
-        ))),
-        other => Err(unexpected(&other, "HELLO")),
+    Ok(signal::framed(Box::new(stream)))
+}
+
+/// A hand-off machine of `rescue_proto::handoff`, as the driver sees it.
+pub(crate) trait Machine: Sized {
+    /// Handles one message from the gateway.
+    fn handle(self, now: Instant, msg: Message) -> Result<Step<Self>, PeerError>;
+    /// The machine's own deadline for the awaited message.
+    fn poll_timeout(&self) -> Option<Instant>;
+}
+
+impl Machine for hs_applet::Applet {
+    fn handle(self, now: Instant, msg: Message) -> Result<Step<Self>, PeerError> {
+        hs_applet::Applet::handle(self, now, msg)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        hs_applet::Applet::poll_timeout(self)
     }
 }
 
-/// Waits for the gateway's next message that is not a keepalive: PING is answered,
-/// PONG ignored; ERROR becomes [`Error::Refused`], CLOSE [`Error::Closed`].
-pub(crate) async fn reply(
+impl Machine for hs_console::Console {
+    fn handle(self, now: Instant, msg: Message) -> Result<Step<Self>, PeerError> {
+        hs_console::Console::handle(self, now, msg)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        hs_console::Console::poll_timeout(self)
+    }
+}
+
+/// Feeds the gateway's messages to `state` (sending what it asks to send) until `done`
+/// accepts the new state and event. Each wait ends at the machine's deadline or after
+/// `cap`, whichever is first; ERROR, CLOSE and PEER_GONE end the drive with an error.
+pub(crate) async fn drive<M: Machine>(
     hop: &mut Hop,
-    wait: std::time::Duration,
+    mut state: M,
+    cap: Duration,
     what: &'static str,
-) -> Result<Message, Error> {
-    let deadline = tokio::time::Instant::now() + wait;
+    done: impl Fn(&M, Option<&PeerEvent>) -> bool,
+) -> Result<(M, Option<PeerEvent>), Error> {
+    let cap_at = Instant::now() + cap;
     loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let msg = signal::recv(hop, left).await.map_err(|e| match e {
+        let deadline = state.poll_timeout().map_or(cap_at, |d| d.min(cap_at));
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let msg = signal::recv(hop, wait).await.map_err(|e| match e {
             RecvError::Timeout => Error::Timeout(what),
             RecvError::Closed => Error::Closed,
             RecvError::Io(e) => Error::Io(e),
             RecvError::Malformed(m) => Error::Protocol(m),
         })?;
-        match msg {
-            Message::Ping(p) => {
-                signal::send(hop, Message::Pong(Pong { nonce: p.nonce })).await?;
+        let step = state
+            .handle(Instant::now(), msg)
+            .map_err(|e| peer_error(e, what))?;
+        if let Some(reply) = step.send {
+            signal::send(hop, reply).await?;
+        }
+        state = step.next;
+        if done(&state, step.event.as_ref()) {
+            return Ok((state, step.event));
+        }
+        match step.event {
+            Some(PeerEvent::Ended(rescue_proto::handoff::EndReason::PeerGone)) => {
+                return Err(Error::PeerGone)
             }
-            Message::Pong(_) => {}
-            Message::Error(e) => {
-                return Err(Error::Refused {
-                    code: e.code,
-                    message: e.message.as_str().to_owned(),
-                })
-            }
-            Message::Close(_) => return Err(Error::Closed),
-            other => return Ok(other),
+            Some(PeerEvent::Ended(_)) => return Err(Error::Closed),
+            _ => {}
         }
     }
 }
 
-pub(crate) fn unexpected(msg: &Message, what: &str) -> Error {
-    Error::Protocol(format!("expected {what}, got {}", signal::name_of(msg)))
+/// Maps a hand-off machine's error.
+fn peer_error(e: PeerError, what: &'static str) -> Error {
+    match e {
+        PeerError::Refused { code, message } => Error::Refused {
+            code,
+            message: message.as_str().to_owned(),
+        },
+        PeerError::Timeout => Error::Timeout(what),
+        other => Error::Protocol(other.to_string()),
+    }
+}
+
+/// Sends the frames a machine starts with.
+pub(crate) async fn send_all(
+    hop: &mut Hop,
+    msgs: impl IntoIterator<Item = Message>,
+) -> Result<(), Error> {
+    for m in msgs {
+        signal::send(hop, m).await?;
+    }
+    Ok(())
 }
