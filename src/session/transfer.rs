@@ -25,7 +25,7 @@ use super::{SessionEvent, TransferId};
 const WRITER_QUEUE: usize = 8;
 /// Most files received at once; more offers are rejected.
 const MAX_INCOMING: usize = 4;
-/// Progress events at most every this many bytes (plus the last): a 1 GB file makes
+/// Progress events at most every this many bytes (plus the first and the last): 1 GB makes
 /// about a thousand events, not thirty thousand.
 const PROGRESS_STEP: u64 = 1024 * 1024;
 
@@ -121,7 +121,7 @@ impl Driver {
             Ok(m) => {
                 let _ = self.core.send(FILE, m.encode());
                 let (done, size) = o.sender.progress();
-                if done == size || done - o.reported >= PROGRESS_STEP {
+                if o.reported == 0 || done == size || done - o.reported >= PROGRESS_STEP {
                     o.reported = done;
                     let ev = SessionEvent::FileProgress { id, done, size };
                     self.deliver(Delivery::Event(ev));
@@ -312,7 +312,7 @@ impl Driver {
         let Some(i) = self.incoming.get_mut(&id) else {
             return;
         };
-        if done == size || done - i.reported >= PROGRESS_STEP {
+        if i.reported == 0 || done == size || done - i.reported >= PROGRESS_STEP {
             i.reported = done;
             self.deliver(Delivery::Event(SessionEvent::FileProgress {
                 id,

@@ -82,6 +82,15 @@ impl Wire {
         }
     }
 
+    /// A wire around an already running middle task (e.g. [`corrupting_wire`]).
+    pub fn from_task(relay: JoinHandle<()>) -> Self {
+        Self {
+            applet: None,
+            console: None,
+            relay,
+        }
+    }
+
     /// Drops the middle: nothing more crosses, both ends read EOF.
     pub fn cut(&self) {
         self.relay.abort();
@@ -122,6 +131,11 @@ impl Setup {
         let mut wire = Wire::new();
         let a = wire.applet.take().unwrap();
         let c = wire.console.take().unwrap();
+        self.start_on(a, c, wire)
+    }
+
+    /// Both sessions on the given ends.
+    pub fn start_on(self, a: DuplexStream, c: DuplexStream, wire: Wire) -> Pair {
         let mut applet = Session::start(a, PathKind::Relay, self.applet_cfg);
         let mut console = Session::start(c, PathKind::Relay, self.console_cfg);
         Pair {
@@ -170,4 +184,141 @@ pub async fn drain(rx: &mut mpsc::Receiver<SessionEvent>) -> Vec<SessionEvent> {
     })
     .await;
     v
+}
+
+/// File content for tests: a byte pattern, deterministic, with `marker` at `at`.
+pub fn content(len: usize, marker: Option<(&[u8], usize)>) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    if let Some((m, at)) = marker {
+        v[at..at + m.len()].copy_from_slice(m);
+    }
+    v
+}
+
+pub fn digests(data: &[u8]) -> rescue_crypto::Digests {
+    let mut d = rescue_crypto::FileDigest::new();
+    d.update(data);
+    d.finish()
+}
+
+/// A reader that serves `data` but stops at `gate_at` until the gate opens (or for
+/// ever if the sender is kept and never used).
+pub struct GatedReader {
+    data: Vec<u8>,
+    pos: usize,
+    gate_at: usize,
+    gate: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl GatedReader {
+    pub fn new(data: Vec<u8>, gate_at: usize) -> (Self, tokio::sync::oneshot::Sender<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let r = Self {
+            data,
+            pos: 0,
+            gate_at,
+            gate: Some(rx),
+        };
+        (r, tx)
+    }
+}
+
+impl tokio::io::AsyncRead for GatedReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::future::Future;
+        if self.pos >= self.gate_at {
+            if let Some(g) = self.gate.as_mut() {
+                let _ = std::task::ready!(std::pin::Pin::new(g).poll(cx));
+                self.gate = None;
+            }
+        }
+        let limit = if self.gate.is_some() {
+            self.gate_at
+        } else {
+            self.data.len()
+        };
+        let n = (limit - self.pos).min(buf.remaining()).min(16 * 1024);
+        let start = self.pos;
+        buf.put_slice(&self.data[start..start + n]);
+        self.pos += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A wire whose console→applet direction flips one byte of the first occurrence of
+/// `marker` (a corrupted chunk payload; the frame itself stays well-formed).
+pub fn corrupting_wire(marker: Vec<u8>) -> (DuplexStream, DuplexStream, JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, a_mid) = tokio::io::duplex(PIPE);
+    let (c, c_mid) = tokio::io::duplex(PIPE);
+    let task = tokio::spawn(async move {
+        let (mut ar, mut aw) = tokio::io::split(a_mid);
+        let (mut cr, mut cw) = tokio::io::split(c_mid);
+        let up = async move {
+            let _ = tokio::io::copy(&mut ar, &mut cw).await;
+        };
+        let down = async move {
+            let keep = marker.len() - 1;
+            let (mut pending, mut done) = (Vec::new(), false);
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                // Hold back a possible marker prefix only while more bytes follow at once.
+                let n =
+                    match tokio::time::timeout(Duration::from_millis(5), cr.read(&mut buf)).await {
+                        Ok(Ok(0) | Err(_)) => break,
+                        Ok(Ok(n)) => n,
+                        Err(_) => {
+                            if aw.write_all(&pending).await.is_err() {
+                                break;
+                            }
+                            pending.clear();
+                            continue;
+                        }
+                    };
+                pending.extend_from_slice(&buf[..n]);
+                if !done {
+                    if let Some(i) = pending.windows(marker.len()).position(|w| w == marker) {
+                        pending[i] ^= 0x01;
+                        done = true;
+                    }
+                }
+                let cut = if done {
+                    pending.len()
+                } else {
+                    pending.len().saturating_sub(keep)
+                };
+                if aw.write_all(&pending[..cut]).await.is_err() {
+                    break;
+                }
+                pending.drain(..cut);
+            }
+            let _ = aw.write_all(&pending).await;
+        };
+        tokio::join!(up, down);
+    });
+    (a, c, task)
+}
+
+/// Waits until `dir` holds exactly `n` entries (the writer task removes a partial file
+/// right after the driver drops it); panics after [`WAIT`].
+pub async fn wait_entries(dir: &std::path::Path, n: usize) -> Vec<String> {
+    let fut = async {
+        loop {
+            let v: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            if v.len() == n {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("directory never settled")
 }
