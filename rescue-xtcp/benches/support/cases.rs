@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rescue_xtcp::impair::{ImpairConfig, ImpairProxy, Impairment};
+use rescue_xtcp::tokio::{SocketConfig, XtcpSocket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -23,10 +24,20 @@ pub(crate) enum Case {
     TcpTls,
     /// quinn, one unidirectional stream, its own TLS (rustls, ring, AES-256-GCM).
     Quinn,
+    /// XTCP (`XtcpStream`), no encryption.
+    Xtcp,
+    /// rustls (TLS 1.3, AES-256-GCM) over XTCP.
+    XtcpTls,
 }
 
 /// Every case, in table order.
-pub(crate) const ALL: &[Case] = &[Case::Tcp, Case::TcpTls, Case::Quinn];
+pub(crate) const ALL: &[Case] = &[
+    Case::Tcp,
+    Case::TcpTls,
+    Case::Quinn,
+    Case::Xtcp,
+    Case::XtcpTls,
+];
 
 /// Receive window given to quinn: the same 4 MiB as XTCP's default receive buffer.
 const QUINN_WINDOW: u32 = 4 << 20;
@@ -37,6 +48,8 @@ impl Case {
             Case::Tcp => "tcp",
             Case::TcpTls => "tcp+tls",
             Case::Quinn => "quinn",
+            Case::Xtcp => "xtcp",
+            Case::XtcpTls => "xtcp+tls",
         }
     }
 
@@ -50,6 +63,8 @@ impl Case {
             Case::Tcp => tcp(false, bytes).await,
             Case::TcpTls => tcp(true, bytes).await,
             Case::Quinn => quinn(link, bytes).await,
+            Case::Xtcp => xtcp(link, false, bytes).await,
+            Case::XtcpTls => xtcp(link, true, bytes).await,
         }
     }
 }
@@ -207,6 +222,37 @@ async fn quinn(link: Link, bytes: u64) -> io::Result<Outcome> {
     let out = timed(bytes, send, recv).await;
     client_conn.close(0u32.into(), b"done");
     client.wait_idle().await;
+    drop(proxy);
+    out
+}
+
+async fn xtcp(link: Link, tls: bool, bytes: u64) -> io::Result<Outcome> {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut transport = rescue_xtcp::Config::default();
+    if std::env::var("XTCP_BENCH_NOPACE").is_ok() {
+        transport.pacing = false;
+    }
+    let mut config = SocketConfig::default();
+    config.transport = Arc::new(transport);
+    let server = XtcpSocket::bind_with(any, config.clone())?;
+    let proxy = proxy_for(link, server.local_addr()).await?;
+    let target = proxy
+        .as_ref()
+        .map_or(server.local_addr(), ImpairProxy::local_addr);
+    config.listen = false;
+    let client = XtcpSocket::bind_with(any, config)?;
+    let (c, s) = tokio::try_join!(client.connect(target), server.accept())?;
+    let out = if tls {
+        let (cert, key) = self_signed();
+        let acceptor = TlsAcceptor::from(Arc::new(tls_server(&cert, &key)));
+        let connector = TlsConnector::from(Arc::new(tls_client(&cert)));
+        let name =
+            rustls::pki_types::ServerName::try_from("localhost").map_err(io::Error::other)?;
+        let (c, s) = tokio::try_join!(connector.connect(name, c), acceptor.accept(s))?;
+        timed(bytes, send_all(c, bytes), recv_all(s)).await
+    } else {
+        timed(bytes, send_all(c, bytes), recv_all(s)).await
+    };
     drop(proxy);
     out
 }

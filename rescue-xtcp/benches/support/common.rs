@@ -117,12 +117,16 @@ pub(crate) fn tls_server(
     cert: &CertificateDer<'static>,
     key: &PrivateKeyDer<'static>,
 ) -> rustls::ServerConfig {
-    rustls::ServerConfig::builder_with_provider(Arc::new(aes256_provider()))
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(aes256_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("TLS 1.3")
         .with_no_client_auth()
         .with_single_cert(vec![cert.clone()], key.clone_key())
-        .expect("server cert")
+        .expect("server cert");
+    // No session tickets: the sending client never reads, and unread tickets make the
+    // kernel answer its close with RST.
+    config.send_tls13_tickets = 0;
+    config
 }
 
 /// TLS 1.3, AES-256-GCM only, client side trusting `cert`.
