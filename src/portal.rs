@@ -124,3 +124,48 @@ pub(crate) fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use rescue_crypto::ticket::{verify, TicketError};
+
+    use super::*;
+
+    fn portal() -> Portal {
+        let pin = Pin([9; 32]);
+        Portal::new(TicketSigner::generate().unwrap(), vec!["gw:1".into()], pin)
+    }
+
+    fn request() -> SessionRequest {
+        SessionRequest::new(AccountId(5), Pin([7; 32]), Policy::default())
+    }
+
+    #[test]
+    fn an_issued_ticket_verifies_and_carries_the_request() {
+        let p = portal();
+        let issued = p.issue(&request()).unwrap();
+        let t = verify(&issued.ticket, &p.verify_key(), unix_now()).unwrap();
+        assert_eq!(t.guid, issued.guid);
+        assert_eq!(t.account, AccountId(5));
+        assert_eq!(t.account_ca_pin, Pin([7; 32]));
+        assert_eq!(t.gateway_ca_pin, Pin([9; 32]));
+        assert_eq!(t.gateways, vec!["gw:1".to_owned()]);
+        assert!(t.expires_at_unix > unix_now());
+    }
+
+    #[test]
+    fn every_session_gets_a_fresh_guid() {
+        let p = portal();
+        let a = p.issue(&request()).unwrap();
+        let b = p.issue(&request()).unwrap();
+        assert_ne!(a.guid, b.guid);
+    }
+
+    #[test]
+    fn a_past_expiry_gives_a_ticket_the_gateway_refuses() {
+        let p = portal();
+        let issued = p.issue_until(&request(), 10).unwrap();
+        let err = verify(&issued.ticket, &p.verify_key(), unix_now()).unwrap_err();
+        assert!(matches!(err, TicketError::Expired { .. }));
+    }
+}

@@ -162,3 +162,26 @@ fn truncate(reason: &str) -> &str {
     }
     &reason[..end]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_cut_to_an_error_text_on_a_char_boundary() {
+        let long = "é".repeat(ErrorText::MAX_LEN);
+        let cut = truncate(&long);
+        assert!(cut.len() <= ErrorText::MAX_LEN);
+        assert!(ErrorText::new(cut).is_ok());
+        assert_eq!(truncate("short"), "short");
+    }
+
+    #[test]
+    fn receive_failures_map_to_the_right_error_codes() {
+        let r = Refusal::from_recv(RecvError::Timeout, "HELLO");
+        assert_eq!(r.code, Some(ErrorCode::Timeout));
+        let r = Refusal::from_recv(RecvError::Malformed("x".into()), "HELLO");
+        assert_eq!(r.code, Some(ErrorCode::ProtocolViolation));
+        assert_eq!(Refusal::from_recv(RecvError::Closed, "HELLO").code, None);
+    }
+}

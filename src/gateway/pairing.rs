@@ -88,3 +88,45 @@ impl Drop for Parked {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guid(b: u8) -> Guid {
+        Guid::from_bytes([b; 16])
+    }
+
+    #[test]
+    fn a_guid_parks_once_and_its_slot_goes_with_the_waiter() {
+        let parking = Parking::default();
+        let first = parking.park(guid(1)).expect("fresh GUID parks");
+        assert!(
+            parking.park(guid(1)).is_none(),
+            "a second waiter must be refused"
+        );
+        assert!(parking.park(guid(2)).is_some());
+        drop(first);
+        assert!(parking.park(guid(1)).is_some(), "the slot is freed on drop");
+    }
+
+    #[test]
+    fn nobody_waiting_means_nothing_to_hand_over() {
+        let parking = Parking::default();
+        let parked = parking.park(guid(3)).unwrap();
+        drop(parked);
+        assert!(lock(&parking.slots).is_empty());
+    }
+
+    #[test]
+    fn a_dropped_waiter_does_not_remove_a_newer_slot() {
+        let parking = Parking::default();
+        let old = parking.park(guid(4)).unwrap();
+        // The old slot is taken (as a hand-over would), then a new waiter parks.
+        let taken = lock(&parking.slots).remove(&guid(4));
+        assert!(taken.is_some());
+        let _new = parking.park(guid(4)).unwrap();
+        drop(old);
+        assert!(lock(&parking.slots).contains_key(&guid(4)));
+    }
+}
