@@ -30,6 +30,8 @@ use rescue_proto::audit::{verify_chain, AuditEvent, Chain, ChainError};
 
 /// Associated-data prefix of a sealed line (followed by its `seq`, u64 big-endian).
 const LINE_AAD: &[u8] = b"rescue-audit line";
+/// HKDF salt of [`audit_seal_key`].
+const KEY_SALT: &[u8] = b"rescue-audit-v1";
 /// Associated data of the sealed head.
 const HEAD_AAD: &[u8] = b"rescue-audit head";
 /// Longest line accepted when verifying: bounds memory on a corrupted file (a record
@@ -55,7 +57,7 @@ pub enum AuditError {
     #[error("audit file I/O: {0}")]
     Io(#[from] std::io::Error),
     /// Sealing or opening failed (wrong key, or a sealed line or head was altered).
-    #[error("audit seal at line {line:?}: {error}")]
+    #[error("audit seal check failed at {}: {error}", place(*.line))]
     Seal {
         /// The line (0-based), or `None` for the head.
         line: Option<usize>,
@@ -169,6 +171,13 @@ impl std::fmt::Debug for JsonlAuditSink {
     }
 }
 
+/// The sealing key of an audit log: HKDF-SHA256 of the operator's `master` secret (at
+/// least 32 bytes) with a fixed salt, bound to `log_id` (one key per log keeps each key
+/// far below its record limit).
+pub fn audit_seal_key(master: &[u8], log_id: &str) -> Result<SealKey, SealError> {
+    SealKey::derive(master, KEY_SALT, log_id.as_bytes())
+}
+
 /// The head file of the log at `log`.
 pub fn head_path(log: &Path) -> PathBuf {
     let mut s = log.as_os_str().to_owned();
@@ -199,6 +208,10 @@ pub fn verify_audit_file(path: &Path, key: Option<&SealKey>) -> Result<AuditSumm
         head,
         lines,
     })
+}
+
+fn place(line: Option<usize>) -> String {
+    line.map_or_else(|| "the head".to_owned(), |l| format!("line {l}"))
 }
 
 fn sha256(b: &[u8]) -> Vec<u8> {
@@ -291,4 +304,137 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use rescue_proto::audit::{Party, PathKind};
+    use rescue_proto::Policy;
+
+    use super::*;
+
+    const MASTER: [u8; 32] = [7; 32];
+
+    fn events() -> Vec<AuditEvent> {
+        let policy = Policy::default();
+        vec![
+            AuditEvent::PathChanged {
+                kind: PathKind::Relay,
+            },
+            AuditEvent::chat(&policy, Party::Technician, "secret chat line"),
+            AuditEvent::PermissionRevoked { grant_id: 1 },
+            AuditEvent::PermissionRevoked { grant_id: 2 },
+            AuditEvent::PathChanged {
+                kind: PathKind::DirectTcp,
+            },
+        ]
+    }
+
+    fn write(dir: &Path, key: Option<SealKey>) -> PathBuf {
+        let path = dir.join("audit.jsonl");
+        let sink = match key {
+            Some(k) => JsonlAuditSink::create_sealed(&path, k).unwrap(),
+            None => JsonlAuditSink::create(&path).unwrap(),
+        };
+        for e in events() {
+            sink.record(e).unwrap();
+        }
+        sink.flush().unwrap();
+        path
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn rewrite(path: &Path, lines: &[String]) {
+        std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    }
+
+    fn key() -> SealKey {
+        audit_seal_key(&MASTER, "audit.jsonl").unwrap()
+    }
+
+    #[test]
+    fn plain_log_verifies_and_any_edit_removal_or_reordering_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), None);
+        let ok = verify_audit_file(&path, None).unwrap();
+        assert_eq!(ok.records, 5);
+        assert!(ok.lines[1].contains("secret chat line"));
+        assert!(
+            JsonlAuditSink::create(&path).is_err(),
+            "an existing log was reopened"
+        );
+        let orig = lines(&path);
+        let cases: Vec<(&str, Vec<String>)> = vec![
+            ("edit", {
+                let mut v = orig.clone();
+                v[2] = v[2].replace("\"grant_id\":1", "\"grant_id\":9");
+                v
+            }),
+            ("remove", {
+                let mut v = orig.clone();
+                v.remove(1);
+                v
+            }),
+            ("reorder", {
+                let mut v = orig.clone();
+                v.swap(2, 3);
+                v
+            }),
+            ("cut tail", orig[..4].to_vec()),
+        ];
+        for (what, v) in cases {
+            assert_ne!(v, orig);
+            rewrite(&path, &v);
+            assert!(verify_audit_file(&path, None).is_err(), "{what} undetected");
+        }
+        rewrite(&path, &orig);
+        verify_audit_file(&path, None).unwrap();
+        std::fs::remove_file(head_path(&path)).unwrap();
+        assert!(matches!(
+            verify_audit_file(&path, None),
+            Err(AuditError::Head(_))
+        ));
+    }
+
+    #[test]
+    fn sealed_log_round_trips_hides_text_and_detects_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), Some(key()));
+        let raw = std::fs::read_to_string(&path).unwrap();
+        assert!(!raw.contains("secret") && !raw.contains("grant_id"));
+        let ok = verify_audit_file(&path, Some(&key())).unwrap();
+        assert_eq!(ok.records, 5);
+        assert!(ok.lines[1].contains("secret chat line"));
+        let wrong = audit_seal_key(&MASTER, "other").unwrap();
+        assert!(verify_audit_file(&path, Some(&wrong)).is_err());
+        assert!(verify_audit_file(&path, None).is_err());
+        let orig = lines(&path);
+        let mut flipped = orig.clone();
+        let b = flipped[2].as_bytes()[10];
+        let c = if b == b'A' { "B" } else { "A" };
+        flipped[2].replace_range(10..11, c);
+        let mut swapped = orig.clone();
+        swapped.swap(0, 1);
+        let mut removed = orig.clone();
+        removed.remove(3);
+        for (what, v) in [
+            ("flip", flipped),
+            ("swap", swapped),
+            ("remove", removed),
+            ("cut tail", orig[..4].to_vec()),
+        ] {
+            rewrite(&path, &v);
+            assert!(
+                verify_audit_file(&path, Some(&key())).is_err(),
+                "{what} undetected"
+            );
+        }
+    }
 }
