@@ -187,7 +187,8 @@ pub struct RelayStats {
     pub b_to_a: DirectionStats,
     /// Why the session ended.
     pub end: RelayEnd,
-    /// True when the close grace period ran out before both hops were shut down.
+    /// True when the close grace period ran out before both write sides were shut down
+    /// (the final frames may not have been delivered).
     pub forced: bool,
     /// How long the session lasted.
     pub duration: Duration,
@@ -238,18 +239,19 @@ where
         lifetime: Box::pin(tokio::time::sleep_until(start + limits.max_lifetime)),
         grace: None,
     };
-    let forced = poll_fn(|cx| {
+    let grace_over = poll_fn(|cx| {
         if core.end.is_none() {
             let end = timers.poll_limits(cx, &core.activity(), limits, cancelled.as_mut());
             if let Some(end) = end {
                 core.begin_end(end);
             }
         }
-        if core.end.is_some() && timers.grace.is_none() {
-            timers.grace = Some(Box::pin(tokio::time::sleep(limits.close_grace)));
-        }
         if core.poll_io(cx).is_ready() {
             return Poll::Ready(false);
+        }
+        // The end may have come from the I/O just polled: arm the grace timer now.
+        if core.end.is_some() && timers.grace.is_none() {
+            timers.grace = Some(Box::pin(tokio::time::sleep(limits.close_grace)));
         }
         match timers.grace.as_mut().map(|g| g.as_mut().poll(cx)) {
             Some(Poll::Ready(())) => Poll::Ready(true),
@@ -257,8 +259,9 @@ where
         }
     })
     .await;
-    if forced {
-        tracing::debug!("close grace period over, dropping both hops");
+    let forced = !(core.ab.is_done() && core.ba.is_done());
+    if grace_over {
+        tracing::debug!(forced, "close grace period over, dropping both hops");
     }
     let stats = core.stats(forced, start.elapsed());
     tracing::info!(
@@ -368,7 +371,7 @@ where
                 continue;
             }
             if self.ab.is_done() && self.ba.is_done() {
-                return Poll::Ready(());
+                return self.poll_linger(cx);
             }
             // A control frame was queued or sent: the other direction may now proceed.
             if self.out_a.ops() + self.out_b.ops() == ops {
@@ -377,6 +380,19 @@ where
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Both write sides are shut down: reads (and discards) until both hops close, so
+    /// that closing a socket with unread bytes does not reset the connection and destroy
+    /// the final frames in flight. Bounded by the close grace period.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let a = self.ab.poll_discard(cx, Pin::new(&mut self.a));
+        let b = self.ba.poll_discard(cx, Pin::new(&mut self.b));
+        if a.is_ready() && b.is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Reacts to an event of the direction that reads `hop`.
@@ -923,6 +939,27 @@ mod dir {
                     return Err(event);
                 }
             }
+        }
+
+        /// Reads and discards until the hop's EOF or error (after the session ended).
+        pub(super) fn poll_discard<R: AsyncRead>(
+            &mut self,
+            cx: &mut Context<'_>,
+            mut r: Pin<&mut R>,
+        ) -> Poll<()> {
+            for _ in 0..MAX_SPINS {
+                if self.read_eof {
+                    return Poll::Ready(());
+                }
+                let mut rb = ReadBuf::new(&mut self.buf);
+                match r.as_mut().poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => self.read_eof = rb.filled().is_empty(),
+                    Poll::Ready(Err(_)) => self.read_eof = true,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
         }
 
         /// Reclaims buffer space once everything checked is written.

@@ -138,6 +138,8 @@ async fn forwards_bytes_exactly_both_ways_and_close_ends_cleanly() {
             frame(CLOSE, &[0, 1]),
             "B gets A's CLOSE, then EOF"
         );
+        // Closing the peers ends the relay's lingering reads.
+        drop((b, aw, ar));
         let s = stats(task).await;
         assert_eq!(s.end, RelayEnd::Closed(Hop::A));
         assert_eq!(s.a_to_b.bytes, a_to_b.len() as u64);
@@ -165,6 +167,7 @@ async fn ping_is_answered_on_the_same_hop_and_cut_out_of_the_stream() {
     assert_eq!(read_frame(&mut b).await, (DATA, b"second".to_vec()));
     b.write_all(&vector("frame.close")).await.expect("close");
     assert_eq!(read_to_end(&mut a).await, vector("frame.close"));
+    drop((a, b));
     let s = stats(task).await;
     assert_eq!(s.a_to_b.pings, 1);
     assert_eq!(
@@ -184,6 +187,7 @@ async fn a_peer_vanishing_mid_relay_gives_the_other_peer_gone() {
     let mut expect = data;
     expect.extend(vector_peer_gone_0());
     assert_eq!(read_to_end(&mut b).await, expect);
+    drop(b);
     assert_eq!(stats(task).await.end, RelayEnd::Vanished(Hop::A));
 }
 
@@ -193,6 +197,7 @@ async fn bad_input(bytes: &[u8]) -> (Vec<u8>, Vec<u8>, RelayStats) {
     a.write_all(bytes).await.expect("write");
     a.shutdown().await.expect("shutdown");
     let (ra, rb) = tokio::join!(read_to_end(&mut a), read_to_end(&mut b));
+    drop((a, b));
     (ra, rb, stats(task).await)
 }
 
@@ -299,18 +304,12 @@ async fn idle_timeout_fires_and_both_hops_get_close() {
     let close_idle = frame(CLOSE, &[0x00, 0x03]);
     assert_eq!(read_frame(&mut a).await, (CLOSE, close_idle[4..].to_vec()));
     assert_eq!(read_frame(&mut b).await, (CLOSE, close_idle[4..].to_vec()));
+    let fired = start.elapsed();
+    drop((a, b));
     let s = stats(task).await;
     assert_eq!(s.end, RelayEnd::Failed(RelayError::IdleTimeout(idle)));
-    assert!(
-        start.elapsed() >= idle / 2 + idle,
-        "fired after {:?}",
-        start.elapsed()
-    );
-    assert!(
-        start.elapsed() < idle * 2,
-        "fired after {:?}",
-        start.elapsed()
-    );
+    assert!(fired >= idle / 2 + idle, "fired after {fired:?}");
+    assert!(fired < idle * 2, "fired after {fired:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -331,8 +330,10 @@ async fn lifetime_limit_ends_a_busy_session() {
         assert_eq!((ty, p), (DATA, b"tick".to_vec()));
         tokio::time::sleep(Duration::from_secs(7)).await;
     }
+    drop((a, b));
     let s = stats(task).await;
     assert_eq!(s.end, RelayEnd::Failed(RelayError::LifetimeExceeded(life)));
+    assert!(!s.forced);
     assert!(s.duration >= life);
 }
 
@@ -346,5 +347,22 @@ async fn cancellation_sends_shutting_down_to_both_hops() {
     let shutting_down = frame(ERROR, &[0x00, 0x0B, 0]);
     assert_eq!(read_to_end(&mut a).await, shutting_down);
     assert_eq!(read_to_end(&mut b).await, shutting_down);
+    drop((a, b));
     assert_eq!(stats(task).await.end, RelayEnd::Shutdown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn peers_that_never_close_do_not_hold_the_relay_past_the_grace_period() {
+    let grace = Duration::from_secs(5);
+    let limits = RelayLimits::default().with_close_grace(grace);
+    let (mut a, mut b, task) = session(limits, CancellationToken::new()).await;
+    a.write_all(&vector("frame.close")).await.expect("close");
+    assert_eq!(read_frame(&mut b).await.0, CLOSE);
+    let closed = tokio::time::Instant::now();
+    // Neither peer reads nor closes from here on.
+    let s = stats(task).await;
+    assert_eq!(s.end, RelayEnd::Closed(Hop::A));
+    assert!(!s.forced, "both write sides were shut down in time");
+    assert!(closed.elapsed() >= grace && closed.elapsed() < grace * 2);
+    drop((a, b));
 }
