@@ -25,6 +25,7 @@ mod dispatch;
 mod driver;
 pub mod files;
 mod paths;
+mod roles;
 mod transfer;
 
 use std::path::PathBuf;

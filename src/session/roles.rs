@@ -1,0 +1,39 @@
+//! Wiring a session onto the roles' end-to-end streams: the applet's and the console's
+//! paired sessions carry the SAS, the GUID and (on the applet) the verified technician.
+//!
+//! ```no_run
+//! # async fn f(a: rescue::AppletSession, policy: rescue_proto::Policy) {
+//! use rescue::session::{PathKind, Session, SessionConfig};
+//! let cfg = SessionConfig::applet(&a, policy);
+//! let session = Session::start(a, PathKind::Relay, cfg);
+//! # }
+//! ```
+//! A reconnected stream (a new BIND after a lost path) is handed over with one call:
+//! `session.add_path(stream, PathKind::Relay)`; the session resumes with nothing lost.
+
+use rescue_proto::Policy;
+
+use super::{PeerInfo, Role, SessionConfig};
+use crate::peer::{AppletSession, ConsoleSession};
+
+impl SessionConfig {
+    /// The end user's session on a paired applet: the policy of the applet's ticket
+    /// (enforced here), the SAS, the GUID and the technician from the verified console
+    /// certificate.
+    pub fn applet(s: &AppletSession, policy: Policy) -> Self {
+        let mut cfg = Self::new(Role::Applet, policy);
+        cfg.sas = Some(s.sas());
+        cfg.guid = Some(s.guid());
+        let who = s.console();
+        cfg.peer = PeerInfo::new(&who.technician, &who.account.to_string());
+        cfg
+    }
+
+    /// The technician's session on a paired console (the end user is anonymous).
+    pub fn console(s: &ConsoleSession, policy: Policy) -> Self {
+        let mut cfg = Self::new(Role::Console, policy);
+        cfg.sas = Some(s.sas());
+        cfg.guid = Some(s.guid());
+        cfg
+    }
+}
