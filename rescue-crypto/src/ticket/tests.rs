@@ -68,6 +68,23 @@ fn signs_and_verifies_with_a_generated_key() {
 }
 
 #[test]
+fn malformed_keys_are_refused() {
+    assert_eq!(
+        TicketSigner::from_pkcs8(b"not a key").unwrap_err(),
+        TicketError::Key
+    );
+    // A v2 document whose embedded public key is not the private key's.
+    let mut doc = TicketSigner::generate().unwrap().pkcs8().to_vec();
+    let last = doc.len() - 1;
+    doc[last] ^= 1;
+    assert_eq!(
+        TicketSigner::from_pkcs8(&doc).unwrap_err(),
+        TicketError::Key
+    );
+    assert_eq!("zz".parse::<TicketVerifyKey>(), Err(TicketError::Key));
+}
+
+#[test]
 fn expired_at_and_after_expiry() {
     let signer = vector_signer();
     let bytes = signer.sign(&vector_ticket()).unwrap();
@@ -208,6 +225,8 @@ fn arb_ticket() -> impl Strategy<Value = Ticket> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
     #[test]
     fn body_round_trips(t in arb_ticket()) {
         let body = encode_body(&t).unwrap();

@@ -51,6 +51,8 @@ pub(crate) fn decode(body: &[u8]) -> Result<Ticket, TicketError> {
     if *version != VERSION {
         return Err(TicketError::Version(*version));
     }
+    // `fixed` is exactly FIXED_LEN bytes, so these splits (96 of the 101 bytes after the
+    // version) are in bounds; `policy` is the remaining 5.
     let (guid, rest) = rest.split_at(GUID_LEN);
     let (account, rest) = rest.split_at(8);
     let (expires, rest) = rest.split_at(8);
@@ -126,7 +128,7 @@ impl<'a> Reader<'a> {
     }
 
     fn byte(&mut self) -> Result<u8, TicketError> {
-        Ok(self.take(1)?[0])
+        self.take(1)?.first().copied().ok_or(TicketError::Truncated)
     }
 
     /// A one-byte length, then that many bytes.
