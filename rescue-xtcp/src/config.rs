@@ -61,7 +61,8 @@ pub struct Config {
     /// Longest delay of an ACK for in-order data (RFC 9293 allows up to 500 ms,
     /// RFC 5681 recommends ≤ 200 ms; we use 25 ms).
     pub max_ack_delay: Duration,
-    /// How long a connection stays in TIME-WAIT. Connection ids and random ISNs
+    /// Least time a connection stays in TIME-WAIT (it also stays at least twice
+    /// `max_rto` and at least `user_timeout`, to answer a retransmitted FIN). Connection ids and random ISNs
     /// separate incarnations, so seconds suffice. Default 2 s.
     pub time_wait: Duration,
     /// Initial congestion window in segments (RFC 6928: 10).

@@ -7,7 +7,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::recovery::AckOutcome;
 use super::{CloseReason, Connection, EventSet, State, MAX_RTT_SAMPLE};
+
+/// Rounding slack when comparing a timestamp echo with a send time (the
+/// timestamp clock ticks in microseconds).
+const TS_SLACK: Duration = Duration::from_millis(1);
 use crate::config::MAX_WINDOW;
 use crate::segment::{Flags, SegmentRepr};
 use crate::seq::Seq;
@@ -89,6 +94,7 @@ impl Connection {
             // open): the SYN itself is already accounted for.
             syn = false;
             seq = seq.wrapping_add(1);
+            self.rcv.ack_now = true;
             if !f.contains(Flags::ACK) {
                 self.on_duplicate_syn(now);
                 return;
@@ -101,7 +107,7 @@ impl Connection {
         }
         let seg_len = payload.len() + usize::from(fin);
         if !self.acceptable(seq, seg_len) {
-            self.on_unacceptable(now, seq, fin);
+            self.on_unacceptable(now, seq);
             return;
         }
         self.stats.segments_received += 1;
@@ -161,7 +167,7 @@ impl Connection {
         }
     }
 
-    fn on_unacceptable(&mut self, now: Instant, seq: Seq, fin: bool) {
+    fn on_unacceptable(&mut self, now: Instant, seq: Seq) {
         // A keepalive (RCV.NXT - 1) or a duplicate proves the peer is alive.
         if seq.wrapping_add(1) == self.rcv.nxt || seq < self.rcv.nxt {
             self.last_recv = now;
@@ -169,8 +175,10 @@ impl Connection {
         } else {
             self.stats.out_of_window += 1;
         }
-        if self.state == State::TimeWait && fin {
-            self.timers.time_wait = Some(now + self.cfg.time_wait);
+        // RFC 9293 restarts TIME-WAIT on a retransmitted FIN; any retransmission
+        // shows the peer still misses our last ACK, so restart on all of them.
+        if self.state == State::TimeWait {
+            self.timers.time_wait = Some(now + self.time_wait());
         }
         self.rcv.ack_now = true;
     }
@@ -219,12 +227,8 @@ impl Connection {
         }
         self.snd.buf_seq = upto;
         self.snd.una = ack;
-        if seg.tsecr != 0 {
-            let us = self.ts_now(now).wrapping_sub(seg.tsecr);
-            let r = Duration::from_micros(u64::from(us));
-            if r < MAX_RTT_SAMPLE {
-                self.rtt.sample(r.max(Duration::from_micros(1)));
-            }
+        if let Some(r) = self.rtt_sample(now, seg.tsecr, &out) {
+            self.rtt.sample(r);
         }
         if let Some(rp) = self.snd.recovery_point {
             if ack >= rp {
@@ -244,6 +248,23 @@ impl Connection {
             self.snd.write_blocked = false;
             self.events.0 |= EventSet::WRITABLE;
         }
+    }
+
+    /// An RTT sample for a new ACK (RFC 7323 RTTM with Karn's rule made exact):
+    /// the timestamp echo counts only if it is not older than the latest
+    /// transmission of the data it acknowledges (else it echoes an earlier
+    /// transmission, or a lost ACK's segment, and would inflate the RTO); without a
+    /// usable echo, the send time counts if nothing acknowledged was retransmitted.
+    fn rtt_sample(&self, now: Instant, tsecr: u32, out: &AckOutcome) -> Option<Duration> {
+        let newest = out.newest_sent?;
+        if tsecr != 0 {
+            let age = Duration::from_micros(u64::from(self.ts_now(now).wrapping_sub(tsecr)));
+            let echoed = now.checked_sub(age);
+            if age < MAX_RTT_SAMPLE && echoed.is_some_and(|e| e + TS_SLACK >= newest) {
+                return Some(age.max(Duration::from_micros(1)));
+            }
+        }
+        (!out.any_retransmitted).then(|| now.saturating_duration_since(newest))
     }
 
     fn on_sack_blocks(&mut self, now: Instant, seg: &SegmentRepr) {
@@ -285,7 +306,18 @@ impl Connection {
 
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
-        self.timers.time_wait = Some(now + self.cfg.time_wait);
+        self.timers.time_wait = Some(now + self.time_wait());
+    }
+
+    /// TIME-WAIT lasts long enough to re-ACK what the peer retransmits after a
+    /// fully backed-off RTO (the role 2 × MSL plays in RFC 9293), and at least the
+    /// user timeout, after which the peer gives up anyway: otherwise a lost last
+    /// ACK leaves the peer in LAST-ACK or CLOSING until its user timeout.
+    fn time_wait(&self) -> Duration {
+        self.cfg
+            .time_wait
+            .max(self.cfg.max_rto * 2)
+            .max(self.cfg.user_timeout)
     }
 
     /// Payload and FIN (RFC 9293 §3.10.7.4 seventh and eighth checks).

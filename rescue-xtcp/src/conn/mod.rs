@@ -523,6 +523,16 @@ impl Connection {
         self.peer_id
     }
 
+    /// RCV.NXT: the next sequence number expected from the peer (diagnostics).
+    pub fn rcv_nxt(&self) -> Seq {
+        self.rcv.nxt
+    }
+
+    /// SND.UNA: the oldest unacknowledged sequence number (diagnostics).
+    pub fn snd_una(&self) -> Seq {
+        self.snd.una
+    }
+
     /// Bytes written but not yet acknowledged by the peer.
     pub fn unacked_bytes(&self) -> usize {
         self.snd.buf.len()

@@ -49,6 +49,10 @@ pub(crate) struct AckOutcome {
     pub(crate) acked_syn: bool,
     /// Whether our FIN is acknowledged.
     pub(crate) acked_fin: bool,
+    /// The latest (re)transmission time among fully acknowledged entries.
+    pub(crate) newest_sent: Option<Instant>,
+    /// Whether any fully acknowledged entry had been retransmitted.
+    pub(crate) any_retransmitted: bool,
 }
 
 /// The scoreboard and RACK state.
@@ -198,6 +202,8 @@ impl Scoreboard {
                 out.acked += front.len();
                 out.acked_syn |= front.syn;
                 out.acked_fin |= front.fin;
+                out.any_retransmitted |= front.retransmitted;
+                out.newest_sent = out.newest_sent.max(Some(front.time));
                 self.rack_update(&front, now, min_rtt);
             } else if front.start < ack {
                 // A partial ACK inside a segment: shrink the entry.
