@@ -190,3 +190,47 @@ async fn end_by_the_end_user_revokes_grants_on_both_sides() {
     ));
     assert!(p.applet.is_ended() && p.console.is_ended());
 }
+
+#[tokio::test]
+async fn application_channel_is_an_ordered_byte_stream_both_ways() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut p = Setup::new(policy(&[], false)).start();
+    let ch = p.console.open_channel("echo").await.unwrap();
+    let mut peer = wait_for(&mut p.applet_events, |e| match e {
+        SessionEvent::ChannelOpened(c) => Some(c),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer.label(), "echo");
+    assert_eq!(peer.id(), ch.id());
+    let echo = tokio::spawn(async move {
+        let mut buf = vec![0u8; 10_000];
+        loop {
+            let n = peer.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            peer.write_all(&buf[..n]).await.unwrap();
+        }
+        peer.shutdown().await.unwrap();
+    });
+    let data = content(300_000, None);
+    let (mut rd, mut wr) = tokio::io::split(ch);
+    let writer = {
+        let data = data.clone();
+        tokio::spawn(async move {
+            wr.write_all(&data).await.unwrap();
+            wr
+        })
+    };
+    let mut back = vec![0u8; data.len()];
+    tokio::time::timeout(WAIT, rd.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(back == data, "echoed bytes differ");
+    // CLOSE ends the channel both ways (PROTOCOL.md 7.2): the peer reads EOF.
+    let mut ch = rd.unsplit(writer.await.unwrap());
+    ch.shutdown().await.unwrap();
+    echo.await.unwrap();
+}

@@ -3,8 +3,10 @@
 //!
 //! Reads come from a bounded queue the driver fills (a slow reader is backpressure on
 //! the whole session, never growth); writes go through the session's bounded bulk queue
-//! in frames of at most `MAX_PAYLOAD` bytes. Shutting the write side down closes the
-//! channel; so does dropping it (best effort when the queue is full).
+//! in frames of at most `MAX_PAYLOAD` bytes. Shutting the write side down sends CLOSE,
+//! which ends the channel in both directions (PROTOCOL.md 7.2: no half-close; read what
+//! you expect before shutting down); dropping it does the same (best effort when the
+//! queue is full).
 
 use std::io;
 use std::pin::Pin;

@@ -179,7 +179,7 @@ impl Driver {
             Some(i) = self.internal_rx.recv() => self.on_internal(i),
             () = wait_room(target) => self.flush_held(),
             Some(inb) = self.inbound_rx.recv(), if accept => self.on_inbound(inb),
-            c = self.cmd_rx.recv(), if ctrl_ready && accept => match c {
+            c = self.cmd_rx.recv(), if (ctrl_ready || self.ended) && accept => match c {
                 Some(c) => self.on_command(c),
                 None => self.end(EndReason::Application),
             },
@@ -273,6 +273,9 @@ impl Driver {
     }
 
     fn on_command(&mut self, c: Command) {
+        if self.ended {
+            return refuse(c);
+        }
         match c {
             Command::Chat(text, reply) => {
                 let _ = reply.send(self.send_chat(&text));
@@ -431,6 +434,20 @@ impl Driver {
             }
         })
         .await;
+    }
+}
+
+/// Answers a call that came in after the end of the session.
+fn refuse(c: Command) {
+    fn no<T>(r: Reply<T>) {
+        let _ = r.send(Err(SessionError::Ended));
+    }
+    match c {
+        Command::Chat(_, r) | Command::Control(_, r) | Command::Revoke(_, r) => no(r),
+        Command::Request(_, r) => no(r),
+        Command::SendFile(_, _, r) => no(r),
+        Command::OpenChannel(_, r) => no(r),
+        Command::AddPath(_, _, r) => no(r),
     }
 }
 

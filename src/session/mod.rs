@@ -351,6 +351,11 @@ impl Session {
     }
 
     /// The event stream; `None` after the first call (there is one consumer).
+    ///
+    /// The queue is bounded ([`SessionConfig::event_capacity`]): read it, or drop the
+    /// receiver to discard events. A receiver that is kept but not read stops the session
+    /// from taking input once the queue is full (backpressure; [`Session::end`] still
+    /// works).
     pub fn events(&mut self) -> Option<mpsc::Receiver<SessionEvent>> {
         self.events.take()
     }
