@@ -13,6 +13,7 @@
 pub mod channels;
 pub mod chat;
 pub mod control;
+mod events;
 pub mod file;
 pub mod frame;
 mod path;
