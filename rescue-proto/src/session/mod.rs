@@ -9,6 +9,25 @@
 //! paths), then [`permission::Gatekeeper`] (applet side) and [`permission::Requester`]
 //! (console side), [`file::FileSender`] / [`file::FileReceiver`] and [`chat`].
 //! The byte formats are in PROTOCOL.md section 7.
+//!
+//! # Driving it
+//!
+//! A thin async driver runs one [`Reliable`] per session over any number of paths (each
+//! an `AsyncRead + AsyncWrite`, the end-to-end TLS stream):
+//!
+//! 1. when a path is up and bound, call `on_path_up(now, id)` *before* reading from it;
+//!    read it through `FramedRead<_, frame::FrameCodec>` and pass every frame to
+//!    `handle_frame(now, id, bytes)`; on EOF or an I/O error call `on_path_lost`;
+//! 2. after every input, loop `poll_transmit(now, id, &mut buf)` for each path until it
+//!    returns `false` and write `buf` in one go (large writes suit TLS);
+//! 3. drain `poll_event()`: `Data` on [`CONTROL`] goes to [`control::ControlMsg::decode`]
+//!    and the [`permission::Gatekeeper`] (applet) or [`permission::Requester`] (console),
+//!    on [`CHAT`] to [`chat::decode`], on [`FILE`] to [`file::FileMsg::decode`] and the
+//!    file machines; `Ended` calls `end()` on the gatekeeper or requester (grants die on
+//!    both sides); `PathLost` / `PathRetired` close that transport (after a grace period
+//!    for a retired one); `Closed` or a `SessionError` close everything;
+//! 4. sleep until the earliest of `poll_timeout()` (and the gatekeeper's), then call
+//!    `handle_timeout(now)`.
 
 pub mod channels;
 pub mod chat;

@@ -248,7 +248,9 @@ impl Reliable {
     }
 
     /// One whole frame (from [`frame::FrameCodec`](super::frame::FrameCodec)) received on
-    /// `path` at `now`. A fatal error fails the session; close every path.
+    /// `path` at `now`. A fatal error fails the session; close every path. Frames from a
+    /// path that is not up (never announced, or already dropped) are ignored: anything
+    /// they carried is replayed on a live path.
     pub fn handle_frame(
         &mut self,
         now: Instant,
