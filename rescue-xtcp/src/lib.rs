@@ -16,7 +16,7 @@
 pub mod cc;
 pub mod config;
 mod conn;
-mod crc;
+mod checksum;
 pub mod endpoint;
 pub mod segment;
 pub mod seq;

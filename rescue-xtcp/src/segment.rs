@@ -2,7 +2,7 @@
 //!
 //! [`Segment`] is a zero-copy view over a datagram; [`SegmentRepr`] is the parsed
 //! header. [`SegmentRepr::parse`] checks the version, the flags, the SACK count, the
-//! lengths and the CRC-32C before it returns, and never panics on any input;
+//! lengths and the checksum before it returns, and never panics on any input;
 //! [`SegmentRepr::emit`] panics only if the caller's buffer is shorter than
 //! [`SegmentRepr::header_len`] (a caller bug, never peer input).
 //!
@@ -12,14 +12,14 @@
 //!  0 ver u8 | 1 flags u8 | 2 sack_count u8 | 3 wscale u8 (SYN only)
 //!  4 dst_id u32     8 src_id u32     12 seq u32     16 ack u32
 //! 20 window u16 (scaled; unscaled in SYN) | 22 mss u16 (SYN only)
-//! 24 tsval u32     28 tsecr u32     32 crc32c u32
+//! 24 tsval u32     28 tsecr u32     32 check u32
 //! 36 sack blocks: sack_count × (start u32, end u32)
 //!    payload: the rest of the datagram
 //! ```
 
 use thiserror::Error;
 
-use crate::crc;
+use crate::checksum;
 use crate::seq::Seq;
 
 /// The only segment format version this crate speaks.
@@ -98,7 +98,7 @@ pub enum ParseError {
     /// Window scale above [`MAX_WINDOW_SCALE`].
     #[error("window scale {0} out of range")]
     WindowScale(u8),
-    /// The CRC-32C does not match: the datagram was corrupted.
+    /// The checksum does not match: the datagram was corrupted.
     #[error("checksum mismatch")]
     Checksum,
 }
@@ -166,17 +166,16 @@ impl<T: AsRef<[u8]>> Segment<T> {
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[self.header_len()..]
     }
-    /// Whether the CRC-32C over the datagram (checksum field skipped) matches.
+    /// Whether the checksum over the datagram (checksum field skipped) matches.
     pub fn verify_checksum(&self) -> bool {
         checksum_of(self.buf.as_ref()) == self.checksum()
     }
 }
 
-/// The CRC-32C of a datagram, skipping the checksum field. `datagram` must be at
+/// The checksum of a datagram, skipping the checksum field. `datagram` must be at
 /// least [`HEADER_LEN`] long.
 fn checksum_of(datagram: &[u8]) -> u32 {
-    let c = crc::update(0, &datagram[..field::CRC]);
-    crc::update(c, &datagram[field::CRC + 4..])
+    checksum::checksum(&datagram[..field::CRC], &datagram[field::CRC + 4..])
 }
 
 /// Writes the checksum of a complete datagram into its checksum field. `datagram`
@@ -233,7 +232,7 @@ impl SegmentRepr {
         if wscale > MAX_WINDOW_SCALE {
             return Err(ParseError::WindowScale(wscale));
         }
-        // "a segment whose CRC-32C does not match is dropped".
+        // "a segment whose check does not match is dropped".
         if !s.verify_checksum() {
             return Err(ParseError::Checksum);
         }
@@ -452,7 +451,7 @@ mod tests {
             let mut out = Vec::new();
             repr.emit_to_vec(b"payload", &mut out);
             out[bit / 8] ^= 1 << (bit % 8);
-            // CRC-32C detects every single-bit error.
+            // A single-bit error escapes the 32-bit check with probability 2^-32.
             prop_assert!(SegmentRepr::parse(&out).is_err());
         }
 

@@ -180,7 +180,7 @@ fn forged_malformed_and_replayed_datagrams_never_desynchronise() {
     assert!(counts[0] > 100, "{counts:?}");
     let (ea, eb) = (sim.a.stats().clone(), sim.b.stats().clone());
     // Every junk datagram is counted as malformed (random bytes never carry a
-    // valid CRC-32C), plus the link's corrupted datagrams.
+    // valid checksum), plus the link's corrupted datagrams.
     assert!(ea.malformed >= counts[2], "{ea:?} {counts:?}");
     assert!(eb.malformed > 0, "corrupted datagrams are counted: {eb:?}");
     let a = sim.a.connection(ha).unwrap().stats().clone();
