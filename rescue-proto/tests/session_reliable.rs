@@ -301,3 +301,37 @@ fn graceful_switch_retires_the_old_path() {
         vec![Bytes::from_static(b"before"), Bytes::from_static(b"after")]
     );
 }
+
+#[test]
+fn blackholed_path_is_detected_by_keepalive_and_the_session_resumes() {
+    let mut net = Net::new();
+    let old = net.new_path([0, 1]);
+    net.settle();
+    let first = Bytes::from_static(b"lost in the black hole");
+    net.cores[0].send(CHAT, first.clone()).unwrap();
+    net.cut(old); // silently: nobody is told
+    net.step(0);
+    // Time passes; each side's keepalive notices the silence on its own.
+    let start = net.now;
+    while net.links[&old].up.iter().any(|u| *u) {
+        net.now += Duration::from_millis(500);
+        assert!(
+            net.now - start < Duration::from_secs(13),
+            "not detected in time"
+        );
+        for side in 0..2 {
+            net.cores[side].handle_timeout(net.now).unwrap();
+            while let Some(e) = net.cores[side].poll_event() {
+                if matches!(e, Event::PathLost { .. }) {
+                    net.links.get_mut(&old).unwrap().up[side] = false;
+                }
+                net.events[side].push(e);
+            }
+        }
+    }
+    assert!(net.now - start >= Duration::from_secs(12));
+    net.new_path([1, 0]);
+    net.settle();
+    assert_eq!(net.received(1)[&CHAT], vec![first]);
+    assert_eq!(net.cores[0].buffered(), (0, 0));
+}
