@@ -58,7 +58,28 @@ struct Path {
     to_sender: mpsc::Sender<usize>,
     to_receiver: mpsc::Sender<usize>,
     done: mpsc::Receiver<()>,
+    /// CPU clocks of the relay's threads (none for direct TCP).
+    relay_threads: Vec<libc::clockid_t>,
     _keep: Vec<Box<dyn std::any::Any>>,
+}
+
+/// The CPU clock of the calling thread, readable from other threads.
+fn this_thread_clock() -> libc::clockid_t {
+    let mut id: libc::clockid_t = 0;
+    // SAFETY: pthread_self is always valid; the out pointer is a local.
+    unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
+    id
+}
+
+/// CPU time consumed so far on `clock`.
+fn cpu_time(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: the out pointer is a local; an invalid clock leaves it at zero.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 impl Path {
@@ -99,8 +120,19 @@ impl Path {
             to_sender,
             to_receiver,
             done,
+            relay_threads: Vec::new(),
             _keep: keep,
         }
+    }
+
+    fn with_relay_threads(mut self, clocks: Vec<libc::clockid_t>) -> Self {
+        self.relay_threads = clocks;
+        self
+    }
+
+    /// CPU time used by the relay's threads so far.
+    fn relay_cpu(&self) -> Duration {
+        self.relay_threads.iter().map(|c| cpu_time(*c)).sum()
     }
 
     /// Sends `iters` × [`ITER_BYTES`] and returns the time until all arrived.
@@ -138,7 +170,9 @@ where
 {
     let (tx, hop_a) = tcp_pair();
     let (hop_b, rx) = tcp_pair();
+    let (clock_tx, clock) = mpsc::channel();
     thread::spawn(move || {
+        let _ = clock_tx.send(this_thread_clock());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -151,7 +185,8 @@ where
             f(a, b).await;
         });
     });
-    Path::new(tx, rx, Vec::new())
+    let clock = clock.recv().expect("relay thread clock");
+    Path::new(tx, rx, Vec::new()).with_relay_threads(vec![clock])
 }
 
 fn tokio_copy() -> Path {
@@ -213,9 +248,16 @@ fn splice() -> Path {
     let (tx, hop_a) = tcp_pair();
     let (hop_b, rx) = tcp_pair();
     let (fa, fb) = (hop_a.as_raw_fd(), hop_b.as_raw_fd());
-    thread::spawn(move || splice_loop(fa, fb));
-    thread::spawn(move || splice_loop(fb, fa));
-    Path::new(tx, rx, vec![Box::new(hop_a), Box::new(hop_b)])
+    let (clock_tx, clock) = mpsc::channel();
+    for (from, to) in [(fa, fb), (fb, fa)] {
+        let clock_tx = clock_tx.clone();
+        thread::spawn(move || {
+            let _ = clock_tx.send(this_thread_clock());
+            splice_loop(from, to)
+        });
+    }
+    let clocks = vec![clock.recv().expect("clock"), clock.recv().expect("clock")];
+    Path::new(tx, rx, vec![Box::new(hop_a), Box::new(hop_b)]).with_relay_threads(clocks)
 }
 
 /// A named way to build a path.
@@ -238,32 +280,41 @@ const ROUNDS: usize = 15;
 fn interleaved() {
     let paths: Vec<(&str, Path)> = PATHS.iter().map(|(n, make)| (*n, make())).collect();
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    // Per-round ratios of the relay core to each path: drift between rounds cancels.
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     for _ in 0..ROUNDS {
+        let mut round = Vec::new();
         for (i, (_, p)) in paths.iter().enumerate() {
-            rates[i].push(ITER_BYTES as f64 / p.run(1).as_secs_f64());
+            let before = p.relay_cpu();
+            let rate = ITER_BYTES as f64 / p.run(1).as_secs_f64();
+            let used = (p.relay_cpu() - before).as_secs_f64();
+            rates[i].push(rate);
+            cpu[i].push(used * 1e6 / (ITER_BYTES >> 20) as f64);
+            round.push(rate);
+        }
+        for (i, r) in round.iter().enumerate() {
+            ratios[i].push(round[3] / r);
         }
     }
-    let medians: Vec<f64> = rates
-        .iter_mut()
-        .map(|r| {
-            r.sort_by(f64::total_cmp);
-            r[r.len() / 2]
-        })
-        .collect();
     println!(
-        "interleaved, {ROUNDS} rounds of {} MiB, medians:",
+        "interleaved, {ROUNDS} rounds of {} MiB each, medians:",
         ITER_BYTES >> 20
     );
-    for ((name, _), m) in paths.iter().zip(&medians) {
-        println!("  {name:<16} {:>8.2} Gbit/s", m * 8.0 / 1e9);
+    println!("  path             Gbit/s  relay CPU µs/MiB  relay_core/path");
+    for (i, (name, _)) in paths.iter().enumerate() {
+        println!(
+            "  {name:<16} {:>6.2}  {:>16.0}  {:>15.2}",
+            median(&mut rates[i]) * 8.0 / 1e9,
+            median(&mut cpu[i]),
+            median(&mut ratios[i])
+        );
     }
-    let core = medians[3];
-    println!(
-        "  relay_core / tokio_copy_256k = {:.2}, / splice = {:.2}, / direct = {:.2}",
-        core / medians[2],
-        core / medians[1],
-        core / medians[0]
-    );
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn throughput(c: &mut Criterion) {
