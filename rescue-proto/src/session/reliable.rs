@@ -55,15 +55,31 @@ pub struct Config {
     pub end_linger: Duration,
 }
 
+/// Default keepalive interval: 3–5 s keeps NAT bindings warm and finds a dead path fast
+/// (Tailscale 3 s, iroh 5 s; upgrade.md 7.12).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(4);
+/// Default silence before a path is dead: three keepalive intervals.
+pub const PATH_DEAD_AFTER: Duration = Duration::from_secs(12);
+/// Default delayed-ACK time: short next to any RTT-scale timer, long enough to batch.
+pub const ACK_DELAY: Duration = Duration::from_millis(20);
+/// Default time unacknowledged frames may wait on a live path: well past a path's death
+/// (12 s) plus a resume, so only a peer that truly stopped acknowledging trips it.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time the session may have no path: room to reconnect through another
+/// gateway (the gateway's own resume grace period bounds it as well).
+pub const NO_PATH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default wait for the ACK of our END before closing anyway.
+pub const END_LINGER: Duration = Duration::from_secs(5);
+
 impl Default for Config {
     fn default() -> Self {
         Self {
-            keepalive_interval: Duration::from_secs(4),
-            path_dead_after: Duration::from_secs(12),
-            ack_delay: Duration::from_millis(20),
-            stall_timeout: Duration::from_secs(30),
-            no_path_timeout: Duration::from_secs(60),
-            end_linger: Duration::from_secs(5),
+            keepalive_interval: KEEPALIVE_INTERVAL,
+            path_dead_after: PATH_DEAD_AFTER,
+            ack_delay: ACK_DELAY,
+            stall_timeout: STALL_TIMEOUT,
+            no_path_timeout: NO_PATH_TIMEOUT,
+            end_linger: END_LINGER,
         }
     }
 }
