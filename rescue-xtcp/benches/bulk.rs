@@ -9,7 +9,7 @@
 //! TCP measured in the same run.
 //!
 //! Environment: `XTCP_BENCH_BYTES` (bytes, or with a K/M/G suffix), `XTCP_BENCH_LOSSY_BYTES`
-//! (transfers through the proxy; default 32 MiB, since a lossy 20 ms path runs at about a
+//! (transfers through the proxy; default 8 MiB, since a lossy 20 ms path runs at about a
 //! MB/s; 0 skips the lossy links), `XTCP_BENCH_REPEATS`, `XTCP_BENCH_ONLY` (comma-separated case names).
 //! Quick run: `XTCP_BENCH_BYTES=64M XTCP_BENCH_LOSSY_BYTES=8M cargo bench -p rescue-xtcp --bench bulk`.
 
@@ -25,7 +25,7 @@ use common::{median, parse_size, Link, Outcome};
 /// Default transfer size of the lossless cases.
 const DEFAULT_BYTES: u64 = 1 << 30;
 /// Default transfer size through the impairment proxy.
-const DEFAULT_LOSSY_BYTES: u64 = 32 << 20;
+const DEFAULT_LOSSY_BYTES: u64 = 8 << 20;
 /// Default number of runs per case.
 const DEFAULT_REPEATS: usize = 3;
 

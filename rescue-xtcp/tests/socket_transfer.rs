@@ -112,6 +112,19 @@ async fn without_gso_every_byte_still_arrives() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_windows_and_buffers_do_not_stall() {
+    // Buffers far below the stream's wake thresholds: window updates and sends must
+    // still be driven (by reads that drain the buffer, and by ACKs).
+    let mut transport = rescue_xtcp::Config::default();
+    transport.recv_buffer = 8 << 10;
+    transport.send_buffer = 8 << 10;
+    let mut config = SocketConfig::default();
+    config.transport = std::sync::Arc::new(transport);
+    let (_client, _server, c, s) = pair(config).await;
+    exchange(c, s, 1 << 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_connect_makes_one_connection() {
     let config = SocketConfig::listening(false);
     let a = XtcpSocket::bind_with(localhost(), config.clone()).unwrap();

@@ -4,12 +4,20 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::driver::{ConnSlot, Shared, State};
 use crate::{CloseReason, ConnectionHandle, ConnectionStats, ReadError, WriteError};
+
+/// Bytes read before the driver is woken to announce the opened window (it is woken
+/// anyway when a read finds nothing left). Well below the core's own update threshold
+/// (a quarter of the receive buffer), so no update is held back by this.
+const READ_WAKE_BYTES: usize = 64 << 10;
+/// Unacknowledged bytes above which a write does not wake the driver: an ACK or a
+/// retransmission timer is then due and runs it.
+const WRITE_WAKE_OUTSTANDING: usize = 256 << 10;
 
 /// One XTCP connection: a reliable, ordered byte stream.
 ///
@@ -22,6 +30,8 @@ pub struct XtcpStream {
     handle: ConnectionHandle,
     peer: SocketAddr,
     shut_down: bool,
+    /// Bytes read since the driver was last woken to announce the opened window.
+    unannounced: usize,
 }
 
 impl XtcpStream {
@@ -31,6 +41,7 @@ impl XtcpStream {
             handle,
             peer,
             shut_down: false,
+            unannounced: 0,
         }
     }
 
@@ -56,58 +67,48 @@ impl XtcpStream {
         }
         state.wake_driver();
     }
-
-    /// Runs `f` on the connection and its slot, or fails with the reason it is gone.
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut crate::Connection, &mut ConnSlot) -> io::Result<T>,
-    ) -> io::Result<T> {
-        let mut guard = self.shared.lock();
-        let State {
-            endpoint, conns, ..
-        } = &mut *guard;
-        let Some(slot) = conns.get_mut(&self.handle) else {
-            return Err(io::ErrorKind::NotConnected.into());
-        };
-        match endpoint.connection(self.handle) {
-            Some(conn) => f(conn, slot),
-            None => Err(slot
-                .closed
-                .as_ref()
-                .map_or_else(|| io::ErrorKind::NotConnected.into(), close_error)),
-        }
-    }
 }
 
 impl AsyncRead for XtcpStream {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        let res = self.with_conn(|conn, slot| match conn.read(buf.initialize_unfilled()) {
-            Ok(Some(n)) => Ok(Some(n)),
-            Ok(None) => match &slot.closed {
-                Some(reason) => Err(close_error(reason)),
-                None => {
-                    slot.read = Some(cx.waker().clone());
-                    Ok(None)
-                }
-            },
-            Err(e) => Err(read_error(e)),
-        });
-        match res {
+        let this = &mut *self;
+        let mut guard = this.shared.lock();
+        let (conn, slot, driver) = match parts(&mut guard, this.handle) {
+            Ok(p) => p,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        match conn.read(buf.initialize_unfilled()) {
             Ok(Some(n)) => {
                 buf.advance(n);
-                // Reading opened the window: the driver may owe the peer an update.
-                self.shared.lock().wake_driver();
+                // Reading opens the window; the driver sends the update. Waking it for
+                // every small read (TLS reads a few KiB at a time) costs a poll each.
+                this.unannounced += n;
+                if this.unannounced >= READ_WAKE_BYTES {
+                    this.unannounced = 0;
+                    wake(driver);
+                }
                 Poll::Ready(Ok(()))
             }
-            Ok(None) => Poll::Pending,
-            Err(e) => Poll::Ready(Err(e)),
+            Ok(None) => {
+                if let Some(reason) = &slot.closed {
+                    return Poll::Ready(Err(close_error(reason)));
+                }
+                slot.read = Some(cx.waker().clone());
+                // About to wait for data: whatever window we opened must be announced.
+                if this.unannounced > 0 {
+                    this.unannounced = 0;
+                    wake(driver);
+                }
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(read_error(e))),
         }
     }
 }
@@ -121,21 +122,26 @@ impl AsyncWrite for XtcpStream {
         if self.shut_down {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        let res = self.with_conn(|conn, slot| match conn.write(buf) {
-            Ok(n) => Ok(Some(n)),
-            Err(WriteError::Blocked) => {
-                slot.write = Some(cx.waker().clone());
-                Ok(None)
-            }
-            Err(e) => Err(write_error(e)),
-        });
-        match res {
-            Ok(Some(n)) => {
-                self.shared.lock().wake_driver();
+        let mut guard = self.shared.lock();
+        let (conn, slot, driver) = match parts(&mut guard, self.handle) {
+            Ok(p) => p,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let outstanding = conn.unacked_bytes();
+        match conn.write(buf) {
+            Ok(n) => {
+                // With much data outstanding, the next ACK or timer runs the driver,
+                // which sends this too; otherwise wake it now.
+                if outstanding < WRITE_WAKE_OUTSTANDING {
+                    wake(driver);
+                }
                 Poll::Ready(Ok(n))
             }
-            Ok(None) => Poll::Pending,
-            Err(e) => Poll::Ready(Err(e)),
+            Err(WriteError::Blocked) => {
+                slot.write = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(write_error(e))),
         }
     }
 
@@ -173,6 +179,35 @@ impl Drop for XtcpStream {
             slot.connect = None;
         }
         state.wake_driver();
+    }
+}
+
+/// The connection, its slot and the driver's waker, or the error for a gone connection.
+fn parts(
+    state: &mut State,
+    handle: ConnectionHandle,
+) -> io::Result<(&mut crate::Connection, &mut ConnSlot, &mut Option<Waker>)> {
+    let State {
+        endpoint,
+        conns,
+        driver,
+        ..
+    } = state;
+    let Some(slot) = conns.get_mut(&handle) else {
+        return Err(io::ErrorKind::NotConnected.into());
+    };
+    match endpoint.connection(handle) {
+        Some(conn) => Ok((conn, slot, driver)),
+        None => Err(slot
+            .closed
+            .as_ref()
+            .map_or_else(|| io::ErrorKind::NotConnected.into(), close_error)),
+    }
+}
+
+fn wake(w: &mut Option<Waker>) {
+    if let Some(w) = w.take() {
+        w.wake();
     }
 }
 
