@@ -228,3 +228,80 @@ fn limits_refuse_new_sessions() {
     );
     t.check_invariants();
 }
+
+#[test]
+fn the_queue_is_oldest_first_bounded_and_hides_away_applets() {
+    let now = Instant::now();
+    let limits = Limits {
+        max_per_account: 400,
+        ..Limits::default()
+    };
+    let mut t = SessionTable::new(limits);
+    for i in 0..300u16 {
+        let mut r = req(now, 0, "acme", u64::from(i) + 1);
+        let mut g = [0u8; 16];
+        g[..2].copy_from_slice(&i.to_be_bytes());
+        r.guid = Guid::from_bytes(g);
+        t.register(now + Duration::from_secs(u64::from(i)), r)
+            .expect("room");
+    }
+    let later = now + Duration::from_secs(400);
+    let q = t.queue(later, &acct("acme"));
+    assert_eq!(q.entries().len(), crate::wire::limits::MAX_QUEUE_ENTRIES);
+    assert_eq!(q.entries()[0].waiting_secs, 400);
+    assert!(q
+        .entries()
+        .windows(2)
+        .all(|w| w[0].waiting_secs >= w[1].waiting_secs));
+    // The oldest applet loses its hop: it leaves the queue and cannot be claimed.
+    t.hop_lost(later, HopId(1));
+    let q = t.queue(later, &acct("acme"));
+    assert_eq!(q.entries()[0].waiting_secs, 399);
+    let oldest = Guid::from_bytes([0; 16]);
+    assert_eq!(
+        t.claim(later, oldest, tech("acme"), HopId(9999), secret(1))
+            .err(),
+        Some(TableError::UnknownGuid)
+    );
+    t.check_invariants();
+}
+
+#[test]
+fn a_waiting_applet_reattaches_and_a_stale_hop_is_displaced() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    // The gateway has not noticed hop 10 died; the applet reconnects on hop 11.
+    let r = ReattachRequest {
+        guid: guid(1),
+        role: Role::Applet,
+        resume_secret: secret(1),
+        identity: None,
+        hop: HopId(11),
+        new_secret: secret(5),
+    };
+    let back = t.reattach(now, r).expect("valid secret");
+    assert!(!back.resumed.paired);
+    assert_eq!(back.displaced, Some(HopId(10)));
+    assert_eq!(back.notify, None);
+    assert_eq!(t.hop(HopId(10)), None);
+    assert_eq!(t.session(&guid(1)).and_then(|s| s.applet), Some(HopId(11)));
+    // Losing or closing an unknown hop changes nothing.
+    assert!(t.hop_lost(now, HopId(10)).is_empty());
+    assert!(t.close(now, HopId(77), CloseReason::Normal).is_empty());
+    assert_eq!(t.len(), 1);
+    t.check_invariants();
+}
+
+#[test]
+fn an_away_waiting_applet_expires_with_its_session() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    t.register(now, req(now, 1, "acme", 10)).expect("fresh");
+    let late = now + Duration::from_secs(590);
+    t.hop_lost(late, HopId(10));
+    // The grace is cut at the pending lifetime.
+    assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(600)));
+    t.expire(now + Duration::from_secs(600));
+    assert!(t.is_empty());
+}
