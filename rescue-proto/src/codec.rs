@@ -133,6 +133,21 @@ impl Decoder for GatewayCodec {
             bytes,
         }))
     }
+
+    /// At end of stream, a partial frame is [`FrameError::Truncated`] (not an I/O error).
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, CodecError> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        if src.is_empty() {
+            return Ok(None);
+        }
+        let needed = match Header::parse(src) {
+            Ok(h) => h.frame_len().saturating_sub(src.len()),
+            Err(_) => HEADER_LEN.saturating_sub(src.len()),
+        };
+        Err(FrameError::Truncated { needed }.into())
+    }
 }
 
 impl Encoder<&Message> for GatewayCodec {
@@ -252,6 +267,27 @@ mod tests {
             assert!(GatewayCodec::new().decode(&mut buf).is_err());
             assert_eq!(buf.capacity(), cap);
         }
+    }
+
+    #[test]
+    fn a_partial_frame_at_end_of_stream_is_truncated() {
+        let mut codec = GatewayCodec::new();
+        let mut buf = BytesMut::from(&[0x09, 0, 0, 8, 1, 2][..]);
+        let err = codec.decode_eof(&mut buf).expect_err("partial");
+        assert!(matches!(
+            err,
+            CodecError::Frame(FrameError::Truncated { needed: 6 })
+        ));
+        let mut buf = BytesMut::from(&[0x09, 0][..]);
+        let err = codec.decode_eof(&mut buf).expect_err("partial header");
+        assert!(matches!(
+            err,
+            CodecError::Frame(FrameError::Truncated { needed: 2 })
+        ));
+        assert!(codec
+            .decode_eof(&mut BytesMut::new())
+            .expect("clean end")
+            .is_none());
     }
 
     #[test]
