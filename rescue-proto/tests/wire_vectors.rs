@@ -335,3 +335,46 @@ fn out_of_bounds_fields_are_rejected() {
         Err(SignalError::Length { len: 0, .. })
     ));
 }
+
+#[test]
+fn the_limits_table_matches_the_constants() {
+    use rescue_proto::wire::limits::*;
+    let secs = |d: std::time::Duration| format!("{} s", d.as_secs());
+    let expected = [
+        ("MAX_PAYLOAD", format!("{MAX_PAYLOAD} B")),
+        ("MAX_TICKET_LEN", format!("{MAX_TICKET_LEN} B")),
+        ("MAX_ACCOUNT_LEN", format!("{MAX_ACCOUNT_LEN} B")),
+        (
+            "MAX_TECHNICIAN_NAME_LEN",
+            format!("{MAX_TECHNICIAN_NAME_LEN} B"),
+        ),
+        (
+            "MAX_ERROR_MESSAGE_LEN",
+            format!("{MAX_ERROR_MESSAGE_LEN} B"),
+        ),
+        ("MAX_QUEUE_ENTRIES", MAX_QUEUE_ENTRIES.to_string()),
+        ("RESUME_SECRET_LEN", format!("{RESUME_SECRET_LEN} B")),
+        ("UDP_TOKEN_LEN", format!("{UDP_TOKEN_LEN} B")),
+        ("HANDSHAKE_TIMEOUT", secs(HANDSHAKE_TIMEOUT)),
+        ("HELLO_TIMEOUT", secs(HELLO_TIMEOUT)),
+        ("REQUEST_TIMEOUT", secs(REQUEST_TIMEOUT)),
+        ("PING_INTERVAL", secs(PING_INTERVAL)),
+        ("IDLE_TIMEOUT", secs(IDLE_TIMEOUT)),
+        ("PENDING_LIFETIME", secs(PENDING_LIFETIME)),
+        ("REATTACH_GRACE", secs(REATTACH_GRACE)),
+        ("MAX_SESSIONS", MAX_SESSIONS.to_string()),
+        (
+            "MAX_SESSIONS_PER_ACCOUNT",
+            MAX_SESSIONS_PER_ACCOUNT.to_string(),
+        ),
+        ("MAX_ENDED_REMEMBERED", MAX_ENDED_REMEMBERED.to_string()),
+    ];
+    for (name, value) in expected {
+        let row = DOC
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("{name} missing from PROTOCOL.md section 5"));
+        let cell = row.split('|').nth(2).map(str::trim);
+        assert_eq!(cell, Some(value.as_str()), "{name}");
+    }
+}
