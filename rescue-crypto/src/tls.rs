@@ -188,10 +188,15 @@ pub fn inner_client_config_account(account_ca_pin: Pin) -> Result<Arc<ClientConf
 /// Inner TLS, applet side, later paths: accepts only the exact console `leaf` seen on the
 /// first path (e.g. `peer_certificates()[0]` of that connection).
 pub fn inner_client_config_leaf(leaf: &CertificateDer<'_>) -> Result<Arc<ClientConfig>, TlsError> {
+    inner_client_config_leaf_pin(Pin::of(leaf))
+}
+
+/// [`inner_client_config_leaf`] given the leaf's pin instead of the leaf.
+pub fn inner_client_config_leaf_pin(leaf_pin: Pin) -> Result<Arc<ClientConfig>, TlsError> {
     let cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(INNER_VERSIONS)?
         .dangerous()
-        .with_custom_certificate_verifier(LeafPinVerifier::new(Pin::of(leaf)))
+        .with_custom_certificate_verifier(LeafPinVerifier::new(leaf_pin))
         .with_no_client_auth();
     Ok(harden_client(cfg, ALPN_INNER))
 }

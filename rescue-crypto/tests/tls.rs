@@ -233,8 +233,14 @@ fn later_path_refuses_any_other_leaf() {
         .acct
         .issue_console_cert("alice", CONSOLE_CERT_VALIDITY)
         .unwrap();
+    let pin = w.console.leaf_pin().unwrap();
+    assert!(connect(
+        tls::inner_client_config_leaf_pin(pin).unwrap(),
+        tls::inner_server_config(&w.console).unwrap(),
+    )
+    .is_ok());
     let e = client_err(connect(
-        tls::inner_client_config_leaf(w.console.leaf().unwrap()).unwrap(),
+        tls::inner_client_config_leaf_pin(pin).unwrap(),
         tls::inner_server_config(&same_account_other_leaf).unwrap(),
     ));
     assert!(matches!(e, Error::InvalidCertificate(_)), "{e:?}");
