@@ -80,6 +80,9 @@ pub struct PeerTimeouts {
     pub pairing: Duration,
     /// See [`INNER_SETUP_TIMEOUT`].
     pub inner_setup: Duration,
+    /// Interval of keepalive PINGs on the hop once the relay runs; defaults to the
+    /// protocol's `PING_INTERVAL` (the relay's idle timeout is longer).
+    pub keepalive: Duration,
 }
 
 impl Default for PeerTimeouts {
@@ -89,6 +92,7 @@ impl Default for PeerTimeouts {
             reply: REPLY_TIMEOUT,
             pairing: PENDING_LIFETIME,
             inner_setup: INNER_SETUP_TIMEOUT,
+            keepalive: rescue_proto::wire::limits::PING_INTERVAL,
         }
     }
 }

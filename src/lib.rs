@@ -27,8 +27,6 @@ pub mod relay;
 pub mod session;
 pub(crate) mod signal;
 pub mod tunnel;
-#[doc(hidden)]
-pub mod tunnel_shim;
 
 pub use config::{GatewayLimits, PeerTimeouts};
 pub use error::Error;

@@ -53,7 +53,7 @@ async fn malicious_gateway(listener: TcpListener, outer: Identity, inner: Identi
     hop.send(Message::Paired(paired)).await.unwrap();
     let parts = hop.into_parts();
     assert!(parts.read_buf.is_empty());
-    let tunnel = rescue::tunnel_shim::DataTunnel::new(parts.io);
+    let tunnel = rescue::tunnel::DataTunnel::new(parts.io);
     let cfg = inner_server_config(&inner).unwrap();
     tokio_rustls::TlsAcceptor::from(cfg)
         .accept(tunnel)

@@ -66,7 +66,7 @@ async fn a_peer_vanishing_mid_relay_gives_the_other_peer_gone_and_a_clean_end() 
     let mut buf = [0u8; 16];
     let res = within(c.read(&mut buf)).await;
     let err = res.expect_err("the console must see an error, not data or a clean EOF");
-    assert!(rescue::tunnel_shim::is_peer_gone(&err), "got {err:?}");
+    assert!(rescue::tunnel::is_peer_gone(&err), "got {err:?}");
     // The gateway goes on serving.
     let (mut a2, mut c2) = setup.session().await;
     exchange(&mut a2, &mut c2, b"again", b"fine").await;
@@ -121,4 +121,22 @@ async fn shutdown_closes_waiting_applets_and_stops_accepting() {
     let err = within(waiting).await.unwrap().unwrap_err();
     assert!(matches!(err, rescue::Error::Closed), "got {err:?}");
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+}
+
+#[tokio::test]
+async fn an_orderly_end_reaches_the_other_side_as_end_of_stream() {
+    use tokio::io::AsyncWriteExt;
+    let setup = Setup::start().await;
+    let (mut a, mut c) = setup.session().await;
+    exchange(&mut a, &mut c, b"bye?", b"bye").await;
+    within(a.shutdown()).await.unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        within(c.read(&mut buf)).await.unwrap(),
+        0,
+        "expected end of stream"
+    );
+    drop((a, c));
+    let stats = within(setup.gateway.shutdown()).await;
+    assert_eq!(stats.relays_ended, 1);
 }

@@ -201,6 +201,7 @@ impl Registration {
             self.ticket.account,
             self.ticket.guid,
             self.timeouts.inner_setup,
+            self.timeouts.keepalive,
         )
         .await?;
         Ok(AppletSession {

@@ -140,8 +140,14 @@ impl Console {
             |_: &HandoffConsole, e: Option<&PeerEvent>| matches!(e, Some(PeerEvent::Paired(_)));
         drive(&mut self.hop, state, self.timeouts.reply, "PAIRED", paired).await?;
         tracing::info!(%guid, "paired");
-        let (stream, sas) =
-            inner::console(self.hop, &self.identity, guid, self.timeouts.inner_setup).await?;
+        let (stream, sas) = inner::console(
+            self.hop,
+            &self.identity,
+            guid,
+            self.timeouts.inner_setup,
+            self.timeouts.keepalive,
+        )
+        .await?;
         Ok(ConsoleSession { stream, sas, guid })
     }
 }

@@ -23,7 +23,7 @@ use tokio::time::timeout;
 use crate::error::Error;
 use crate::io::{BoxStream, Rewind};
 use crate::signal::{self, Hop};
-use crate::tunnel_shim::DataTunnel;
+use crate::tunnel::{tunnel_error, DataTunnel, TunnelError};
 
 /// The transport under the inner TLS: DATA frames over the outer hop.
 pub(crate) type Tunnel = DataTunnel<Rewind<BoxStream>>;
@@ -78,10 +78,11 @@ pub(crate) async fn applet(
     expected_account: AccountId,
     guid: Guid,
     wait: Duration,
+    keepalive: Duration,
 ) -> Result<(E2eStream, Sas, ConsoleIdentity), Error> {
     let setup = async {
         let cfg = rescue_crypto::tls::inner_client_config_account(account_ca_pin)?;
-        let tunnel = DataTunnel::new(signal::unframe(hop));
+        let tunnel = DataTunnel::new(signal::unframe(hop)).with_keepalive(keepalive);
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(rescue_crypto::tls::server_name(), tunnel)
             .await
@@ -112,10 +113,11 @@ pub(crate) async fn console(
     identity: &Identity,
     guid: Guid,
     wait: Duration,
+    keepalive: Duration,
 ) -> Result<(E2eStream, Sas), Error> {
     let setup = async {
         let cfg = rescue_crypto::tls::inner_server_config(identity)?;
-        let tunnel = DataTunnel::new(signal::unframe(hop));
+        let tunnel = DataTunnel::new(signal::unframe(hop)).with_keepalive(keepalive);
         let tls = tokio_rustls::TlsAcceptor::from(cfg)
             .accept(tunnel)
             .await
@@ -156,9 +158,19 @@ fn tls_error(e: io::Error) -> Error {
 
 /// Maps an I/O error on the tunnel: the other party leaving is [`Error::PeerGone`].
 pub(crate) fn stream_error(e: io::Error) -> Error {
-    if crate::tunnel_shim::is_peer_gone(&e) {
-        Error::PeerGone
-    } else if e.kind() == io::ErrorKind::UnexpectedEof {
+    match tunnel_error(&e) {
+        Some(TunnelError::PeerGone { .. }) => return Error::PeerGone,
+        Some(TunnelError::Gateway(code)) => {
+            return Error::Refused {
+                code: *code,
+                message: String::new(),
+            }
+        }
+        Some(TunnelError::KeepaliveTimeout(_)) => return Error::Timeout("gateway keepalive"),
+        Some(TunnelError::Protocol(v)) => return Error::Protocol(v.to_string()),
+        _ => {}
+    }
+    if e.kind() == io::ErrorKind::UnexpectedEof {
         Error::Closed
     } else {
         Error::Io(e)
