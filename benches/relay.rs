@@ -8,8 +8,13 @@
 //! - `relay_core`: `rescue::relay::relay` (cut-through DATA forwarding, 256 KiB buffers).
 //!
 //! The stream is maximal DATA frames (64 KiB payloads), written in 256 KiB chunks, so the
-//! relay core sees exactly what a gateway sees. `codec`: `GatewayCodec` decode and encode
-//! of maximal DATA frames. Run: `cargo bench --bench relay` (about two minutes).
+//! relay core sees exactly what a gateway sees. `e2e_tls`: an end-to-end TLS session
+//! (applet to console) through a real `Gateway` (outer TLS hops, relay core) against the
+//! same inner TLS over a direct loopback socket. `codec`: `GatewayCodec` decode and encode
+//! of maximal DATA frames. After criterion, an interleaved comparison (every round runs
+//! every path in turn, so load changes on a shared machine hit all alike) prints medians
+//! and ratios. Run: `cargo bench --bench relay` (about two minutes); the interleaved part
+//! alone: `cargo bench --bench relay -- interleaved`.
 
 // The splice baseline needs raw syscalls (pipe2, fcntl, splice); nothing else here does.
 #![allow(unsafe_code)]
@@ -367,7 +372,182 @@ fn codec(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, throughput, codec);
+/// Bytes per measured iteration of the end-to-end TLS comparison.
+const E2E_BYTES: usize = 32 << 20;
+
+/// An end-to-end TLS session through a real gateway (outer TLS hops, relay core) and the
+/// same inner TLS (same configs, suites and certificates) over a direct loopback socket.
+struct E2e {
+    rt: tokio::runtime::Runtime,
+    via_gateway: (rescue::AppletSession, rescue::ConsoleSession),
+    direct: (
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    ),
+    _gateway: rescue::Gateway,
+}
+
+impl E2e {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (gateway, via_gateway, direct) = rt.block_on(e2e_setup());
+        E2e {
+            rt,
+            via_gateway,
+            direct,
+            _gateway: gateway,
+        }
+    }
+
+    fn run_gateway(&mut self, iters: u64) -> Duration {
+        let (a, c) = &mut self.via_gateway;
+        self.rt.block_on(pump(a, c, iters))
+    }
+
+    fn run_direct(&mut self, iters: u64) -> Duration {
+        let (a, c) = &mut self.direct;
+        self.rt.block_on(pump(a, c, iters))
+    }
+}
+
+async fn e2e_setup() -> (
+    rescue::Gateway,
+    (rescue::AppletSession, rescue::ConsoleSession),
+    (
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    ),
+) {
+    use rescue::portal::{Portal, SessionRequest};
+    use rescue_crypto::pki::AccountId;
+    use rescue_crypto::ticket::TicketSigner;
+
+    let account = AccountId(1);
+    let pki =
+        rescue::devpki::DevPki::generate(&["127.0.0.1".into()], account, "bench").expect("dev pki");
+    let config = rescue::GatewayConfig::new(
+        pki.gateway.clone(),
+        [(account, pki.account_ca.cert().clone())],
+        pki.verify_key(),
+    );
+    let gateway = rescue::Gateway::bind("127.0.0.1:0".parse().expect("addr"), config)
+        .await
+        .expect("gateway");
+    let addr = gateway.local_addr().to_string();
+    let signer = TicketSigner::from_pkcs8(pki.signer.pkcs8()).expect("signer");
+    let portal = Portal::new(signer, vec![addr.clone()], pki.gateway_ca.pin());
+    let policy = rescue_proto::Policy::default();
+    let request = SessionRequest::new(account, pki.account_ca.pin(), policy);
+    let issued = portal.issue(&request).expect("issue");
+    let applet = rescue::Applet::from_ticket(issued.ticket.clone()).expect("applet");
+    let registration = applet.register().await.expect("register");
+    let console = rescue::Console::connect(
+        &addr,
+        pki.gateway_ca.pin(),
+        pki.console.clone(),
+        rescue::PeerTimeouts::default(),
+    )
+    .await
+    .expect("console");
+    let (a, c) = tokio::join!(registration.wait_paired(), console.claim(issued.guid));
+    let via_gateway = (a.expect("applet paired"), c.expect("console claimed"));
+
+    let client = rescue_crypto::tls::inner_client_config_account(pki.account_ca.pin())
+        .expect("client config");
+    let server = rescue_crypto::tls::inner_server_config(&pki.console).expect("server config");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (tcp_c, tcp_s) = tokio::join!(
+        tokio::net::TcpStream::connect(l.local_addr().expect("addr")),
+        l.accept()
+    );
+    let (tls_c, tls_s) = tokio::join!(
+        tokio_rustls::TlsConnector::from(client)
+            .connect(rescue_crypto::tls::server_name(), tcp_c.expect("connect")),
+        tokio_rustls::TlsAcceptor::from(server).accept(tcp_s.expect("accept").0)
+    );
+    let direct = (tls_c.expect("tls client"), tls_s.expect("tls server"));
+    (gateway, via_gateway, direct)
+}
+
+/// Writes `iters` × [`E2E_BYTES`] into `w` while reading them from `r`.
+async fn pump<W, R>(w: &mut W, r: &mut R, iters: u64) -> Duration
+where
+    W: tokio::io::AsyncWrite + Unpin,
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let chunk = vec![0x42u8; IO_CHUNK];
+    let total = E2E_BYTES * iters as usize;
+    let start = Instant::now();
+    let send = async {
+        let mut sent = 0;
+        while sent < total {
+            let n = IO_CHUNK.min(total - sent);
+            w.write_all(&chunk[..n]).await.expect("send");
+            sent += n;
+        }
+        w.flush().await.expect("flush");
+    };
+    let recv = async {
+        let mut buf = vec![0u8; IO_CHUNK];
+        let mut got = 0;
+        while got < total {
+            let n = r.read(&mut buf).await.expect("recv");
+            assert!(n > 0, "stream ended early");
+            got += n;
+        }
+    };
+    tokio::join!(send, recv);
+    start.elapsed()
+}
+
+fn e2e_tls(c: &mut Criterion) {
+    let mut e2e = E2e::new();
+    let mut g = c.benchmark_group("e2e_tls");
+    g.throughput(Throughput::Bytes(E2E_BYTES as u64));
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    g.bench_function("direct", |b| b.iter_custom(|iters| e2e.run_direct(iters)));
+    g.bench_function("through_gateway", |b| {
+        b.iter_custom(|iters| e2e.run_gateway(iters))
+    });
+    g.finish();
+}
+
+/// Interleaved rounds of the end-to-end TLS session, direct and through the gateway.
+fn e2e_interleaved() {
+    let mut e2e = E2e::new();
+    let (mut direct, mut gateway, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let d = E2E_BYTES as f64 / e2e.run_direct(1).as_secs_f64();
+        let g = E2E_BYTES as f64 / e2e.run_gateway(1).as_secs_f64();
+        direct.push(d);
+        gateway.push(g);
+        ratio.push(g / d);
+    }
+    println!(
+        "end-to-end TLS, {ROUNDS} rounds of {} MiB each, medians:",
+        E2E_BYTES >> 20
+    );
+    println!(
+        "  direct           {:>6.2} Gbit/s",
+        median(&mut direct) * 8.0 / 1e9
+    );
+    println!(
+        "  through_gateway  {:>6.2} Gbit/s",
+        median(&mut gateway) * 8.0 / 1e9
+    );
+    println!("  through_gateway/direct {:.2}", median(&mut ratio));
+}
+
+criterion_group!(benches, throughput, e2e_tls, codec);
 
 fn main() {
     benches();
@@ -379,5 +559,6 @@ fn main() {
         .collect();
     if filters.is_empty() || filters.iter().any(|f| "interleaved".contains(f.as_str())) {
         interleaved();
+        e2e_interleaved();
     }
 }
