@@ -1,3 +1,4 @@
 #![no_main]
-// Placeholder: replaced by the owner of this target.
-libfuzzer_sys::fuzz_target!(|_data: &[u8]| {});
+// An established XTCP connection fed arbitrary (optionally id-patched) datagrams:
+// never panics, never breaks its invariants.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rescue_xtcp::fuzz_connection(data));

@@ -4,19 +4,54 @@
 //! tokio driver on quinn-udp. Start from [`Endpoint`] (one UDP socket's worth of
 //! connections, routed by connection id) and [`Connection`] (`handle`,
 //! `poll_transmit`, `poll_timeout`, `handle_timeout`, `poll`, `read`, `write`).
-//! The wire format is [`segment`] (PROTOCOL.md section 8).
+//! The wire format is [`segment`] (PROTOCOL.md section 8); [`sim`] is a
+//! deterministic lossy link for tests.
 //!
 //! What the core never does: it never performs I/O, never reads the clock, never
 //! panics on peer input, never allocates per segment, and never grows memory with
 //! peer input (buffers are fixed at connection creation; every table is bounded by
 //! a named constant). It knows nothing of sessions or gateways, and it does not
-//! encrypt: run TLS over it.
+//! encrypt or authenticate: run TLS over it.
+//!
+//! # What is implemented
+//!
+//! - One segment per datagram with connection ids, 32-bit wrap-safe sequence
+//!   numbers, window scaling, timestamps, up to 4 SACK blocks and a 32-bit
+//!   checksum; [`Connection::poll_transmit`] batches equal-size segments for GSO.
+//! - The RFC 9293 state machine, including simultaneous open (both sides
+//!   [`Endpoint::connect`]), FIN in both orders, RST, TIME-WAIT; RFC 5961 checks
+//!   (exact-match RST, challenge ACKs for in-window RST, SYN and impossible ACKs,
+//!   rate-limited per connection).
+//! - RTO per RFC 6298 with backoff; RTT from timestamps, with Karn's rule made
+//!   exact (an echo older than the latest transmission is ignored).
+//! - SACK scoreboard and `pipe` (RFC 2018 / RFC 6675, which subsumes limited
+//!   transmit), RACK loss detection with a reordering window once reordering is
+//!   seen, and tail-loss probes (RFC 8985).
+//! - CUBIC (RFC 9438, default) and NewReno behind [`cc::Controller`]; IW10
+//!   (RFC 6928); pacing at 1.25 × cwnd / SRTT.
+//! - Delayed ACKs (every second segment, at most 25 ms, immediately on
+//!   out-of-order data), one ACK per `poll_transmit` for a whole batch.
+//! - Zero-window probes with backoff, sender and receiver silly-window avoidance,
+//!   keepalive (≤ 25 s) and a user timeout, a bounded half-open table
+//!   (RFC 4987 §3.2), a connection limit, bounded RSTs for unknown ids.
+//!
+//! # What is not (yet)
+//!
+//! - SYN cookies (the half-open table is bounded instead; the rendezvous already
+//!   authenticates peers), ECN, path-MTU discovery (the MSS is configured and
+//!   clamped by the peer's SYN), DSACK, PRR (RFC 6937), undo of spurious
+//!   retransmissions (F-RTO / Eifel), PAWS, urgent data, an SWS override timer,
+//!   receive-buffer auto-tuning (each connection allocates `recv_buffer` up front).
+//! - Address migration: a datagram from another address is dropped and counted, so
+//!   a NAT rebinding looks like a blackout to the connection.
+//! - The endpoint scans its connections for timers and transmits: fine for the
+//!   handful of connections a session uses, not for thousands.
 #![warn(missing_docs)]
 
 pub mod cc;
+mod checksum;
 pub mod config;
 mod conn;
-mod checksum;
 pub mod endpoint;
 pub mod segment;
 pub mod seq;
@@ -25,8 +60,11 @@ pub mod sim;
 pub mod impair;
 pub mod tokio;
 
-pub use config::{Config, CongestionKind};
+pub use config::{CongestionKind, Config};
 pub use conn::{
     CloseReason, Connection, ConnectionStats, Event, ReadError, State, Transmit, WriteError,
 };
 pub use endpoint::{ConnectError, ConnectionHandle, Endpoint, EndpointStats};
+
+#[doc(hidden)]
+pub use conn::fuzz::fuzz_connection;

@@ -356,6 +356,7 @@ impl Sim {
         let mut pa = Pump::new(a_to_b, 0xa);
         let mut pb = Pump::new(b_to_a, 0xb);
         let start = self.now;
+        let mut completed = None;
         self.run_until(limit, |s| {
             hook(s);
             if let Some(c) = s.a.connection(ha) {
@@ -363,6 +364,9 @@ impl Sim {
             }
             if let Some(c) = s.b.connection(hb) {
                 pb.pump(c, 0xa);
+            }
+            if completed.is_none() && pa.eof && pb.eof {
+                completed = Some(s.now - start);
             }
             let closed =
                 |ep: &mut Endpoint, h| ep.connection(h).is_none_or(|c| c.state() == State::Closed);
@@ -376,6 +380,7 @@ impl Sim {
             closed: [pa.closed, pb.closed],
             error: pa.error.or(pb.error),
             elapsed: self.now - start,
+            completed,
         }
     }
 }
@@ -393,8 +398,10 @@ pub struct Outcome {
     pub closed: [Option<CloseReason>; 2],
     /// The first corruption, duplication or ordering error seen, if any.
     pub error: Option<String>,
-    /// Virtual time the transfer took.
+    /// Virtual time until both connections closed (TIME-WAIT included).
     pub elapsed: Duration,
+    /// Virtual time until both sides had read everything and the FIN.
+    pub completed: Option<Duration>,
 }
 
 /// The byte at position `i` of the test stream tagged `tag`: position-dependent,

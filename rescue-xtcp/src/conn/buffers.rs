@@ -7,8 +7,11 @@
 use std::collections::VecDeque;
 
 /// Most separate out-of-order ranges kept: a segment that would need more is
-/// dropped (the peer retransmits it), so a peer cannot make us track unbounded holes.
-pub(crate) const MAX_OOO_RANGES: usize = 32;
+/// dropped (the peer retransmits it), so a peer cannot make us track unbounded
+/// holes. A tail-dropping bottleneck in slow start easily makes a few hundred
+/// holes in a 4 MiB window; keeping them all avoids retransmitting what arrived.
+/// Insertion is O(ranges), so this also bounds the per-segment cost.
+pub(crate) const MAX_OOO_RANGES: usize = 1024;
 
 /// Bytes queued for sending, from SND.UNA (after the SYN) onwards.
 #[derive(Debug)]
@@ -233,11 +236,11 @@ mod tests {
 
     #[test]
     fn too_many_holes_are_refused() {
-        let mut r = RecvBuf::new(1024);
+        let mut r = RecvBuf::new(4 * MAX_OOO_RANGES);
         for i in 0..MAX_OOO_RANGES {
             assert_eq!(r.insert(2 + i * 2, b"x"), Some(0));
         }
-        assert_eq!(r.insert(200, b"x"), None);
+        assert_eq!(r.insert(4 * MAX_OOO_RANGES - 2, b"x"), None);
         // Filling from the front still works (and merges with the first range).
         assert_eq!(r.insert(0, b"ab"), Some(3));
     }

@@ -20,6 +20,7 @@
 //! ```
 
 mod buffers;
+pub(crate) mod fuzz;
 mod input;
 mod output;
 mod pacing;

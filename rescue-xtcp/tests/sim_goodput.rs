@@ -1,0 +1,58 @@
+//! Goodput matrix on the simulated link (loss × RTT), a deterministic snapshot of
+//! performance under loss. Ignored by default (it moves ~100 MB through the
+//! simulator); run it with
+//! `cargo test --release -p rescue-xtcp --test sim_goodput -- --ignored --nocapture`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rescue_xtcp::sim::{LinkConfig, Sim};
+use rescue_xtcp::{CloseReason, Config, CongestionKind};
+
+/// Bottleneck: 100 Mbit/s with a queue of 256 KiB.
+const RATE: u64 = 12_500_000;
+
+fn goodput(loss: f64, rtt_ms: u64, cc: CongestionKind, bytes: usize, seed: u64) -> f64 {
+    let mut c = Config::default();
+    c.congestion = cc;
+    let cfg = Arc::new(c);
+    let mut l = LinkConfig::default();
+    l.delay = Duration::from_millis(rtt_ms / 2);
+    l.loss = loss;
+    l.bandwidth = Some(RATE);
+    l.queue_bytes = 256 * 1024;
+    let mut back = l.clone();
+    back.bandwidth = None;
+    let mut sim = Sim::new(cfg.clone(), cfg, l, back, seed);
+    let hs = sim.connect(Duration::from_secs(30)).expect("handshake");
+    let out = sim.transfer(hs, bytes, 0, Duration::from_secs(3600));
+    assert_eq!(out.error, None);
+    assert_eq!(out.received[0], bytes);
+    assert_eq!(out.closed[0], Some(CloseReason::Normal));
+    bytes as f64 / out.completed.expect("completed").as_secs_f64()
+}
+
+#[test]
+#[ignore]
+fn goodput_matrix() {
+    let bytes = 16 << 20;
+    println!("goodput MB/s, 100 Mbit/s bottleneck, 16 MiB, handshake included, TIME-WAIT not");
+    println!("{:>8} {:>6} {:>8} {:>8}", "loss", "rtt", "cubic", "newreno");
+    for rtt in [20u64, 100] {
+        for loss in [0.0, 0.001, 0.01, 0.02, 0.05] {
+            let c = goodput(loss, rtt, CongestionKind::Cubic, bytes, 1) / 1e6;
+            let n = goodput(loss, rtt, CongestionKind::NewReno, bytes, 1) / 1e6;
+            println!("{loss:>8} {rtt:>6} {c:>8.2} {n:>8.2}");
+        }
+    }
+}
+
+#[test]
+fn one_percent_loss_reaches_the_mathis_rate() {
+    // Loss-based congestion control cannot beat the Mathis et al. bound
+    // 1.22 × MSS / (RTT × √p) (≈ 730 kB/s at 1 %, 20 ms, MSS 1200); a sound
+    // recovery stays within a factor two of it.
+    let g = goodput(0.01, 20, CongestionKind::Cubic, 2 << 20, 3);
+    let mathis = 1.22 * 1200.0 / (0.020 * 0.01f64.sqrt());
+    assert!(g > mathis / 2.0, "{g} vs {mathis}");
+}
