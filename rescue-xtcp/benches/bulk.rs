@@ -116,7 +116,7 @@ fn print_table(link: Link, size: u64, rows: &[(&'static str, Outcome)]) {
     for (name, o) in rows {
         let ratio = |b: Option<f64>| b.map_or("-".to_owned(), |b| format!("{:.2}x", o.mbps() / b));
         println!(
-            "{:<10} {:>10.1} {:>10.2} {:>9} {:>9}",
+            "{:<10} {:>10.2} {:>10.2} {:>9} {:>9}",
             name,
             o.mbps(),
             o.cpu_per_gib(),

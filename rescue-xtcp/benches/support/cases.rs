@@ -24,6 +24,9 @@ pub(crate) enum Case {
     TcpTls,
     /// quinn, one unidirectional stream, its own TLS (rustls, ring, AES-256-GCM).
     Quinn,
+    /// quinn without MTU discovery: 1200-byte datagrams like XTCP's default MSS (on
+    /// the lossy links only, where per-datagram loss favours larger datagrams).
+    Quinn1200,
     /// XTCP (`XtcpStream`), no encryption.
     Xtcp,
     /// rustls (TLS 1.3, AES-256-GCM) over XTCP.
@@ -35,6 +38,7 @@ pub(crate) const ALL: &[Case] = &[
     Case::Tcp,
     Case::TcpTls,
     Case::Quinn,
+    Case::Quinn1200,
     Case::Xtcp,
     Case::XtcpTls,
 ];
@@ -48,21 +52,26 @@ impl Case {
             Case::Tcp => "tcp",
             Case::TcpTls => "tcp+tls",
             Case::Quinn => "quinn",
+            Case::Quinn1200 => "quinn-1200",
             Case::Xtcp => "xtcp",
             Case::XtcpTls => "xtcp+tls",
         }
     }
 
-    /// Kernel TCP cannot go through a UDP proxy.
+    /// Kernel TCP cannot go through a UDP proxy; quinn-1200 only matters under loss.
     pub(crate) fn runs_on(self, link: Link) -> bool {
-        !matches!((self, link), (Case::Tcp | Case::TcpTls, Link::Lossy(_)))
+        !matches!(
+            (self, link),
+            (Case::Tcp | Case::TcpTls, Link::Lossy(_)) | (Case::Quinn1200, Link::Loopback)
+        )
     }
 
     pub(crate) async fn run(self, link: Link, bytes: u64) -> io::Result<Outcome> {
         match self {
             Case::Tcp => tcp(false, bytes).await,
             Case::TcpTls => tcp(true, bytes).await,
-            Case::Quinn => quinn(link, bytes).await,
+            Case::Quinn => quinn(link, true, bytes).await,
+            Case::Quinn1200 => quinn(link, false, bytes).await,
             Case::Xtcp => xtcp(link, false, bytes).await,
             Case::XtcpTls => xtcp(link, true, bytes).await,
         }
@@ -145,7 +154,7 @@ async fn tcp(tls: bool, bytes: u64) -> io::Result<Outcome> {
     timed(bytes, send_all(client, bytes), recv_all(server)).await
 }
 
-async fn quinn(link: Link, bytes: u64) -> io::Result<Outcome> {
+async fn quinn(link: Link, mtud: bool, bytes: u64) -> io::Result<Outcome> {
     let (cert, key) = self_signed();
     let initial = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
         .tls13()
@@ -163,6 +172,9 @@ async fn quinn(link: Link, bytes: u64) -> io::Result<Outcome> {
     transport.stream_receive_window(QUINN_WINDOW.into());
     transport.receive_window((2 * QUINN_WINDOW).into());
     transport.send_window(2 * u64::from(QUINN_WINDOW));
+    if !mtud {
+        transport.mtu_discovery_config(None);
+    }
     let transport = Arc::new(transport);
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
     server_config.transport_config(transport.clone());
