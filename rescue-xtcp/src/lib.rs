@@ -60,7 +60,7 @@ pub mod sim;
 pub mod impair;
 pub mod tokio;
 
-pub use config::{CongestionKind, Config};
+pub use config::{Config, CongestionKind};
 pub use conn::{
     CloseReason, Connection, ConnectionStats, Event, ReadError, State, Transmit, WriteError,
 };
