@@ -348,3 +348,106 @@ impl Endpoint {
         &self.stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syn(src_id: u32) -> Vec<u8> {
+        let repr = SegmentRepr {
+            flags: Flags::SYN,
+            src_id,
+            seq: Seq(src_id),
+            window: 1000,
+            mss: 1200,
+            ..SegmentRepr::default()
+        };
+        let mut out = Vec::new();
+        repr.emit_to_vec(&[], &mut out);
+        out
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 9], port))
+    }
+
+    #[test]
+    fn half_open_table_is_bounded_and_not_listening_drops_silently() {
+        let cfg = Arc::new(Config {
+            max_half_open: 8,
+            ..Config::default()
+        });
+        let now = Instant::now();
+        let mut ep = Endpoint::new(cfg, 1);
+        ep.handle(now, addr(1), &syn(1));
+        assert_eq!(ep.stats().not_listening, 1);
+        assert_eq!(ep.connection_count(), 0);
+        let mut buf = Vec::new();
+        assert!(
+            ep.poll_transmit(now, 1, &mut buf).is_none(),
+            "no RST to a hole puncher"
+        );
+        ep.set_listening(true);
+        for i in 0..100u16 {
+            ep.handle(now, addr(i), &syn(1000 + u32::from(i)));
+        }
+        assert_eq!(ep.connection_count(), 8);
+        assert_eq!(ep.stats().half_open_full, 92);
+        // A retransmitted SYN goes to its connection, not to a new one.
+        ep.handle(now, addr(0), &syn(1000));
+        assert_eq!(ep.connection_count(), 8);
+        assert_eq!(ep.stats().half_open_full, 92);
+    }
+
+    #[test]
+    fn unknown_ids_get_a_bounded_rst_and_malformed_is_counted() {
+        let now = Instant::now();
+        let mut ep = Endpoint::new(Arc::new(Config::default()), 1);
+        let mut seg = SegmentRepr {
+            flags: Flags::ACK,
+            dst_id: 77,
+            src_id: 5,
+            ack: Seq(1234),
+            ..SegmentRepr::default()
+        };
+        let mut d = Vec::new();
+        seg.emit_to_vec(&[], &mut d);
+        for _ in 0..100 {
+            ep.handle(now, addr(1), &d);
+        }
+        assert_eq!(ep.stats().unknown_connection, 100);
+        let mut buf = Vec::new();
+        let mut resets = 0;
+        while let Some(t) = ep.poll_transmit(now, 1, &mut buf) {
+            let (r, _) = SegmentRepr::parse(&buf[..t.size]).unwrap();
+            assert_eq!(
+                (r.flags, r.dst_id, r.src_id, r.seq),
+                (Flags::RST, 5, 77, Seq(1234))
+            );
+            resets += 1;
+        }
+        assert_eq!(resets, MAX_PENDING_RESETS);
+        // Never an RST for an RST.
+        seg.flags = Flags::RST;
+        d.clear();
+        seg.emit_to_vec(&[], &mut d);
+        ep.handle(now, addr(1), &d);
+        assert!(ep.poll_transmit(now, 1, &mut buf).is_none());
+        ep.handle(now, addr(1), &d[..10]);
+        assert_eq!(ep.stats().malformed, 1);
+    }
+
+    #[test]
+    fn remove_closed_reaps_only_closed_connections() {
+        let now = Instant::now();
+        let mut ep = Endpoint::new(Arc::new(Config::default()), 1);
+        let h1 = ep.connect(now, addr(1)).unwrap();
+        let h2 = ep.connect(now, addr(2)).unwrap();
+        ep.connection(h1).unwrap().abort();
+        // The SYN was never sent, so there is no RST to wait for.
+        assert_eq!(ep.remove_closed(), vec![h1]);
+        assert_eq!(ep.connection_count(), 1);
+        assert!(ep.connection(h2).is_some());
+        assert!(ep.connection(h1).is_none());
+    }
+}
