@@ -287,3 +287,56 @@ fn abort_sends_rst_that_resets_the_peer() {
     assert_eq!(p.a.close_reason(), Some(CloseReason::Aborted));
     assert_eq!(p.b.close_reason(), Some(CloseReason::Reset));
 }
+
+#[test]
+fn pacer_holds_segments_back_and_poll_timeout_names_when() {
+    let mut p = Pair::new(Config::default());
+    let rtt = std::time::Duration::from_millis(100);
+    // A few round trips of 100 ms to measure the RTT and open the window.
+    for _ in 0..4 {
+        p.a.write(&[9; 24_000]).unwrap();
+        let mut flights = Vec::new();
+        while let Some(t) = p.a.poll_transmit(p.now, 10, &mut p.buf) {
+            flights.push((p.buf[..t.size].to_vec(), t.segment_size.unwrap_or(t.size)));
+        }
+        p.now += rtt / 2;
+        for (f, s) in &flights {
+            for d in f.chunks(*s) {
+                p.b.handle(p.now, d);
+            }
+        }
+        let mut acks = Vec::new();
+        p.b.handle_timeout(p.now + Config::default().max_ack_delay);
+        while let Some(t) = p.b.poll_transmit(p.now, 10, &mut p.buf) {
+            acks.push(p.buf[..t.size].to_vec());
+        }
+        p.now += rtt / 2;
+        for d in &acks {
+            p.a.handle(p.now, d);
+        }
+        let mut sink = [0u8; 65536];
+        while let Ok(Some(n)) = p.b.read(&mut sink) {
+            assert!(n > 0);
+        }
+    }
+    // The smoothed RTT moves towards 100 ms from the ~0 of the handshake.
+    assert!(p.a.rtt().is_some_and(|r| r >= rtt / 4));
+    // Now a large write: the pacer lets a burst out, then holds back.
+    p.a.write(&[1; 200_000]).unwrap();
+    let mut sent = 0;
+    while let Some(t) = p.a.poll_transmit(p.now, 10, &mut p.buf) {
+        sent += t.size;
+    }
+    let room = p.a.congestion_window().saturating_sub(p.a.board.pipe());
+    assert!(
+        room > 0 && p.a.unsent_bytes() > 0,
+        "held back by the pacer, not cwnd"
+    );
+    assert!(sent > 0);
+    let deadline = p.a.poll_timeout().unwrap();
+    assert_eq!(Some(deadline), p.a.timers.pacing);
+    assert!(deadline > p.now && deadline < p.now + rtt);
+    assert!(p.a.poll_transmit(p.now, 10, &mut p.buf).is_none());
+    p.a.handle_timeout(deadline);
+    assert!(p.a.poll_transmit(deadline, 10, &mut p.buf).is_some());
+}
