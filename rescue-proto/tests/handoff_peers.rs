@@ -183,6 +183,21 @@ fn a_peer_away_too_long_times_out_and_ping_is_answered() {
 }
 
 #[test]
+fn an_absurd_lifetime_from_the_gateway_is_capped() {
+    let now = Instant::now();
+    let (applet, _) = Applet::register(now, Register::new(vec![1]).expect("small"));
+    let (applet, _, _) = step(applet.handle(now, gw_hello()));
+    let r = Registered {
+        guid: guid(),
+        lifetime_secs: u32::MAX,
+        resume_secret: ResumeSecret::from_bytes([1; 32]),
+    };
+    let (applet, _, _) = step(applet.handle(now, Message::Registered(r)));
+    let deadline = applet.poll_timeout().expect("a deadline");
+    assert!(deadline > now && deadline <= now + Duration::from_secs(24 * 3600));
+}
+
+#[test]
 fn wrong_gateway_hello_and_errors_stop_the_machines() {
     let now = Instant::now();
     let (applet, _) = Applet::register(now, Register::new(vec![1]).expect("small"));

@@ -163,9 +163,14 @@ pub(crate) fn check_deadline(deadline: Option<Instant>, now: Instant) -> Result<
     }
 }
 
-/// `now + d`, or far in the future if that overflows.
+/// Longest wait a peer machine arms, whatever the gateway announces (lifetime, grace):
+/// a day covers every real wait and keeps `Instant` arithmetic far from overflow.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// `now + d`, with `d` capped at [`MAX_WAIT`]. (If even that overflowed the clock, the
+/// deadline would be `now`: an immediate timeout, never a panic.)
 pub(crate) fn after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d).unwrap_or(now)
+    now.checked_add(d.min(MAX_WAIT)).unwrap_or(now)
 }
 
 /// The session is over. Terminal: any further message is unexpected.
