@@ -1,9 +1,9 @@
 //! Small stream adapters used by the roles: a boxed duplex stream type, a stream that
-//! replays bytes already read ([`Rewind`]), and an observation hook ([`Tap`]) that sees
+//! replays bytes already read (`Rewind`), and an observation hook ([`Tap`]) that sees
 //! every byte a gateway hop reads or writes after outer-TLS decryption.
 //!
-//! These adapters never buffer beyond what they are given: [`Rewind`] holds only the
-//! prefix handed to it, [`Tapped`] copies nothing.
+//! These adapters never buffer beyond what they are given: `Rewind` holds only the
+//! prefix handed to it, `Tapped` copies nothing.
 
 use std::io;
 use std::pin::Pin;

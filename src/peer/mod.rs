@@ -2,7 +2,7 @@
 //! [`Console`]. Both reach a gateway over outer TLS pinned to the gateway CA and drive
 //! `rescue_proto`'s sans-IO hand-off machines (`handoff::applet`, `handoff::console`)
 //! until PAIRED; then they run the end-to-end TLS (applet client, console server) over
-//! the DATA tunnel, BIND and the committed SAS ([`inner`]).
+//! the DATA tunnel, BIND and the committed SAS (module `inner`).
 //!
 //! The peers never trust the gateway with anything but routing: the inner TLS pins the
 //! account CA, and BIND ties the end-to-end channel to the session GUID. The steps are
