@@ -69,7 +69,10 @@ impl SendBuf {
 /// Received bytes: a readable prefix and out-of-order ranges after it.
 #[derive(Debug)]
 pub(crate) struct RecvBuf {
+    /// The ring, allocated on the first stored byte (so a half-open connection
+    /// created by a SYN costs no buffer).
     data: Vec<u8>,
+    capacity: usize,
     head: usize,
     readable: usize,
     /// Out-of-order ranges `[start, end)` as offsets from the end of the readable
@@ -82,7 +85,8 @@ pub(crate) struct RecvBuf {
 impl RecvBuf {
     pub(crate) fn new(capacity: usize) -> Self {
         RecvBuf {
-            data: vec![0; capacity],
+            data: Vec::new(),
+            capacity: capacity.max(1),
             head: 0,
             readable: 0,
             ooo: Vec::new(),
@@ -91,7 +95,7 @@ impl RecvBuf {
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.data.len()
+        self.capacity
     }
 
     /// Bytes ready for the application.
@@ -135,6 +139,9 @@ impl RecvBuf {
         }
         if !self.add_range(offset, end) {
             return None;
+        }
+        if self.data.is_empty() {
+            self.data = vec![0; self.capacity];
         }
         self.copy_in(offset, bytes);
         if offset > 0 {
@@ -188,6 +195,9 @@ impl RecvBuf {
     pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
         let cap = self.capacity();
         let n = out.len().min(self.readable);
+        if n == 0 {
+            return 0;
+        }
         let first = n.min(cap - self.head);
         out[..first].copy_from_slice(&self.data[self.head..self.head + first]);
         out[first..n].copy_from_slice(&self.data[..n - first]);
