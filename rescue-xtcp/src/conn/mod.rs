@@ -45,8 +45,8 @@ use rtt::RttEstimator;
 /// Most challenge ACKs (RFC 5961 §7) per connection per second; per connection,
 /// not global, to avoid the CVE-2016-5696 side channel.
 const CHALLENGE_ACKS_PER_SEC: u32 = 10;
-/// Most keepalive or window probes in a row without an answer before the user
-/// timeout decides (probes are cheap; the timeout is the real limit).
+/// Shortest interval between zero-window probes (RFC 9293 §3.8.6.1 persist
+/// timer; the RTO is used when larger).
 const PERSIST_MIN: Duration = Duration::from_millis(200);
 /// Longest interval between zero-window probes.
 const PERSIST_MAX: Duration = Duration::from_secs(5);
