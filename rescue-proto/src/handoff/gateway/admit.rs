@@ -81,8 +81,10 @@ impl SessionTable {
             ticket_expires: req.ticket_expires,
             applet,
             console: None,
+            due: None,
         };
         self.sessions.insert(req.guid, session);
+        self.reindex(req.guid);
         Ok(reply)
     }
 
@@ -151,6 +153,7 @@ impl SessionTable {
         };
         s.console = Some(ConsoleSide { party, identity });
         self.hops.insert(hop, (guid, Role::Console));
+        self.reindex(guid);
         Ok(pairing)
     }
 }

@@ -3,9 +3,10 @@
 use std::time::Instant;
 
 use super::{
-    secs_u32, ConsoleIdentity, HopId, Outgoing, Party, Presence, Session, SessionTable, TableError,
+    deadline_of, secs_u32, ConsoleIdentity, HopId, Outgoing, Party, Presence, Session,
+    SessionTable, TableError,
 };
-use crate::guid::Guid;
+use crate::guid::{Guid, GUID_LEN};
 use crate::wire::signal::{
     Close, CloseReason, ErrorCode, ErrorMessage, Message, PeerBack, PeerGone, ResumeSecret,
     Resumed, Role,
@@ -57,6 +58,7 @@ impl SessionTable {
             // Waiting: the applet may come back, but not past the pending lifetime.
             let expiry = s.registered_at.checked_add(lifetime).unwrap_or(until);
             s.applet.presence = Presence::Away(until.min(expiry));
+            self.reindex(guid);
             return Vec::new();
         };
         let (lost, other) = match role {
@@ -65,13 +67,16 @@ impl SessionTable {
         };
         lost.presence = Presence::Away(until);
         match other.hop() {
-            Some(o) => vec![Outgoing {
-                hop: o,
-                message: Message::PeerGone(PeerGone {
-                    grace_secs: secs_u32(grace),
-                }),
-                close: false,
-            }],
+            Some(o) => {
+                self.reindex(guid);
+                vec![Outgoing {
+                    hop: o,
+                    message: Message::PeerGone(PeerGone {
+                        grace_secs: secs_u32(grace),
+                    }),
+                    close: false,
+                }]
+            }
             None => {
                 self.end_session(guid);
                 Vec::new()
@@ -121,6 +126,7 @@ impl SessionTable {
             self.hops.remove(&d);
         }
         self.hops.insert(req.hop, (req.guid, req.role));
+        self.reindex(req.guid);
         let resumed = Resumed {
             guid: req.guid,
             resume_secret: req.new_secret,
@@ -159,27 +165,25 @@ impl SessionTable {
     /// is over (the other gets `PEER_GONE{0}`). Forgets ended GUIDs whose ticket expired.
     pub fn expire(&mut self, now: Instant) -> Vec<Outgoing> {
         let lifetime = self.limits.pending_lifetime;
-        let due: Vec<(Guid, Message)> = self
-            .sessions
-            .iter()
-            .filter_map(|(g, s)| {
-                let waiting_over = s.console.is_none()
-                    && s.registered_at
-                        .checked_add(lifetime)
-                        .is_some_and(|t| t <= now);
-                let away_over =
-                    parties(s).any(|p| matches!(p.presence, Presence::Away(t) if t <= now));
-                if waiting_over {
-                    Some((*g, Message::Error(ErrorMessage::new(ErrorCode::Timeout))))
-                } else if away_over {
-                    Some((*g, Message::PeerGone(PeerGone { grace_secs: 0 })))
-                } else {
-                    None
-                }
-            })
+        let due: Vec<Guid> = self
+            .due
+            .range(..=(now, Guid::from_bytes([0xff; GUID_LEN])))
+            .map(|(_, g)| *g)
             .collect();
         let mut out = Vec::new();
-        for (guid, message) in due {
+        for guid in due {
+            let Some(s) = self.sessions.get(&guid) else {
+                continue;
+            };
+            let waiting_over = s.console.is_none()
+                && s.registered_at
+                    .checked_add(lifetime)
+                    .is_some_and(|t| t <= now);
+            let message = if waiting_over {
+                Message::Error(ErrorMessage::new(ErrorCode::Timeout))
+            } else {
+                Message::PeerGone(PeerGone { grace_secs: 0 })
+            };
             if let Some(s) = self.end_session(guid) {
                 out.extend(present_hops(&s).map(|hop| Outgoing {
                     hop,
@@ -188,31 +192,47 @@ impl SessionTable {
                 }));
             }
         }
-        self.ended.retain(|_, expires| *expires > now);
+        while let Some(&(expires, guid)) = self.ended_due.first() {
+            if expires > now {
+                break;
+            }
+            self.ended_due.pop_first();
+            self.ended.remove(&guid);
+        }
         out
     }
 
     /// The earliest instant at which [`SessionTable::expire`] has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let lifetime = self.limits.pending_lifetime;
-        let sessions = self.sessions.values().flat_map(|s| {
-            let waiting = s
-                .console
-                .is_none()
-                .then(|| s.registered_at.checked_add(lifetime))
-                .flatten();
-            let away = parties(s).filter_map(|p| match p.presence {
-                Presence::Away(t) => Some(t),
-                Presence::Here(_) => None,
-            });
-            waiting.into_iter().chain(away)
-        });
-        sessions.chain(self.ended.values().copied()).min()
+        let live = self.due.first().map(|(t, _)| *t);
+        let ended = self.ended_due.first().map(|(t, _)| *t);
+        live.into_iter().chain(ended).min()
+    }
+
+    /// Files the session's current deadline in the index (after any change to it).
+    pub(crate) fn reindex(&mut self, guid: Guid) {
+        let Some(s) = self.sessions.get_mut(&guid) else {
+            return;
+        };
+        let new = deadline_of(s, self.limits.pending_lifetime);
+        if new == s.due {
+            return;
+        }
+        if let Some(old) = s.due {
+            self.due.remove(&(old, guid));
+        }
+        if let Some(t) = new {
+            self.due.insert((t, guid));
+        }
+        s.due = new;
     }
 
     /// Removes a session, its hops and its account count; remembers its GUID.
     fn end_session(&mut self, guid: Guid) -> Option<Session> {
         let s = self.sessions.remove(&guid)?;
+        if let Some(t) = s.due {
+            self.due.remove(&(t, guid));
+        }
         for hop in present_hops(&s) {
             self.hops.remove(&hop);
         }
@@ -223,6 +243,7 @@ impl SessionTable {
             }
         }
         self.ended.insert(guid, s.ticket_expires);
+        self.ended_due.insert((s.ticket_expires, guid));
         Some(s)
     }
 }

@@ -18,10 +18,10 @@
 //! [`SessionTable::poll_timeout`] says when [`SessionTable::expire`] is next due.
 //! The table never holds more than [`Limits::max_sessions`] live sessions,
 //! [`Limits::max_per_account`] per account and about [`Limits::max_ended`] remembered
-//! GUIDs; past those it refuses with [`TableError::Overloaded`]. Deadline scans are
-//! linear in the number of sessions.
+//! GUIDs; past those it refuses with [`TableError::Overloaded`]. Deadlines are kept in
+//! ordered indexes: `poll_timeout` is O(log n) and `expire` touches only what is due.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::guid::Guid;
@@ -199,6 +199,8 @@ pub(crate) struct Session {
     pub(crate) applet: Party,
     /// `None` while waiting.
     pub(crate) console: Option<ConsoleSide>,
+    /// The session's next deadline as filed in [`SessionTable::due`].
+    pub(crate) due: Option<Instant>,
 }
 
 /// The gateway's sessions, keyed by GUID.
@@ -212,6 +214,10 @@ pub struct SessionTable {
     pub(crate) hops: HashMap<HopId, (Guid, Role)>,
     /// Ended GUIDs and the expiry of their ticket.
     pub(crate) ended: HashMap<Guid, Instant>,
+    /// Live sessions by next deadline (pending lifetime or grace end).
+    pub(crate) due: BTreeSet<(Instant, Guid)>,
+    /// Ended GUIDs by ticket expiry.
+    pub(crate) ended_due: BTreeSet<(Instant, Guid)>,
 }
 
 impl SessionTable {
@@ -223,6 +229,8 @@ impl SessionTable {
             per_account: HashMap::new(),
             hops: HashMap::new(),
             ended: HashMap::new(),
+            due: BTreeSet::new(),
+            ended_due: BTreeSet::new(),
         }
     }
 
@@ -306,6 +314,17 @@ impl SessionTable {
                 .filter(|p| p.hop().is_none())
                 .count();
             assert!(away < 2, "a session with both parties away has ended");
+            let deadline = deadline_of(s, self.limits.pending_lifetime);
+            assert_eq!(s.due, deadline, "cached deadline");
+            if let Some(d) = deadline {
+                assert!(self.due.contains(&(d, *guid)), "deadline filed");
+            }
+        }
+        let filed = self.sessions.values().filter(|s| s.due.is_some()).count();
+        assert_eq!(self.due.len(), filed, "no stale deadline");
+        assert_eq!(self.ended_due.len(), self.ended.len(), "ended index");
+        for (g, t) in &self.ended {
+            assert!(self.ended_due.contains(&(*t, *g)), "ended filed");
         }
         assert_eq!(present, self.hops.len(), "no stale hop");
         assert_eq!(counts.len(), self.per_account.len(), "account index");
@@ -324,6 +343,24 @@ impl Default for SessionTable {
     fn default() -> Self {
         Self::new(Limits::default())
     }
+}
+
+/// The next deadline of a session: the end of its pending lifetime while waiting, the
+/// end of an away party's grace.
+pub(crate) fn deadline_of(s: &Session, lifetime: Duration) -> Option<Instant> {
+    let waiting = s
+        .console
+        .is_none()
+        .then(|| s.registered_at.checked_add(lifetime))
+        .flatten();
+    let away = [Some(&s.applet), s.console.as_ref().map(|c| &c.party)]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| match p.presence {
+            Presence::Away(t) => Some(t),
+            Presence::Here(_) => None,
+        });
+    waiting.into_iter().chain(away).min()
 }
 
 /// Whole seconds of `d`, saturated to `u32`.
