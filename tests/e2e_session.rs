@@ -140,3 +140,25 @@ async fn an_orderly_end_reaches_the_other_side_as_end_of_stream() {
     let stats = within(setup.gateway.shutdown()).await;
     assert_eq!(stats.relays_ended, 1);
 }
+
+#[tokio::test]
+async fn a_waiting_applet_keeps_its_hop_alive_with_pings() {
+    let setup = Setup::start().await;
+    let issued = setup.issue();
+    let mut timeouts = fast_timeouts();
+    timeouts.keepalive = std::time::Duration::from_millis(50);
+    let applet = setup.applet(&issued).with_timeouts(timeouts);
+    let registration = within(applet.register()).await.unwrap();
+    let waiting = tokio::spawn(registration.wait_paired());
+    // A PING frame header (type 0x09, 8-byte payload) reaches the gateway.
+    within(async {
+        while !setup.tap.saw(&[0x09, 0x00, 0x00, 0x08]) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let console = setup.console().await;
+    let c = within(console.claim(issued.guid)).await.unwrap();
+    let a = within(waiting).await.unwrap().unwrap();
+    assert_eq!(a.sas(), c.sas());
+}

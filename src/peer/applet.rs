@@ -15,7 +15,7 @@ use rescue_proto::Guid;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::inner::{self, ConsoleIdentity, E2eStream};
-use super::{connect_gateway, drive, send_all};
+use super::{connect_gateway, drive, send_all, DriveLimits};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
 use crate::signal::Hop;
@@ -124,7 +124,7 @@ impl Applet {
         let (state, event) = drive(
             &mut hop,
             state,
-            self.timeouts.reply,
+            DriveLimits::new(self.timeouts.reply, &self.timeouts),
             "REGISTERED",
             registered,
         )
@@ -186,7 +186,7 @@ impl Registration {
         let (_, event) = drive(
             &mut self.hop,
             self.state,
-            self.timeouts.pairing,
+            DriveLimits::new(self.timeouts.pairing, &self.timeouts),
             "PAIRED",
             paired,
         )

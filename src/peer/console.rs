@@ -15,7 +15,7 @@ use rescue_proto::Guid;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::inner::{self, E2eStream};
-use super::{connect_gateway, drive, send_all};
+use super::{connect_gateway, drive, send_all, DriveLimits};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
 use crate::signal::Hop;
@@ -79,7 +79,14 @@ impl Console {
         let (state, hello) = HandoffConsole::start(Instant::now());
         send_all(&mut hop, [hello]).await?;
         let idle = |s: &HandoffConsole, _: Option<&PeerEvent>| matches!(s, HandoffConsole::Idle(_));
-        let (state, _) = drive(&mut hop, state, timeouts.reply, "HELLO", idle).await?;
+        let (state, _) = drive(
+            &mut hop,
+            state,
+            DriveLimits::new(timeouts.reply, &timeouts),
+            "HELLO",
+            idle,
+        )
+        .await?;
         Ok(Self {
             hop,
             state: Some(state),
@@ -104,7 +111,7 @@ impl Console {
         let (state, event) = drive(
             &mut self.hop,
             state,
-            self.timeouts.reply,
+            DriveLimits::new(self.timeouts.reply, &self.timeouts),
             "QUEUE_LIST",
             listed,
         )
@@ -138,7 +145,14 @@ impl Console {
         // The machine checks that PAIRED names the claimed GUID.
         let paired =
             |_: &HandoffConsole, e: Option<&PeerEvent>| matches!(e, Some(PeerEvent::Paired(_)));
-        drive(&mut self.hop, state, self.timeouts.reply, "PAIRED", paired).await?;
+        drive(
+            &mut self.hop,
+            state,
+            DriveLimits::new(self.timeouts.reply, &self.timeouts),
+            "PAIRED",
+            paired,
+        )
+        .await?;
         tracing::info!(%guid, "paired");
         let (stream, sas) = inner::console(
             self.hop,

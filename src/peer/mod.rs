@@ -17,6 +17,7 @@ mod sas;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rescue_proto::handoff::keepalive::Keepalive;
 use rescue_proto::handoff::{applet as hs_applet, console as hs_console};
 use rescue_proto::handoff::{PeerError, PeerEvent, Step};
 use rescue_proto::wire::signal::Message;
@@ -83,24 +84,38 @@ impl Machine for hs_console::Console {
 
 /// Feeds the gateway's messages to `state` (sending what it asks to send) until `done`
 /// accepts the new state and event. Each wait ends at the machine's deadline or after
-/// `cap`, whichever is first; ERROR, CLOSE and PEER_GONE end the drive with an error.
+/// `limits.cap`, whichever is first; PINGs keep a quiet hop alive meanwhile (`handoff`'s
+/// keepalive at `limits.keepalive`). ERROR, CLOSE and PEER_GONE end the drive with an
+/// error.
 pub(crate) async fn drive<M: Machine>(
     hop: &mut Hop,
     mut state: M,
-    cap: Duration,
+    limits: DriveLimits,
     what: &'static str,
     done: impl Fn(&M, Option<&PeerEvent>) -> bool,
 ) -> Result<(M, Option<PeerEvent>), Error> {
-    let cap_at = Instant::now() + cap;
+    let start = Instant::now();
+    let cap_at = start + limits.cap;
+    let idle = limits.keepalive.saturating_mul(KEEPALIVE_MISSES);
+    let mut keepalive = Keepalive::with_timing(start, limits.keepalive, idle);
     loop {
         let deadline = state.poll_timeout().map_or(cap_at, |d| d.min(cap_at));
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let msg = signal::recv(hop, wait).await.map_err(|e| match e {
-            RecvError::Timeout => Error::Timeout(what),
-            RecvError::Closed => Error::Closed,
-            RecvError::Io(e) => Error::Io(e),
-            RecvError::Malformed(m) => Error::Protocol(m),
-        })?;
+        let wake = deadline.min(keepalive.poll_timeout());
+        let wait = wake.saturating_duration_since(Instant::now());
+        let msg = match signal::recv(hop, wait).await {
+            Ok(msg) => msg,
+            Err(RecvError::Timeout) if Instant::now() < deadline => {
+                let ping = keepalive
+                    .handle_timeout(Instant::now())
+                    .map_err(|_| Error::Timeout("gateway keepalive"))?;
+                if let Some(ping) = ping {
+                    signal::send(hop, Message::Ping(ping)).await?;
+                }
+                continue;
+            }
+            Err(e) => return Err(recv_error(e, what)),
+        };
+        keepalive.on_receive(Instant::now());
         let step = state
             .handle(Instant::now(), msg)
             .map_err(|e| peer_error(e, what))?;
@@ -118,6 +133,36 @@ pub(crate) async fn drive<M: Machine>(
             Some(PeerEvent::Ended(_)) => return Err(Error::Closed),
             _ => {}
         }
+    }
+}
+
+/// Bounds of one [`drive`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DriveLimits {
+    /// Longest the whole drive may take.
+    pub(crate) cap: Duration,
+    /// PING interval on a quiet hop.
+    pub(crate) keepalive: Duration,
+}
+
+impl DriveLimits {
+    pub(crate) fn new(cap: Duration, timeouts: &PeerTimeouts) -> Self {
+        Self {
+            cap,
+            keepalive: timeouts.keepalive,
+        }
+    }
+}
+
+/// Keepalive intervals without a frame after which the gateway is considered gone.
+const KEEPALIVE_MISSES: u32 = 3;
+
+fn recv_error(e: RecvError, what: &'static str) -> Error {
+    match e {
+        RecvError::Timeout => Error::Timeout(what),
+        RecvError::Closed => Error::Closed,
+        RecvError::Io(e) => Error::Io(e),
+        RecvError::Malformed(m) => Error::Protocol(m),
     }
 }
 
