@@ -36,6 +36,9 @@ impl Driver {
     }
 
     fn on_core_event(&mut self, ev: Event) {
+        if !matches!(ev, Event::Data { .. }) {
+            tracing::debug!(role = ?self.cfg.role, ?ev, "core event");
+        }
         match ev {
             Event::Data { channel, payload } => match channel {
                 CONTROL => self.on_control(&payload),

@@ -12,12 +12,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rescue_crypto::{Digests, FileDigest};
 use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 
 /// Longest file name accepted from a peer (bytes): the common file-system limit.
 pub const MAX_FILE_NAME: usize = 255;
 /// Largest file a receiver accepts by default: bounds the disk a peer can fill.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 4 * 1024 * 1024 * 1024;
+/// Buffer between the transfer and the file: every `tokio::fs` operation is a hop to
+/// the blocking pool, so file data moves in large pieces, not per 32 KiB chunk.
+pub(crate) const IO_BUFFER: usize = 1024 * 1024;
 /// Candidate names tried when the target name exists (`name (1)`, `name (2)`, ...).
 const MAX_RENAME_ATTEMPTS: u32 = 100;
 
@@ -95,7 +98,7 @@ pub(crate) struct IncomingFile {
     name: String,
     size: u64,
     tmp: Option<PathBuf>,
-    file: File,
+    file: BufWriter<File>,
     digest: FileDigest,
 }
 
@@ -117,7 +120,7 @@ impl IncomingFile {
             name: name.to_owned(),
             size,
             tmp: Some(tmp),
-            file,
+            file: BufWriter::with_capacity(IO_BUFFER, file),
             digest: FileDigest::new(),
         })
     }
@@ -151,7 +154,7 @@ impl IncomingFile {
             });
         }
         self.file.flush().await?;
-        self.file.sync_all().await?;
+        self.file.get_mut().sync_all().await?;
         Ok(self.digest.clone().finish())
     }
 

@@ -463,7 +463,8 @@ impl Session {
             .ok_or(FileError::BadName)?;
         let file = tokio::fs::File::open(path).await.map_err(FileError::Io)?;
         let size = file.metadata().await.map_err(FileError::Io)?.len();
-        self.send_file(file, name, size, grant).await
+        let reader = tokio::io::BufReader::with_capacity(files::IO_BUFFER, file);
+        self.send_file(reader, name, size, grant).await
     }
 
     /// Opens an application channel labelled `label` (byte stream, ordered, reliable).
