@@ -162,3 +162,26 @@ async fn a_waiting_applet_keeps_its_hop_alive_with_pings() {
     let a = within(waiting).await.unwrap().unwrap();
     assert_eq!(a.sas(), c.sas());
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let mut limits = fast_limits();
+    limits.max_connections = 2;
+    let setup = Setup::start_with(limits).await;
+    let issued = setup.issue();
+    // Slot 1: a silent TCP peer, dropped by the gateway after the handshake timeout.
+    let started = std::time::Instant::now();
+    let _silent = tokio::net::TcpStream::connect(&setup.addr).await.unwrap();
+    // Slot 2: a waiting applet.
+    let registration = within(setup.applet(&issued).register()).await.unwrap();
+    // The console can only be served once the silent peer's slot is free.
+    let console = within(setup.console()).await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(450),
+        "a third connection was served while two slots were taken"
+    );
+    let (a, c) =
+        within(async { tokio::join!(registration.wait_paired(), console.claim(issued.guid)) })
+            .await;
+    assert_eq!(a.unwrap().sas(), c.unwrap().sas());
+}
