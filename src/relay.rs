@@ -614,6 +614,8 @@ mod dir {
         last_read: Instant,
         stats: DirectionStats,
         throttle: Option<Throttle>,
+        /// A PING waits for the previous PONG to leave (the session re-polls on that).
+        stalled: bool,
     }
 
     impl Dir {
@@ -636,6 +638,7 @@ mod dir {
                 last_read: now,
                 stats: DirectionStats::default(),
                 throttle,
+                stalled: false,
             }
         }
 
@@ -738,7 +741,8 @@ mod dir {
                     Ok(scanned) => progress |= scanned,
                     Err(ev) => return Poll::Ready(ev),
                 }
-                if self.read_eof && !progress && self.write_pos == self.validated {
+                // A PING waiting for the previous PONG is not the end of the input.
+                if self.read_eof && !progress && !self.stalled && self.write_pos == self.validated {
                     let truncated = self.remaining > 0 || self.validated < self.filled;
                     let error = None;
                     return Poll::Ready(DirEvent::ReadEnded { error, truncated });
@@ -864,6 +868,7 @@ mod dir {
         /// a queued control frame can go out. Ok(true) if anything advanced.
         fn scan(&mut self, hold: bool, back: &mut Outbox) -> Result<bool, DirEvent> {
             let mut advanced = false;
+            self.stalled = false;
             loop {
                 if self.remaining > 0 {
                     let take = self.remaining.min(self.filled - self.validated);
@@ -923,6 +928,8 @@ mod dir {
                 let event = match msg {
                     Message::Ping(ping) => {
                         if !back.is_empty() {
+                            // The previous PONG is still going out: wait for it.
+                            self.stalled = true;
                             return Ok(advanced);
                         }
                         back.put(frame::pong(ping.nonce));
