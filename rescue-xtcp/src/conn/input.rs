@@ -346,11 +346,10 @@ impl Connection {
             return;
         };
         // Never accept data past the peer's FIN.
-        let limit = self
-            .rcv
-            .fin
-            .and_then(|f| f.since(start))
-            .unwrap_or(data.len());
+        let limit = match self.rcv.fin {
+            Some(f) => f.since(start).unwrap_or(0),
+            None => data.len(),
+        };
         let data = &data[..data.len().min(limit)];
         let room = self.rcv.buf.window().saturating_sub(off);
         let data = &data[..data.len().min(room)];

@@ -340,3 +340,36 @@ fn pacer_holds_segments_back_and_poll_timeout_names_when() {
     p.a.handle_timeout(deadline);
     assert!(p.a.poll_transmit(deadline, 10, &mut p.buf).is_some());
 }
+
+#[test]
+fn data_past_an_out_of_order_fin_is_refused() {
+    let mut p = Pair::new(Config::default());
+    let nxt = p.a.rcv_nxt();
+    let una = p.a.snd_una();
+    let seg = |flags: Flags, seq: Seq, payload: &[u8], p: &Pair| {
+        let repr = SegmentRepr {
+            flags,
+            dst_id: p.a.local_id(),
+            src_id: p.b.local_id(),
+            seq,
+            ack: una,
+            window: 100,
+            ..SegmentRepr::default()
+        };
+        let mut out = Vec::new();
+        repr.emit_to_vec(payload, &mut out);
+        out
+    };
+    // FIN at +10 arrives first, then 5 bytes claiming to follow it, then the data.
+    let fin = seg(Flags::ACK.with(Flags::FIN), nxt.wrapping_add(10), b"", &p);
+    let past = seg(Flags::ACK, nxt.wrapping_add(10), b"xxxxx", &p);
+    let data = seg(Flags::ACK, nxt, b"0123456789", &p);
+    for d in [fin, past, data] {
+        p.a.handle(p.now, &d);
+    }
+    let mut buf = [0u8; 32];
+    assert_eq!(p.a.read(&mut buf), Ok(Some(10)));
+    assert_eq!(&buf[..10], b"0123456789");
+    assert_eq!(p.a.read(&mut buf), Ok(Some(0)));
+    assert_eq!(p.a.state(), State::CloseWait);
+}
