@@ -166,3 +166,79 @@ proptest! {
         );
     }
 }
+
+/// The gateway side writes `input` in chunks; the app reads through a `DataTunnel` with
+/// reads of the given sizes until EOF; returns the payload bytes and what the tunnel sent.
+fn run_tunnel(input: Vec<u8>, chunks: Vec<usize>, reads: Vec<usize>) -> (Vec<u8>, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let (peer, gateway) = tokio::io::duplex(4096);
+        let (mut gr, mut gw) = tokio::io::split(gateway);
+        let writer = tokio::spawn(async move {
+            let mut rest = &input[..];
+            for size in chunks.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = (*size).clamp(1, rest.len());
+                gw.write_all(&rest[..n]).await.expect("gateway writes");
+                rest = &rest[n..];
+            }
+            gw
+        });
+        let reader = tokio::spawn(async move {
+            let mut sent = Vec::new();
+            gr.read_to_end(&mut sent).await.expect("gateway reads");
+            sent
+        });
+        let mut tunnel = rescue::tunnel::DataTunnel::new(peer);
+        let mut got = Vec::new();
+        for size in reads.iter().cycle() {
+            let mut buf = vec![0; *size];
+            let n = tunnel.read(&mut buf).await.expect("tunnel read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        drop(writer.await.expect("writer"));
+        drop(tunnel);
+        (got, reader.await.expect("reader"))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn tunnel_reads_payloads_exactly_whatever_the_cuts(
+        frames in prop::collection::vec(sent(), 0..24),
+        chunks in prop::collection::vec(1usize..70_000, 1..8),
+        reads in prop::collection::vec(1usize..100_000, 1..8),
+    ) {
+        let mut input: Vec<u8> = frames.iter().flat_map(Sent::encode).collect();
+        input.extend(frame(0x0C, &[0, 0]));
+        let (got, sent) = run_tunnel(input, chunks, reads);
+        let want: Vec<u8> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Sent::Data(p) => Some(p.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let pongs: Vec<u8> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Sent::Ping(n) => Some(Sent::Pong(*n).encode()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        prop_assert!(got == want, "payload differs: {} vs {} bytes", got.len(), want.len());
+        prop_assert_eq!(sent, pongs);
+    }
+}
