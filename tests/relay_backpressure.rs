@@ -124,3 +124,39 @@ async fn a_stalled_reader_over_tcp_stalls_the_writer() {
         .expect("relay ends")
         .expect("no panic");
 }
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_paces_each_direction() {
+    const RATE: u64 = 100_000;
+    let (mut peer_a, hop_a) = tokio::io::duplex(64 * 1024);
+    let (mut peer_b, hop_b) = tokio::io::duplex(64 * 1024);
+    let limits = RelayLimits::default().with_rate_limit(Some(RATE));
+    let guid = Guid::from_bytes([9; 16]);
+    let task =
+        tokio::spawn(
+            async move { relay(hop_a, hop_b, guid, &limits, CancellationToken::new()).await },
+        );
+    let frames = 16;
+    let total = frames * 65_540;
+    let start = tokio::time::Instant::now();
+    let writer = tokio::spawn(async move {
+        for i in 0..frames {
+            peer_a.write_all(&data_frame(i as u8)).await.expect("write");
+        }
+        peer_a
+    });
+    read_frames(&mut peer_b, total).await;
+    let took = start.elapsed().as_secs_f64();
+    // The bucket starts with one second's worth; the rest goes at RATE.
+    let floor = (total as u64 - RATE) as f64 / RATE as f64;
+    assert!(took >= floor, "{total} bytes in {took:.2} s at {RATE} B/s");
+    assert!(
+        took <= floor * 1.2 + 1.0,
+        "{total} bytes in {took:.2} s at {RATE} B/s"
+    );
+    drop((writer.await.expect("writer"), peer_b));
+    tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("relay ends")
+        .expect("no panic");
+}
