@@ -125,6 +125,7 @@ async fn wait_for_console(
                             .await
                             .map_err(|e| Refusal::silent(e.to_string()))?;
                     }
+                    Ok(Message::Pong(_)) => {}
                     Ok(Message::Close(_)) => return Ok(None),
                     Ok(other) => return Err(Refusal::unexpected(&other, "PING or CLOSE")),
                     Err(e) => return Err(Refusal::new(ErrorCode::ProtocolViolation, e.to_string())),

@@ -172,7 +172,12 @@ impl Gateway {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let limit = shared.config.limits.max_connections;
+    // At least one slot (zero would never serve), at most what a semaphore can count.
+    let limit = shared
+        .config
+        .limits
+        .max_connections
+        .clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(limit));
     let mut tasks = JoinSet::new();
     let shutdown = shared.shutdown.clone();
