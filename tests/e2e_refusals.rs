@@ -167,3 +167,26 @@ async fn a_ticket_cannot_be_replayed_after_its_session_ended() {
     let res = within(setup.applet(&issued).register()).await;
     assert_eq!(refusal(res), ErrorCode::GuidTaken);
 }
+
+#[tokio::test]
+async fn an_applet_holding_the_portal_key_refuses_a_forged_ticket_itself() {
+    let setup = Setup::start().await;
+    let forger = Portal::new(
+        TicketSigner::generate().unwrap(),
+        vec![setup.addr.clone()],
+        setup.pki.gateway_ca.pin(),
+    );
+    let forged = forger.issue(&setup.request()).unwrap();
+    let key = setup.pki.verify_key();
+    let err = rescue::Applet::from_verified_ticket(forged.ticket, &key).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Ticket(rescue_crypto::ticket::TicketError::BadSignature)
+        ),
+        "got {err:?}"
+    );
+    let genuine = setup.issue();
+    let applet = rescue::Applet::from_verified_ticket(genuine.ticket, &key).unwrap();
+    assert_eq!(applet.guid(), genuine.guid);
+}

@@ -68,6 +68,20 @@ impl Applet {
         })
     }
 
+    /// Reads a signed ticket and checks its signature with the portal's key and its
+    /// expiry, for applets that ship with that key (the gateway checks both anyway).
+    pub fn from_verified_ticket(
+        ticket_bytes: Vec<u8>,
+        key: &rescue_crypto::ticket::TicketVerifyKey,
+    ) -> Result<Self, Error> {
+        let ticket = rescue_crypto::ticket::verify(&ticket_bytes, key, crate::portal::unix_now())?;
+        Ok(Self {
+            ticket,
+            ticket_bytes,
+            timeouts: PeerTimeouts::default(),
+        })
+    }
+
     /// Replaces the timeouts.
     pub fn with_timeouts(mut self, timeouts: PeerTimeouts) -> Self {
         self.timeouts = timeouts;
