@@ -234,3 +234,34 @@ async fn application_channel_is_an_ordered_byte_stream_both_ways() {
     ch.shutdown().await.unwrap();
     echo.await.unwrap();
 }
+
+#[tokio::test]
+async fn the_end_users_end_is_not_blocked_by_a_flooding_technician() {
+    let mut p = Setup::new(policy(&[], false)).start();
+    // The applet's application reads nothing: its event queue fills and the session
+    // stops taking input (backpressure).
+    for i in 0..300 {
+        let r =
+            tokio::time::timeout(Duration::from_millis(200), p.console.chat(&format!("{i}"))).await;
+        if r.is_err() {
+            break; // the console's buffers are full too
+        }
+    }
+    let started = tokio::time::Instant::now();
+    p.applet.end();
+    let reason = wait_for(&mut p.console_events, |e| match e {
+        SessionEvent::Ended {
+            reason,
+            by_peer: true,
+        } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, EndReason::EndUser);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(p.applet.is_ended());
+}

@@ -22,7 +22,7 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 4 * 1024 * 1024 * 1024;
 /// the blocking pool, so file data moves in large pieces, not per 32 KiB chunk.
 pub(crate) const IO_BUFFER: usize = 1024 * 1024;
 /// Candidate names tried when the target name exists (`name (1)`, `name (2)`, ...).
-const MAX_RENAME_ATTEMPTS: u32 = 100;
+pub const MAX_RENAME_ATTEMPTS: u32 = 100;
 
 /// Why a file transfer failed on this side.
 #[derive(Debug, thiserror::Error)]

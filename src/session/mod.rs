@@ -526,6 +526,13 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// Whether a live grant allows recording the session (shown to the end user).
+    pub fn is_recorded(&self) -> bool {
+        self.grants()
+            .iter()
+            .any(|(_, s)| s.contains(Permission::RecordSession))
+    }
+
     /// Whether the session has ended.
     pub fn is_ended(&self) -> bool {
         self.shared.view.lock().map_or(true, |v| v.ended)
