@@ -437,4 +437,54 @@ mod tests {
             );
         }
     }
+
+    fn event(i: u8, text: &str) -> AuditEvent {
+        match i % 3 {
+            0 => AuditEvent::chat(&Policy::default(), Party::EndUser, text),
+            1 => AuditEvent::PermissionRevoked {
+                grant_id: u32::from(i),
+            },
+            _ => AuditEvent::FileFailed {
+                name: text.to_owned(),
+                error: "x".into(),
+            },
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 32,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_log_round_trips_and_any_line_edit_is_detected(
+            evs in proptest::collection::vec((0u8..255, "\\PC{0,40}"), 1..12),
+            sealed: bool,
+            victim: proptest::sample::Index,
+            how in 0u8..3,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.jsonl");
+            let k = || sealed.then(key);
+            let sink = match k() {
+                Some(k) => JsonlAuditSink::create_sealed(&path, k).unwrap(),
+                None => JsonlAuditSink::create(&path).unwrap(),
+            };
+            for (i, t) in &evs {
+                sink.record(event(*i, t)).unwrap();
+            }
+            let ok = verify_audit_file(&path, k().as_ref()).unwrap();
+            proptest::prop_assert_eq!(ok.records, evs.len() as u64);
+            let mut v = lines(&path);
+            let i = victim.index(v.len());
+            match how {
+                0 => { v.remove(i); }
+                1 if v.len() > 1 => { let j = (i + 1) % v.len(); v.swap(i, j); }
+                _ => v[i].push(' '),
+            }
+            rewrite(&path, &v);
+            proptest::prop_assert!(verify_audit_file(&path, k().as_ref()).is_err());
+        }
+    }
 }
