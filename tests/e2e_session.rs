@@ -185,3 +185,27 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
             .await;
     assert_eq!(a.unwrap().sas(), c.unwrap().sas());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_stay_separate() {
+    let setup = std::sync::Arc::new(Setup::start().await);
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let setup = setup.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut a, mut c) = setup.session().await;
+            let up = vec![i; 100_000];
+            let down = vec![i ^ 0xff; 50_000];
+            exchange(&mut a, &mut c, &up, &down).await;
+            a.guid()
+        }));
+    }
+    let mut guids = Vec::new();
+    for t in tasks {
+        guids.push(within(t).await.unwrap());
+    }
+    guids.sort();
+    guids.dedup();
+    assert_eq!(guids.len(), 8);
+    assert_eq!(setup.gateway.stats().paired, 8);
+}
