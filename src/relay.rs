@@ -530,6 +530,9 @@ mod dir {
 
         fn put(&mut self, c: Control) {
             debug_assert!(self.frame.is_none());
+            if c.as_bytes().is_empty() {
+                return;
+            }
             self.frame = Some(c);
             self.pos = 0;
             self.ops += 1;
