@@ -30,6 +30,8 @@ pub(crate) struct Path {
     pub(crate) switch_marker: Option<u64>,
     /// Next seq when this path became the send path (frames below it were not sent here).
     pub(crate) first_seq: u64,
+    /// Highest ACK received on this path (ACKs on one path never go down).
+    pub(crate) max_ack: u64,
     pub(crate) sent_resume: bool,
     pub(crate) got_resume: bool,
     pub(crate) sent_switch: bool,
@@ -47,6 +49,7 @@ impl Path {
             replay: None,
             switch_marker: None,
             first_seq,
+            max_ack: 0,
             sent_resume: false,
             got_resume: false,
             sent_switch: false,

@@ -280,13 +280,18 @@ impl Reliable {
             return Ok(());
         };
         p.last_rx = now;
+        let path_max_ack = p.max_ack;
         let frame = Frame::decode(&bytes).map_err(|e| self.fail(e.into()))?;
-        if frame.kind == FrameKind::Resume && frame.ack < self.send.base() {
-            let oldest = self.send.base();
-            return Err(self.fail(SessionError::ResumeUnavailable {
-                requested: frame.ack,
-                oldest,
-            }));
+        // PROTOCOL.md 7.3: a RESUME below an ACK the peer already sent on the same path
+        // asks again for frames it acknowledged (and we discarded): the peer lost state.
+        // Below an ACK from another path it is only stale (paths reorder), not fatal.
+        let oldest = self.send.base();
+        if frame.kind == FrameKind::Resume && frame.ack < oldest && frame.ack < path_max_ack {
+            let requested = frame.ack;
+            return Err(self.fail(SessionError::ResumeUnavailable { requested, oldest }));
+        }
+        if let Some(p) = self.path_mut(path) {
+            p.max_ack = p.max_ack.max(frame.ack);
         }
         self.on_ack(now, frame.ack)?;
         match frame.kind {

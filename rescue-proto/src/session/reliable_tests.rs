@@ -98,14 +98,19 @@ fn bad_peer_input_is_a_typed_error() {
 }
 
 #[test]
-fn resume_for_discarded_frames_is_fatal() {
+fn resume_for_discarded_frames_is_fatal_but_stale_resume_is_not() {
     let (mut a, mut b, now) = pair();
     a.send(CHAT, Bytes::from_static(b"1")).unwrap();
     pump(&mut a, &mut b, now).unwrap();
     b.handle_timeout(now + Duration::from_millis(25)).unwrap();
     pump(&mut a, &mut b, now).unwrap();
+    assert_eq!(a.buffered(), (0, 0));
+    // On another path a RESUME{0} may be older than the ACK{1} seen on path 1: stale.
     a.on_path_up(now, PathId(2)).unwrap();
-    let r = a.handle_frame(now, PathId(2), raw(FrameKind::Resume, 0, 0, 0, &[]));
+    let stale = raw(FrameKind::Resume, 0, 0, 0, &[]);
+    assert_eq!(a.handle_frame(now, PathId(2), stale.clone()), Ok(()));
+    // On path 1, where the peer already acknowledged 1, it is a peer that lost state.
+    let r = a.handle_frame(now, PathId(1), stale);
     assert_eq!(
         r,
         Err(SessionError::ResumeUnavailable {
