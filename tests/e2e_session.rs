@@ -209,3 +209,28 @@ async fn concurrent_sessions_stay_separate() {
     assert_eq!(guids.len(), 8);
     assert_eq!(setup.gateway.stats().paired, 8);
 }
+
+#[tokio::test]
+async fn shutdown_ends_running_sessions_on_both_sides() {
+    let setup = Setup::start().await;
+    let (mut a, mut c) = setup.session().await;
+    exchange(&mut a, &mut c, b"before", b"shutdown").await;
+    // Each side has a reader pending, as an application would, and leaves when its
+    // stream ends.
+    let ra = tokio::spawn(async move {
+        let mut buf = [0u8; 8];
+        a.read(&mut buf).await.map(|n| n == 0)
+    });
+    let rc = tokio::spawn(async move {
+        let mut buf = [0u8; 8];
+        c.read(&mut buf).await.map(|n| n == 0)
+    });
+    let stats = within(setup.gateway.shutdown()).await;
+    assert_eq!(stats.relays_ended, 1, "the relay must end within the grace");
+    // The gateway's CLOSE ends each tunnel: end of stream, or the inner TLS reporting a
+    // stream cut without its close_notify; never data.
+    let ra = within(ra).await.unwrap();
+    let rc = within(rc).await.unwrap();
+    assert!(!matches!(ra, Ok(false)), "applet read data after shutdown");
+    assert!(!matches!(rc, Ok(false)), "console read data after shutdown");
+}
