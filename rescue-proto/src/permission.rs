@@ -14,7 +14,9 @@ use core::fmt;
 /// One thing a technician can ask to do on the end user's device.
 ///
 /// The discriminants are the wire codes and never change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 #[repr(u8)]
@@ -166,7 +168,9 @@ impl PermissionSet {
 
     /// The permissions in the set, in code order.
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.into_iter().filter(move |p| self.contains(*p))
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
     }
 }
 
@@ -253,7 +257,9 @@ mod tests {
     #[test]
     fn policy_wire_form_round_trips() {
         let p = Policy {
-            allowed: [Permission::FileTransfer, Permission::Reboot].into_iter().collect(),
+            allowed: [Permission::FileTransfer, Permission::Reboot]
+                .into_iter()
+                .collect(),
             all_in_one_allowed: true,
             exclude_chat_from_audit: false,
         };
