@@ -61,8 +61,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
-            let new = &buf.filled()[before..];
-            if !new.is_empty() {
+            // A read only appends to `buf`, so `before` is within it; `get` keeps a
+            // misbehaving inner stream from panicking us.
+            if let Some(new) = buf.filled().get(before..).filter(|n| !n.is_empty()) {
                 self.tap.observe(TapDirection::Read, new);
             }
         }
@@ -117,6 +118,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         if !self.prefix.is_empty() {
+            // `n <= prefix.len()`, so the slice is in bounds.
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
