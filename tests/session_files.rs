@@ -184,3 +184,36 @@ async fn without_a_download_dir_offers_are_refused() {
         .await
         .is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_transfer_is_cancelled_and_its_partial_file_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = setup(dir.path()).start();
+    let g = granted(&p).await;
+    let (reader, _gate) = GatedReader::new(content(500_000, None), 100_000); // stalls
+    p.console
+        .send_file(reader, "stuck.bin", 500_000, &g)
+        .await
+        .unwrap();
+    wait_for(&mut p.applet_events, |e| {
+        matches!(e, SessionEvent::FileOffered { .. }).then_some(())
+    })
+    .await;
+    // The idle timeout is the cause under test: let virtual time pass it.
+    tokio::time::sleep(Duration::from_secs(121)).await;
+    let reason = wait_for(&mut p.console_events, |e| match e {
+        SessionEvent::FileFailed { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("stalled"), "{reason}");
+    wait_for(&mut p.applet_events, |e| {
+        matches!(e, SessionEvent::FileFailed { .. }).then_some(())
+    })
+    .await;
+    assert!(wait_entries(dir.path(), 0).await.is_empty());
+    assert!(
+        !p.applet.is_ended(),
+        "a stalled file must not end the session"
+    );
+}

@@ -25,6 +25,10 @@ use super::{SessionEvent, TransferId};
 const WRITER_QUEUE: usize = 8;
 /// Most files received at once; more offers are rejected.
 const MAX_INCOMING: usize = 4;
+/// Longest a transfer may wait for its next piece (a chunk from the local reader on the
+/// sending side, data from the peer on the receiving side) before it is cancelled: a
+/// stalled transfer must not hold a partial file for the rest of the session.
+pub(crate) const FILE_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// Progress events at most every this many bytes (plus the first and the last): 1 GB makes
 /// about a thousand events, not thirty thousand.
 const PROGRESS_STEP: u64 = 1024 * 1024;
@@ -432,7 +436,14 @@ impl Driver {
 /// Reads the file in chunks into the bulk queue (bounded: backpressure), then DONE.
 async fn pump(id: TransferId, mut file: OutgoingFile, bulk: mpsc::Sender<Bulk>) {
     loop {
-        match file.next_chunk(CHUNK_SIZE).await {
+        let next = tokio::time::timeout(FILE_IDLE_TIMEOUT, file.next_chunk(CHUNK_SIZE)).await;
+        let Ok(next) = next else {
+            let _ = bulk
+                .send(Bulk::FileFailed(id, "file reader stalled".into()))
+                .await;
+            return;
+        };
+        match next {
             Ok(c) if c.is_empty() => {
                 let _ = bulk.send(Bulk::FileDone(id, file.digests())).await;
                 return;
@@ -466,7 +477,12 @@ async fn writer_task(
     report: &mpsc::Sender<Internal>,
 ) -> Result<(), FileError> {
     let mut f = IncomingFile::create(dir, name, size, limit).await?;
-    while let Some(op) = rx.recv().await {
+    loop {
+        let op = match tokio::time::timeout(FILE_IDLE_TIMEOUT, rx.recv()).await {
+            Ok(Some(op)) => op,
+            Ok(None) => return Ok(()), // cancelled: dropping `f` removes the partial file
+            Err(_) => return Err(FileError::Cancelled), // stalled: reported, then removed
+        };
         match op {
             WriteOp::Data(b) => f.write(&b).await?,
             WriteOp::Finish => {
@@ -484,7 +500,6 @@ async fn writer_task(
             }
         }
     }
-    Ok(())
 }
 
 pub(super) fn to_proto(d: rescue_crypto::Digests) -> pfile::Digests {
