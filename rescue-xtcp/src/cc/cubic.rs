@@ -129,6 +129,14 @@ impl Controller for Cubic {
     fn in_slow_start(&self) -> bool {
         self.cwnd < self.ssthresh
     }
+
+    fn exit_slow_start(&mut self) {
+        self.ssthresh = self.cwnd;
+        // Start the cubic epoch at the current window (no reduction happened).
+        self.w_max = self.segments();
+        self.epoch = None;
+        self.w_est = 0.0;
+    }
 }
 
 #[cfg(test)]
@@ -180,5 +188,8 @@ mod tests {
         assert!(c.in_slow_start());
         c.on_ack(t0, 1000, Duration::from_millis(10), true);
         assert_eq!(c.window(), 1000);
+        c.exit_slow_start();
+        assert!(!c.in_slow_start());
+        assert_eq!(c.window(), 1000, "a delay-based exit does not reduce");
     }
 }

@@ -31,6 +31,9 @@ pub trait Controller: Send + fmt::Debug {
     fn on_rto(&mut self, now: Instant);
     /// Whether the controller is in slow start.
     fn in_slow_start(&self) -> bool;
+    /// Delay-based slow-start exit (HyStart++, RFC 9406): the RTT rose, so the
+    /// queue is filling; continue in congestion avoidance from the current window.
+    fn exit_slow_start(&mut self);
 }
 
 /// Builds the controller `kind` with an initial window of `iw` segments of `mss`.

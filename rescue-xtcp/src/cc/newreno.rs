@@ -62,6 +62,10 @@ impl Controller for NewReno {
     fn in_slow_start(&self) -> bool {
         self.cwnd < self.ssthresh
     }
+
+    fn exit_slow_start(&mut self) {
+        self.ssthresh = self.cwnd;
+    }
 }
 
 #[cfg(test)]
@@ -88,5 +92,8 @@ mod tests {
         c.on_rto(now);
         assert_eq!(c.window(), 1000);
         assert!(c.in_slow_start());
+        c.exit_slow_start();
+        assert!(!c.in_slow_start());
+        assert_eq!(c.window(), 1000, "a delay-based exit does not reduce");
     }
 }

@@ -13,6 +13,12 @@ use super::{CloseReason, Connection, EventSet, State, MAX_RTT_SAMPLE};
 /// Rounding slack when comparing a timestamp echo with a send time (the
 /// timestamp clock ticks in microseconds).
 const TS_SLACK: Duration = Duration::from_millis(1);
+/// RTT samples per round before HyStart++ may act (RFC 9406 N_RTT_SAMPLE).
+const HYSTART_MIN_SAMPLES: u32 = 8;
+/// Smallest RTT rise that ends slow start (RFC 9406 MIN_RTT_THRESH).
+const HYSTART_MIN_ETA: Duration = Duration::from_millis(4);
+/// Largest RTT rise needed to end slow start (RFC 9406 MAX_RTT_THRESH).
+const HYSTART_MAX_ETA: Duration = Duration::from_millis(16);
 use crate::config::MAX_WINDOW;
 use crate::segment::{Flags, SegmentRepr};
 use crate::seq::Seq;
@@ -229,6 +235,7 @@ impl Connection {
         self.snd.una = ack;
         if let Some(r) = self.rtt_sample(now, seg.tsecr, &out) {
             self.rtt.sample(r);
+            self.hystart(r);
         }
         if let Some(rp) = self.snd.recovery_point {
             if ack >= rp {
@@ -265,6 +272,33 @@ impl Connection {
             }
         }
         (!out.any_retransmitted).then(|| now.saturating_duration_since(newest))
+    }
+
+    /// HyStart++ (RFC 9406 §4.2) delay increase detection, without its
+    /// conservative-slow-start phase: per round trip, compare the minimum RTT of
+    /// the first [`HYSTART_MIN_SAMPLES`] samples with the previous round's; a rise
+    /// of at least clamp(last / 8, 4 ms, 16 ms) ends slow start.
+    fn hystart(&mut self, rtt: Duration) {
+        if !self.cc.in_slow_start() || self.snd.recovery_point.is_some() {
+            return;
+        }
+        let s = &mut self.snd;
+        if s.una >= s.ss_round_end {
+            s.ss_last_round_min = s.ss_round_min.take().or(s.ss_last_round_min);
+            s.ss_samples = 0;
+            s.ss_round_end = s.nxt;
+        }
+        s.ss_samples += 1;
+        s.ss_round_min = Some(s.ss_round_min.map_or(rtt, |m| m.min(rtt)));
+        let (Some(cur), Some(last)) = (s.ss_round_min, s.ss_last_round_min) else {
+            return;
+        };
+        if s.ss_samples >= HYSTART_MIN_SAMPLES {
+            let eta = (last / 8).clamp(HYSTART_MIN_ETA, HYSTART_MAX_ETA);
+            if cur >= last + eta {
+                self.cc.exit_slow_start();
+            }
+        }
     }
 
     fn on_sack_blocks(&mut self, now: Instant, seg: &SegmentRepr) {

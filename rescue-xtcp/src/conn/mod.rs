@@ -242,6 +242,11 @@ struct SendSide {
     syn_sent: bool,
     /// End of the current recovery episode (RFC 6675 RecoveryPoint).
     recovery_point: Option<Seq>,
+    /// HyStart++ round state: the round ends when SND.UNA passes this.
+    ss_round_end: Seq,
+    ss_round_min: Option<Duration>,
+    ss_last_round_min: Option<Duration>,
+    ss_samples: u32,
     write_blocked: bool,
     /// The next transmission is a tail-loss probe or zero-window probe.
     probe: bool,
@@ -348,6 +353,10 @@ impl Connection {
                 fin_sent: false,
                 syn_sent: false,
                 recovery_point: None,
+                ss_round_end: iss,
+                ss_round_min: None,
+                ss_last_round_min: None,
+                ss_samples: 0,
                 write_blocked: false,
                 probe: false,
                 tlp_armed: false,
