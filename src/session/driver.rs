@@ -184,7 +184,9 @@ impl Driver {
             Some(i) = self.internal_rx.recv() => self.on_internal(i),
             () = wait_room(target) => self.flush_held(),
             Some(inb) = self.inbound_rx.recv(), if accept => self.on_inbound(inb),
-            c = self.cmd_rx.recv(), if (ctrl_ready || self.ended) && accept => match c {
+            // Commands make at most a few events each: they stay open while events are held,
+            // so revoke, add_path and the like work even when the application is slow.
+            c = self.cmd_rx.recv(), if ctrl_ready || self.ended => match c {
                 Some(c) => self.on_command(c),
                 None => self.end(EndReason::Application),
             },
