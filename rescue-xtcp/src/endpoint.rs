@@ -48,8 +48,11 @@ pub struct EndpointStats {
     pub malformed: u64,
     /// Segments for a connection id we do not have.
     pub unknown_connection: u64,
-    /// Segments whose source id or address did not match the connection.
+    /// Segments from an address other than the connection's that made no
+    /// progress (so the connection did not move to that address).
     pub mismatched: u64,
+    /// Connections that followed their peer to a new address (NAT rebinding).
+    pub migrations: u64,
     /// SYNs dropped because we are not listening.
     pub not_listening: u64,
     /// SYNs dropped because the half-open table or connection table was full.
@@ -160,11 +163,23 @@ impl Endpoint {
             self.queue_reset(remote, &seg);
             return;
         };
-        if entry.conn.remote() != remote {
-            self.stats.mismatched += 1;
-            return;
+        if entry.conn.remote() == remote {
+            entry.conn.handle_segment(now, &seg, payload);
+        } else {
+            // A NAT rebinding: follow the peer to its new address only when the
+            // segment made progress (acknowledged new data or delivered in-order
+            // data), which needs the ids and in-window sequence numbers. Replies
+            // go to the old address until then, so a spoofed source cannot
+            // redirect traffic at a third party.
+            let before = entry.conn.progress_mark();
+            entry.conn.handle_segment(now, &seg, payload);
+            if entry.conn.progress_mark() != before && entry.conn.state().is_synchronized() {
+                entry.conn.set_remote(remote);
+                self.stats.migrations += 1;
+            } else {
+                self.stats.mismatched += 1;
+            }
         }
-        entry.conn.handle_segment(now, &seg, payload);
         self.announce(id);
     }
 
@@ -449,5 +464,46 @@ mod tests {
         assert_eq!(ep.connection_count(), 1);
         assert!(ep.connection(h2).is_some());
         assert!(ep.connection(h1).is_none());
+    }
+
+    #[test]
+    fn follows_the_peer_to_a_new_address_only_on_progress() {
+        let t0 = Instant::now();
+        let cfg = Arc::new(Config::default());
+        let (mut a, mut b) = (Endpoint::new(cfg.clone(), 1), Endpoint::new(cfg, 2));
+        b.set_listening(true);
+        let (addr_a, addr_b, moved) = (addr(1), addr(2), addr(3));
+        let ha = a.connect(t0, addr_b).unwrap();
+        let mut buf = Vec::new();
+        // Pump both ways; B's datagrams reach A from `from_b`.
+        let mut pump = |a: &mut Endpoint, b: &mut Endpoint, from_b: SocketAddr| {
+            for _ in 0..20 {
+                while let Some(t) = a.poll_transmit(t0, 1, &mut buf) {
+                    b.handle(t0, addr_a, &buf[..t.size]);
+                }
+                while let Some(t) = b.poll_transmit(t0, 1, &mut buf) {
+                    a.handle(t0, from_b, &buf[..t.size]);
+                }
+            }
+        };
+        pump(&mut a, &mut b, addr_b);
+        let hb = b.accept().unwrap();
+        // A replayed (duplicate) segment from a new address makes no progress.
+        b.connection(hb).unwrap().write(b"x").unwrap();
+        let mut one = Vec::new();
+        let t = b.poll_transmit(t0, 1, &mut one).unwrap();
+        let seg = one[..t.size].to_vec();
+        a.handle(t0, addr_b, &seg);
+        a.handle(t0, moved, &seg);
+        assert_eq!(a.connection(ha).unwrap().remote(), addr_b);
+        assert_eq!(a.stats().mismatched, 1);
+        pump(&mut a, &mut b, addr_b);
+        // New data from the new address: A follows.
+        b.connection(hb).unwrap().write(b"hello").unwrap();
+        pump(&mut a, &mut b, moved);
+        assert_eq!(a.connection(ha).unwrap().remote(), moved);
+        assert_eq!(a.stats().migrations, 1);
+        let mut got = [0u8; 8];
+        assert_eq!(a.connection(ha).unwrap().read(&mut got), Ok(Some(6)));
     }
 }

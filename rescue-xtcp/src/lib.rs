@@ -28,7 +28,8 @@
 //!   transmit), RACK loss detection with a reordering window once reordering is
 //!   seen, and tail-loss probes (RFC 8985).
 //! - CUBIC (RFC 9438, default) and NewReno behind [`cc::Controller`]; IW10
-//!   (RFC 6928); pacing at 1.25 × cwnd / SRTT.
+//!   (RFC 6928); HyStart++ delay-based slow-start exit (RFC 9406, without its
+//!   conservative phase); pacing at 1.25 × cwnd / SRTT.
 //! - Delayed ACKs (every second segment, at most 25 ms, immediately on
 //!   out-of-order data), one ACK per `poll_transmit` for a whole batch.
 //! - Zero-window probes with backoff, sender and receiver silly-window avoidance,
@@ -42,8 +43,9 @@
 //!   clamped by the peer's SYN), DSACK, PRR (RFC 6937), undo of spurious
 //!   retransmissions (F-RTO / Eifel), PAWS, urgent data, an SWS override timer,
 //!   receive-buffer auto-tuning (each connection allocates `recv_buffer` up front).
-//! - Address migration: a datagram from another address is dropped and counted, so
-//!   a NAT rebinding looks like a blackout to the connection.
+//! - Path validation on address change: a connection follows its peer to a new
+//!   address (NAT rebinding) on the first segment from there that makes progress,
+//!   without a challenge round trip.
 //! - The endpoint scans its connections for timers and transmits: fine for the
 //!   handful of connections a session uses, not for thousands.
 #![warn(missing_docs)]

@@ -498,6 +498,16 @@ impl Connection {
         Some(ev)
     }
 
+    /// SND.UNA and RCV.NXT: changes when a segment made progress.
+    pub(crate) fn progress_mark(&self) -> (Seq, Seq) {
+        (self.snd.una, self.rcv.nxt)
+    }
+
+    /// Moves the connection to a new peer address (NAT rebinding).
+    pub(crate) fn set_remote(&mut self, remote: SocketAddr) {
+        self.remote = remote;
+    }
+
     /// Whether an RST still waits to be sent.
     pub(crate) fn has_pending_rst(&self) -> bool {
         self.rst_pending
