@@ -29,7 +29,8 @@ pub fn vector(doc: &str, name: &str) -> Option<Vec<u8>> {
 
 /// Every vector name in `doc`, in order.
 pub fn names(doc: &str) -> impl Iterator<Item = &str> {
-    doc.lines().filter_map(|l| l.trim().strip_prefix("vector:").map(str::trim))
+    doc.lines()
+        .filter_map(|l| l.trim().strip_prefix("vector:").map(str::trim))
 }
 
 #[cfg(test)]
