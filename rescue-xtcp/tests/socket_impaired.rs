@@ -85,14 +85,12 @@ async fn loss_duplication_and_reordering_deliver_exact_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heavy_loss_is_survived() {
     // 15 % each way: at this rate recovery is RTO-bound (200 ms minimum), so keep it short.
+    // How many ACKs cross depends on timing, so only the total loss is asserted.
     let stats = transfer_through(
         Impairment::lossy(0.15, Duration::from_millis(1)),
         5,
         64 << 10,
     )
     .await;
-    assert!(
-        stats.upstream.lost > 0 && stats.downstream.lost > 0,
-        "{stats:?}"
-    );
+    assert!(stats.upstream.lost + stats.downstream.lost > 0, "{stats:?}");
 }
