@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use rescue_proto::{Permission, PermissionSet};
 
-/// How long the end user has to answer a prompt before it counts as "no": long enough
-/// to read a prompt, short enough that a technician is not left waiting for ever.
-pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the end user has to answer a prompt before it counts as "no" (the session
+/// core's default, so the prompt and the core's deadline agree).
+pub use rescue_proto::session::permission::DEFAULT_CONSENT_TIMEOUT;
 
 /// A boxed future returned by [`Consent::ask`].
 pub type ConsentFuture<'a> = Pin<Box<dyn Future<Output = ConsentAnswer> + Send + 'a>>;
