@@ -13,6 +13,11 @@ const BURST_INTERVAL: Duration = Duration::from_millis(2);
 const MIN_BURST_SEGMENTS: usize = 10;
 /// Largest burst, in segments.
 const MAX_BURST_SEGMENTS: usize = 256;
+/// A wait shorter than this is not worth a timer: userspace timers (tokio's
+/// wheel) fire about a millisecond late, so holding a segment back for less would
+/// stall the flow for a whole timer tick (on loopback the pacing interval is
+/// nanoseconds and this capped throughput near 300 MB/s).
+const MIN_PACING_DELAY: Duration = Duration::from_millis(1);
 
 /// The pacer of one connection.
 #[derive(Debug, Clone)]
@@ -63,7 +68,10 @@ impl Pacer {
         let missing = (bytes.min(cap) - self.tokens) as u128;
         let wait = (missing * nanos * RATE_DEN).div_ceil(rate_num);
         let wait = Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX));
-        Some(now + wait.max(Duration::from_micros(1)))
+        if wait < MIN_PACING_DELAY {
+            return None;
+        }
+        Some(now + wait)
     }
 
     /// Takes tokens for a sent datagram.
@@ -82,7 +90,7 @@ mod tests {
         let mut p = Pacer::new();
         let srtt = Duration::from_millis(100);
         let mss = 1000;
-        let cwnd = 100_000; // 1.25 MB/s → 1000 B every 800 µs
+        let cwnd = 10_000; // 125 kB/s → 1000 B every 8 ms
         let mut sent = 0;
         while p.delay(t0, srtt, cwnd, mss, mss).is_none() {
             p.on_sent(mss);
@@ -91,7 +99,19 @@ mod tests {
         }
         assert_eq!(sent, MIN_BURST_SEGMENTS);
         let at = p.delay(t0, srtt, cwnd, mss, mss).unwrap();
-        assert_eq!(at - t0, Duration::from_micros(800));
+        assert_eq!(at - t0, Duration::from_millis(8));
         assert!(p.delay(at, srtt, cwnd, mss, mss).is_none());
+    }
+
+    #[test]
+    fn waits_shorter_than_a_timer_tick_are_not_imposed() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new();
+        // 10 MB per 50 µs: the next segment would be due in nanoseconds.
+        let (srtt, cwnd, mss) = (Duration::from_micros(50), 10_000_000, 1200);
+        for _ in 0..10_000 {
+            assert!(p.delay(t0, srtt, cwnd, mss, mss).is_none());
+            p.on_sent(mss);
+        }
     }
 }
