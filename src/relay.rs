@@ -222,16 +222,88 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let span = tracing::info_span!("relay", %guid);
-    run(a, b, limits, shutdown).instrument(span).await
+    run(a, b, limits, shutdown, None).instrument(span).await.0
 }
 
-async fn run<A, B>(a: A, b: B, limits: &RelayLimits, shutdown: CancellationToken) -> RelayStats
+/// The hop that stayed when the other vanished, handed back by [`relay_reattachable`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Survivor<A, B> {
+    /// Hop A stayed.
+    A {
+        /// Its stream, positioned at a frame boundary.
+        stream: A,
+        /// Bytes already read from it after that boundary: read them first.
+        read_ahead: Vec<u8>,
+    },
+    /// Hop B stayed.
+    B {
+        /// Its stream, positioned at a frame boundary.
+        stream: B,
+        /// Bytes already read from it after that boundary: read them first.
+        read_ahead: Vec<u8>,
+    },
+}
+
+impl<A, B> Survivor<A, B> {
+    /// Which hop stayed.
+    pub fn hop(&self) -> Hop {
+        match self {
+            Survivor::A { .. } => Hop::A,
+            Survivor::B { .. } => Hop::B,
+        }
+    }
+}
+
+/// [`relay`] in reattach mode: when one hop vanishes (EOF, reset, or a write to it
+/// fails; not CLOSE or ERROR), the other is kept for a REATTACH (PROTOCOL.md 3.12).
+///
+/// The survivor is sent everything already checked from the lost hop; a DATA frame the
+/// lost hop was in the middle of is completed with zero bytes, so that the survivor's
+/// framing stays intact (its end-to-end TLS on this path fails on that record, which is
+/// why a resumed session runs a new one and RESUME replays what was lost). Then it gets
+/// `PEER_GONE{grace_secs}`. A DATA frame the survivor was sending is read to its end and
+/// dropped. Nothing is written to the survivor after PEER_GONE and nothing read from it
+/// after the frame boundary is lost: it comes back in [`Survivor`]'s `read_ahead`.
+///
+/// Returns the survivor when the relay ended with [`RelayEnd::Vanished`] and the
+/// survivor took its final frames within [`RelayLimits::close_grace`]; `None` otherwise
+/// (both hops are then dropped, as [`relay`] does).
+pub async fn relay_reattachable<A, B>(
+    a: A,
+    b: B,
+    guid: Guid,
+    limits: &RelayLimits,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> (RelayStats, Option<Survivor<A, B>>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let span = tracing::info_span!("relay", %guid);
+    let gone = frame::peer_gone_for(grace);
+    let (stats, core) = run(a, b, limits, shutdown, Some(gone))
+        .instrument(span)
+        .await;
+    let survivor = core.into_survivor(stats.forced);
+    (stats, survivor)
+}
+
+async fn run<A, B>(
+    a: A,
+    b: B,
+    limits: &RelayLimits,
+    shutdown: CancellationToken,
+    reattach: Option<frame::Control>,
+) -> (RelayStats, Core<A, B>)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let start = Instant::now();
     let mut core = Core::new(a, b, limits, start);
+    core.reattach = reattach;
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let mut timers = Timers {
@@ -270,7 +342,7 @@ where
         end = ?stats.end,
         "relay ended"
     );
-    stats
+    (stats, core)
 }
 
 /// The three session timers and the grace timer.
@@ -325,6 +397,10 @@ struct Core<A, B> {
     /// Control frames waiting to be written to hop B.
     out_b: Outbox,
     end: Option<RelayEnd>,
+    /// Reattach mode: the PEER_GONE a survivor gets (`None`: a vanished hop ends all).
+    reattach: Option<frame::Control>,
+    /// Reattach mode: the hop that vanished (the other is being kept).
+    detached: Option<Hop>,
 }
 
 impl<A, B> Core<A, B>
@@ -341,7 +417,49 @@ where
             out_a: Outbox::default(),
             out_b: Outbox::default(),
             end: None,
+            reattach: None,
+            detached: None,
         }
+    }
+
+    /// The surviving hop, if the session ended by a detach that completed in time.
+    fn into_survivor(self, forced: bool) -> Option<Survivor<A, B>> {
+        let lost = self.detached?;
+        if forced || self.ab.is_lost() || self.ba.is_lost() {
+            return None;
+        }
+        Some(match lost {
+            Hop::B => Survivor::A {
+                read_ahead: self.ab.read_ahead(),
+                stream: self.a,
+            },
+            Hop::A => Survivor::B {
+                read_ahead: self.ba.read_ahead(),
+                stream: self.b,
+            },
+        })
+    }
+
+    /// Reattach mode: keeps the hop other than `lost`. The direction reading `lost`
+    /// seals what goes to the survivor; the one reading the survivor skips to a frame
+    /// boundary. `false` when not in reattach mode or the session is already ending.
+    fn detach(&mut self, lost: Hop) -> bool {
+        let Some(gone) = self.reattach else {
+            return false;
+        };
+        if self.end.is_some() {
+            return false;
+        }
+        let (from_lost, from_survivor) = match lost {
+            Hop::A => (&mut self.ab, &mut self.ba),
+            Hop::B => (&mut self.ba, &mut self.ab),
+        };
+        tracing::debug!(?lost, "hop vanished, keeping the other for a reattach");
+        from_lost.seal(gone);
+        from_survivor.skip();
+        self.detached = Some(lost);
+        self.end = Some(RelayEnd::Vanished(lost));
+        true
     }
 
     /// Drives both directions; ready when both are done.
@@ -371,6 +489,10 @@ where
                 continue;
             }
             if self.ab.is_done() && self.ba.is_done() {
+                if self.detached.is_some() {
+                    // The survivor stays open: no shutdown, no linger.
+                    return Poll::Ready(());
+                }
                 return self.poll_linger(cx);
             }
             // A control frame was queued or sent: the other direction may now proceed.
@@ -397,6 +519,14 @@ where
 
     /// Reacts to an event of the direction that reads `hop`.
     fn on_event(&mut self, hop: Hop, ev: DirEvent) {
+        let lost = match &ev {
+            DirEvent::ReadEnded { .. } => Some(hop),
+            DirEvent::WriteFailed(_) => Some(hop.other()),
+            _ => None,
+        };
+        if lost.is_some_and(|lost| self.detach(lost)) {
+            return;
+        }
         let (from, to) = match hop {
             Hop::A => (&mut self.ab, &mut self.ba),
             Hop::B => (&mut self.ba, &mut self.ab),
@@ -486,6 +616,9 @@ mod dir {
     use super::FrameViolation::{ControlTooLong, EmptyData, Malformed, Oversize, UnexpectedType};
     use super::{DirectionStats, FrameViolation, MAX_SPINS, RELAY_BUFFER};
 
+    /// Zero bytes that complete a lost hop's partial DATA frame (reattach mode).
+    static ZEROS: [u8; 4096] = [0; 4096];
+
     fn violation(v: FrameViolation) -> DirEvent {
         DirEvent::Violation(v)
     }
@@ -561,6 +694,14 @@ mod dir {
 
     enum Phase {
         Running,
+        /// Reattach mode, reading the lost hop: write what is checked, pad the current
+        /// DATA frame with zeros, send the outbox and `last` (PEER_GONE), flush.
+        Sealing {
+            last: Option<Control>,
+        },
+        /// Reattach mode, reading the survivor: read its current DATA frame to its end
+        /// and drop it (the lost hop cannot take it).
+        Skipping,
         /// Drain, finish the current frame (reading only if `read`), send `last`, shut down.
         Finishing {
             last: Option<Control>,
@@ -619,6 +760,8 @@ mod dir {
         throttle: Option<Throttle>,
         /// A PING waits for the previous PONG to leave (the session re-polls on that).
         stalled: bool,
+        /// Reattach mode: sealing or skipping failed (the survivor is gone too).
+        lost: bool,
     }
 
     impl Dir {
@@ -642,7 +785,33 @@ mod dir {
                 stats: DirectionStats::default(),
                 throttle,
                 stalled: false,
+                lost: false,
             }
+        }
+
+        /// Reattach mode: this direction reads the lost hop (see [`Phase::Sealing`]).
+        pub(super) fn seal(&mut self, last: Control) {
+            // Unchecked bytes of the lost hop are dropped: only whole frames go on.
+            self.filled = self.validated;
+            self.phase = Phase::Sealing { last: Some(last) };
+        }
+
+        /// Reattach mode: this direction reads the survivor (see [`Phase::Skipping`]).
+        pub(super) fn skip(&mut self) {
+            self.phase = Phase::Skipping;
+        }
+
+        /// Whether sealing or skipping failed.
+        pub(super) fn is_lost(&self) -> bool {
+            self.lost
+        }
+
+        /// Bytes read after the frame boundary that skipping stopped at.
+        pub(super) fn read_ahead(&self) -> Vec<u8> {
+            self.buf
+                .get(self.validated..self.filled)
+                .unwrap_or_default()
+                .to_vec()
         }
 
         pub(super) fn is_done(&self) -> bool {
@@ -665,7 +834,8 @@ mod dir {
                     last: l,
                     read: r && read,
                 },
-                Phase::Done => Phase::Done,
+                // A detach in progress is not interrupted (it is bounded by the grace).
+                p @ (Phase::Done | Phase::Sealing { .. } | Phase::Skipping) => p,
             };
         }
 
@@ -691,6 +861,19 @@ mod dir {
             match self.phase {
                 Phase::Done => Poll::Pending,
                 Phase::Running => self.poll_running(cx, r, w, out, back),
+                Phase::Sealing { .. } | Phase::Skipping => {
+                    let done = if matches!(self.phase, Phase::Skipping) {
+                        ready!(self.poll_skipping(cx, r))
+                    } else {
+                        ready!(self.poll_sealing(cx, w, out))
+                    };
+                    self.phase = Phase::Done;
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "the surviving hop failed too");
+                        self.lost = true;
+                    }
+                    Poll::Ready(DirEvent::Done)
+                }
                 Phase::Finishing { .. } => {
                     let done = ready!(self.poll_finishing(cx, r, w, out));
                     self.phase = Phase::Done;
@@ -808,6 +991,67 @@ mod dir {
                 let take = self.remaining.min(self.filled - self.validated);
                 self.validated += take;
                 self.remaining -= take;
+            }
+        }
+
+        /// See [`Phase::Sealing`]; `w` is the survivor.
+        fn poll_sealing<W: AsyncWrite>(
+            &mut self,
+            cx: &mut Context<'_>,
+            mut w: Pin<&mut W>,
+            out: &mut Outbox,
+        ) -> Poll<io::Result<()>> {
+            loop {
+                if self.write_pos < self.validated {
+                    ready!(self.poll_write_data(cx, w.as_mut()))?;
+                    continue;
+                }
+                if self.remaining > 0 {
+                    let pad = ZEROS.get(..self.remaining.min(ZEROS.len()));
+                    let n = ready!(w.as_mut().poll_write(cx, pad.unwrap_or_default()))?;
+                    if n == 0 {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    self.remaining = self.remaining.saturating_sub(n);
+                    continue;
+                }
+                if !out.is_empty() {
+                    ready!(out.poll_write(cx, w.as_mut()))?;
+                    continue;
+                }
+                if let Phase::Sealing { last } = &mut self.phase {
+                    if let Some(last) = last.take() {
+                        out.put(last);
+                        continue;
+                    }
+                }
+                return w.as_mut().poll_flush(cx);
+            }
+        }
+
+        /// See [`Phase::Skipping`]; `r` is the survivor.
+        fn poll_skipping<R: AsyncRead>(
+            &mut self,
+            cx: &mut Context<'_>,
+            mut r: Pin<&mut R>,
+        ) -> Poll<io::Result<()>> {
+            loop {
+                // Nothing more goes to the lost hop.
+                self.write_pos = self.validated;
+                if self.remaining == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                let take = self.remaining.min(self.filled - self.validated);
+                if take > 0 {
+                    self.validated += take;
+                    self.remaining -= take;
+                    continue;
+                }
+                if self.read_eof {
+                    return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                }
+                self.compact();
+                ready!(self.poll_fill(cx, r.as_mut(), self.remaining))?;
             }
         }
 
@@ -1079,6 +1323,13 @@ pub(crate) mod frame {
         fixed(Message::PeerGone(PeerGone { grace_secs: 0 }))
     }
 
+    /// `PEER_GONE{grace_secs}` for a survivor that may see the other party back within
+    /// `grace` (whole seconds, saturating).
+    pub(crate) fn peer_gone_for(grace: std::time::Duration) -> Control {
+        let grace_secs = u32::try_from(grace.as_secs()).unwrap_or(u32::MAX);
+        fixed(Message::PeerGone(PeerGone { grace_secs }))
+    }
+
     /// `PONG{nonce}`.
     pub(crate) fn pong(nonce: u64) -> Control {
         fixed(Message::Pong(Pong { nonce }))
@@ -1088,6 +1339,110 @@ pub(crate) mod frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    const DATA: u8 = 0x08;
+    const PING: u8 = 0x09;
+    const PEER_GONE: u8 = 0x0B;
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn frame(ty: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).unwrap_or(0).to_be_bytes();
+        let mut f = vec![ty, len[1], len[2], len[3]];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    async fn read_frame(s: &mut DuplexStream) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 4];
+        let read = tokio::time::timeout(WAIT, s.read_exact(&mut h)).await;
+        assert!(matches!(read, Ok(Ok(_))), "a frame header in time");
+        let len = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+        let mut p = vec![0; len];
+        let read = tokio::time::timeout(WAIT, s.read_exact(&mut p)).await;
+        assert!(matches!(read, Ok(Ok(_))), "the payload in time");
+        (h[0], p)
+    }
+
+    type Outcome = (RelayStats, Option<Survivor<DuplexStream, DuplexStream>>);
+
+    /// Peers A and B and a reattachable relay (grace 30 s) between them.
+    fn reattachable() -> (DuplexStream, DuplexStream, tokio::task::JoinHandle<Outcome>) {
+        let (peer_a, hop_a) = duplex(64 * 1024);
+        let (peer_b, hop_b) = duplex(64 * 1024);
+        let task = tokio::spawn(async move {
+            let limits = RelayLimits::default();
+            let guid = Guid::from_bytes([9; 16]);
+            let token = CancellationToken::new();
+            let grace = Duration::from_secs(30);
+            relay_reattachable(hop_a, hop_b, guid, &limits, token, grace).await
+        });
+        (peer_a, peer_b, task)
+    }
+
+    async fn outcome(task: tokio::task::JoinHandle<Outcome>) -> Outcome {
+        match tokio::time::timeout(WAIT, task).await {
+            Ok(Ok(o)) => o,
+            _ => panic!("the relay ends in time"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_vanished_hop_leaves_the_survivor_framed_with_peer_gone_and_read_ahead() {
+        let (mut a, mut b, task) = reattachable();
+        a.write_all(&frame(DATA, b"whole")).await.unwrap();
+        // Half a frame, then A vanishes.
+        let partial = frame(DATA, &[7u8; 10]);
+        a.write_all(&partial[..8]).await.unwrap();
+        assert_eq!(read_frame(&mut b).await, (DATA, b"whole".to_vec()));
+        // B is inside a frame of its own when A goes; the rest of it, and a PING
+        // after it, are already on the way.
+        let mine = frame(DATA, &[1u8; 6]);
+        b.write_all(&mine[..5]).await.unwrap();
+        drop(a);
+        b.write_all(&mine[5..]).await.unwrap();
+        b.write_all(&frame(PING, &[3; 8])).await.unwrap();
+        // The partial frame is completed with zeros, then PEER_GONE{30}.
+        let (ty, padded) = read_frame(&mut b).await;
+        assert_eq!((ty, &padded[..4]), (DATA, &[7u8; 4][..]));
+        assert_eq!(&padded[4..], &[0u8; 6]);
+        assert_eq!(
+            read_frame(&mut b).await,
+            (PEER_GONE, 30u32.to_be_bytes().to_vec())
+        );
+        let (stats, survivor) = outcome(task).await;
+        assert_eq!(stats.end, RelayEnd::Vanished(Hop::A));
+        let Some(Survivor::B { read_ahead, .. }) = survivor else {
+            panic!("hop B survives");
+        };
+        // B's own frame was dropped at its end; the PING is left for the gateway
+        // (all or part of it, the rest is still in the stream).
+        let ping = frame(PING, &[3; 8]);
+        assert!(ping.starts_with(&read_ahead), "{read_ahead:?}");
+    }
+
+    #[tokio::test]
+    async fn without_a_survivor_nothing_is_handed_back() {
+        let (a, b, task) = reattachable();
+        drop(a);
+        drop(b);
+        let (stats, survivor) = outcome(task).await;
+        assert!(matches!(stats.end, RelayEnd::Vanished(_)));
+        assert!(survivor.is_none());
+    }
+
+    #[tokio::test]
+    async fn close_still_ends_both_in_reattach_mode() {
+        let (mut a, mut b, task) = reattachable();
+        a.write_all(&frame(0x0C, &[0, 1])).await.unwrap();
+        let (ty, _) = read_frame(&mut b).await;
+        assert_eq!(ty, 0x0C);
+        drop((a, b));
+        let (stats, survivor) = outcome(task).await;
+        assert_eq!(stats.end, RelayEnd::Closed(Hop::A));
+        assert!(survivor.is_none());
+    }
 
     #[test]
     fn hop_other_swaps() {
