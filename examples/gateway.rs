@@ -6,6 +6,7 @@
 //! cargo run --example gateway -- --init-pki dev-pki
 //! # issue a session ticket for the applet (the portal's job, done here for development):
 //! cargo run --example gateway -- --pki dev-pki --issue-ticket session.ticket
+//! cargo run --example gateway -- --pki dev-pki --issue-ticket s.ticket --allow file_transfer
 //! # serve (flags, or a TOML file: see examples/gateway.toml):
 //! cargo run --example gateway -- --pki dev-pki --listen 127.0.0.1:7443
 //! cargo run --example gateway -- --config examples/gateway.toml
@@ -20,7 +21,7 @@ use rescue::devpki::DevPki;
 use rescue::portal::{Portal, SessionRequest};
 use rescue::{Gateway, GatewayConfig};
 use rescue_crypto::pki::AccountId;
-use rescue_proto::{PermissionSet, Policy};
+use rescue_proto::{Permission, PermissionSet, Policy};
 use serde::Deserialize;
 
 #[derive(Parser, Debug)]
@@ -56,6 +57,18 @@ struct Args {
     /// With --issue-ticket: validity in minutes.
     #[arg(long, default_value_t = 30)]
     ticket_minutes: u64,
+    /// With --issue-ticket: the permissions the policy allows (comma-separated, e.g.
+    /// `file_transfer,desktop_view`); default: all. Anything else is refused unasked.
+    #[arg(long, value_delimiter = ',', value_parser = parse_permission)]
+    allow: Option<Vec<Permission>>,
+}
+
+/// A permission by its snake_case name (as in the audit trail).
+fn parse_permission(s: &str) -> Result<Permission, String> {
+    Permission::ALL
+        .into_iter()
+        .find(|p| serde_json::to_value(p).is_ok_and(|v| v == s))
+        .ok_or_else(|| format!("unknown permission {s:?}"))
 }
 
 /// The TOML configuration file.
@@ -126,8 +139,12 @@ fn issue_ticket(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let signer = rescue_crypto::ticket::TicketSigner::from_pkcs8(pki.signer.pkcs8())?;
     let portal = Portal::new(signer, args.gateways.clone(), pki.gateway_ca.pin());
+    let allowed = match &args.allow {
+        Some(list) => list.iter().copied().collect(),
+        None => PermissionSet::ALL,
+    };
     let policy = Policy {
-        allowed: PermissionSet::ALL,
+        allowed,
         ..Policy::default()
     };
     let mut request = SessionRequest::new(pki.account_ca.account(), pki.account_ca.pin(), policy);
@@ -135,9 +152,10 @@ fn issue_ticket(
     let issued = portal.issue(&request)?;
     std::fs::write(out, &issued.ticket)?;
     println!(
-        "ticket for session {} written to {}",
+        "ticket for session {} written to {}; policy allows {:?}",
         issued.guid,
-        out.display()
+        out.display(),
+        policy.allowed
     );
     Ok(())
 }
