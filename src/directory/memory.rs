@@ -3,7 +3,9 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use rescue_proto::handoff::gateway::{Limits, Outgoing, Pairing, RegisterRequest};
+use rescue_proto::handoff::gateway::{
+    Limits, Outgoing, Pairing, ReattachRequest, Reattached, RegisterRequest,
+};
 use rescue_proto::handoff::{ConsoleIdentity, HopId, SessionTable, TableError};
 use rescue_proto::wire::signal::{AccountId, CloseReason, QueueList, Registered, ResumeSecret};
 use rescue_proto::Guid;
@@ -59,6 +61,14 @@ impl Directory for MemoryDirectory {
 
     fn close(&self, now: Instant, hop: HopId, reason: CloseReason) -> Vec<Outgoing> {
         self.lock().close(now, hop, reason)
+    }
+
+    fn hop_lost(&self, now: Instant, hop: HopId) -> Vec<Outgoing> {
+        self.lock().hop_lost(now, hop)
+    }
+
+    fn reattach(&self, now: Instant, req: ReattachRequest) -> Result<Reattached, TableError> {
+        self.lock().reattach(now, req)
     }
 
     fn expire(&self, now: Instant) -> Vec<Outgoing> {

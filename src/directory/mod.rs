@@ -13,7 +13,9 @@ mod memory;
 
 use std::time::Instant;
 
-use rescue_proto::handoff::gateway::{Outgoing, Pairing, RegisterRequest};
+use rescue_proto::handoff::gateway::{
+    Outgoing, Pairing, ReattachRequest, Reattached, RegisterRequest,
+};
 use rescue_proto::handoff::{ConsoleIdentity, HopId, TableError};
 use rescue_proto::wire::signal::{AccountId, CloseReason, QueueList, Registered, ResumeSecret};
 use rescue_proto::Guid;
@@ -43,6 +45,14 @@ pub trait Directory: Send + Sync {
     /// A party ended the session (CLOSE, or its hop is gone and REATTACH is not offered):
     /// the session ends for both, its GUID is remembered until its ticket expires.
     fn close(&self, now: Instant, hop: HopId, reason: CloseReason) -> Vec<Outgoing>;
+
+    /// A party's hop is gone without CLOSE: it is away for the reattach grace (the
+    /// session ends if the other party is away too). Returns PEER_GONE for the other.
+    fn hop_lost(&self, now: Instant, hop: HopId) -> Vec<Outgoing>;
+
+    /// A party comes back on a new hop with its resume secret (and, for a console, the
+    /// same certificate identity), within the grace; refused with a typed error else.
+    fn reattach(&self, now: Instant, req: ReattachRequest) -> Result<Reattached, TableError>;
 
     /// Ends overdue sessions and forgets GUIDs whose ticket expired.
     fn expire(&self, now: Instant) -> Vec<Outgoing>;

@@ -51,7 +51,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId) {
         Counters::bump(&shared.stats.registered);
         tracing::info!("applet registered, waiting for a technician");
         match wait_for_console(&shared, &mut hop, parked).await {
-            Ok(Some(console)) => pair(&shared, hop, console, guid).await,
+            Ok(Some(console)) => pair(&shared, hop, console, guid, hop_id).await,
             Ok(None) => tracing::info!("applet left before a technician came"),
             Err(r) => refuse(&shared, hop, r).await,
         }
@@ -153,9 +153,16 @@ async fn turn_away_late_console(shared: &Shared, parked: &mut Parked) {
 }
 
 /// PAIRED to both, then the relay core until the session ends.
-async fn pair(shared: &Shared, mut applet: Hop, console: Box<ConsoleHop>, guid: Guid) {
+async fn pair(
+    shared: &Shared,
+    mut applet: Hop,
+    console: Box<ConsoleHop>,
+    guid: Guid,
+    applet_id: HopId,
+) {
     let ConsoleHop {
         hop: mut console_hop,
+        hop_id: console_id,
         pairing,
         technician,
     } = *console;
@@ -167,14 +174,11 @@ async fn pair(shared: &Shared, mut applet: Hop, console: Box<ConsoleHop>, guid: 
     }
     Counters::bump(&shared.stats.paired);
     tracing::info!(%technician, "paired, relaying");
-    let a = signal::unframe(applet);
-    let c = signal::unframe(console_hop);
-    let stats =
-        crate::relay::relay(a, c, guid, &shared.config.relay, shared.shutdown.clone()).await;
-    Counters::add(&shared.stats.bytes_a2c, stats.a_to_b.bytes);
-    Counters::add(&shared.stats.bytes_c2a, stats.b_to_a.bytes);
-    Counters::bump(&shared.stats.relays_ended);
-    tracing::info!(end = ?stats.end, "relay ended");
+    use super::reattach::{relay_session, Entry};
+    use rescue_proto::wire::signal::Role;
+    let a = Entry::paired(Role::Applet, applet_id, applet);
+    let c = Entry::paired(Role::Console, console_id, console_hop);
+    relay_session(shared, guid, (a, c)).await;
 }
 
 fn ticket_refusal(e: TicketError) -> Refusal {
@@ -189,8 +193,9 @@ pub(crate) fn table_refusal(e: TableError) -> Refusal {
     Refusal::new(e.code(), e.to_string())
 }
 
-/// Ends the session in the directory when the applet's task ends, however it ends (no
-/// REATTACH yet: a lost applet hop ends the session; its GUID stays remembered).
+/// Ends the session in the directory when the applet's task ends, however it ends (a
+/// lost hop of a paired session is handled by `reattach`, which closes the session
+/// itself; this ends waiting sessions; the GUID stays remembered).
 struct EndOnDrop {
     shared: Arc<Shared>,
     hop: HopId,

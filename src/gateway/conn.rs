@@ -79,7 +79,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
     };
     let mut hop = signal::framed(stream);
     let hop_id = shared.hop_id();
-    match hello(&shared, &mut hop, console.is_some()).await {
+    let role = hello(&shared, &mut hop, console.is_some()).await;
+    if let Ok(r) = &role {
+        // A REATTACH instead of the first request is served by the reattach module.
+        let divert = super::reattach::divert(&shared, hop, hop_id, *r, console.as_ref());
+        hop = match divert.await {
+            Some(hop) => hop,
+            None => return,
+        };
+    }
+    match role {
         Ok(Role::Applet) => super::applet::serve(shared, hop, hop_id).await,
         Ok(_) => match console {
             Some(name) => super::console::serve(shared, hop, hop_id, name).await,

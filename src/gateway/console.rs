@@ -39,6 +39,7 @@ async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, name: C
         Ok(Some((guid, pairing))) => {
             let console = Box::new(ConsoleHop {
                 hop,
+                hop_id,
                 pairing,
                 technician: name.technician,
             });

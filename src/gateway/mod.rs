@@ -14,6 +14,7 @@ mod applet;
 mod conn;
 mod console;
 mod pairing;
+mod reattach;
 mod stats;
 
 use std::collections::HashSet;
@@ -59,6 +60,9 @@ pub struct GatewayConfig {
     pub limits: GatewayLimits,
     /// Limits of the relay core for paired sessions.
     pub relay: crate::relay::RelayLimits,
+    /// How long a party that lost its hop may REATTACH (PROTOCOL.md 3.12); the other
+    /// party's hop is kept meanwhile.
+    pub reattach_grace: Duration,
     /// The session directory; `None` (the default) builds a [`MemoryDirectory`] with
     /// the protocol's table limits and [`GatewayLimits::pending_lifetime`].
     pub directory: Option<Arc<dyn Directory>>,
@@ -88,6 +92,7 @@ impl GatewayConfig {
             accounts: served,
             limits: GatewayLimits::default(),
             relay: crate::relay::RelayLimits::default(),
+            reattach_grace: rescue_proto::wire::limits::REATTACH_GRACE,
             directory: None,
             tap: None,
         }
@@ -101,6 +106,7 @@ pub(crate) struct Shared {
     next_hop: AtomicU64,
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
     pub(crate) parking: pairing::Parking,
+    pub(crate) rendezvous: reattach::Rendezvous,
     pub(crate) stats: stats::Counters,
     pub(crate) shutdown: CancellationToken,
 }
@@ -126,6 +132,7 @@ impl Gateway {
         let directory = config.directory.clone().unwrap_or_else(|| {
             let limits = Limits {
                 pending_lifetime: config.limits.pending_lifetime,
+                reattach_grace: config.reattach_grace,
                 ..Limits::default()
             };
             Arc::new(MemoryDirectory::new(limits))
@@ -136,6 +143,7 @@ impl Gateway {
             directory,
             next_hop: AtomicU64::new(1),
             parking: pairing::Parking::default(),
+            rendezvous: reattach::Rendezvous::default(),
             stats: stats::Counters::default(),
             shutdown: CancellationToken::new(),
         });

@@ -17,6 +17,8 @@ use super::conn::Hop;
 pub(crate) struct ConsoleHop {
     /// The console's framed connection, HELLO done, CLAIM accepted.
     pub(crate) hop: Hop,
+    /// The console's hop id in the directory.
+    pub(crate) hop_id: rescue_proto::handoff::HopId,
     /// The PAIRED messages for both parties, from the directory.
     pub(crate) pairing: rescue_proto::handoff::gateway::Pairing,
     /// The technician's name (from its certificate), for logs.

@@ -1,0 +1,292 @@
+//! Resume through a real gateway on loopback (PROTOCOL.md 3.12): a relayed session
+//! whose applet hop is cut keeps the console's hop (PEER_GONE{grace}); the applet comes
+//! back with REATTACH and its resume secret, gets RESUMED, the console PEER_BACK, and
+//! DATA flows again. Wrong secrets, another account's console and late reattaches are
+//! refused with a typed ERROR; other sessions are served meanwhile.
+//!
+//! These tests speak the signalling protocol directly (raw outer TLS and the gateway
+//! codec), so every frame the gateway sends is checked.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use rescue::devpki::DevPki;
+use rescue::portal::{Portal, SessionRequest};
+use rescue::{Gateway, GatewayConfig};
+use rescue_crypto::pki::{AccountCa, AccountId, Identity};
+use rescue_proto::codec::GatewayCodec;
+use rescue_proto::wire::limits::PROTOCOL_VERSION;
+use rescue_proto::wire::signal::{
+    Claim, ErrorCode, Hello, Message, Paired, Reattach, Register, ResumeSecret, Role,
+};
+use rescue_proto::{Guid, Policy};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+const ACCOUNT: AccountId = AccountId(42);
+const OTHER_ACCOUNT: AccountId = AccountId(43);
+/// Bound on every wait: a hang fails the test.
+const STEP: Duration = Duration::from_secs(10);
+
+type Raw = Framed<Box<dyn rescue::io::Duplex>, GatewayCodec>;
+
+struct Setup {
+    pki: DevPki,
+    other_console: Identity,
+    portal: Portal,
+    gateway: Gateway,
+}
+
+async fn start(grace: Duration) -> Setup {
+    let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+    let other_ca = AccountCa::generate(OTHER_ACCOUNT).unwrap();
+    let other_console = other_ca
+        .issue_console_cert("mallory", Duration::from_secs(3600))
+        .unwrap();
+    let mut config = GatewayConfig::new(
+        pki.gateway.clone(),
+        [
+            (ACCOUNT, pki.account_ca.cert().clone()),
+            (OTHER_ACCOUNT, other_ca.cert().clone()),
+        ],
+        pki.verify_key(),
+    );
+    config.reattach_grace = grace;
+    let gateway = Gateway::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let portal = Portal::new(
+        rescue_crypto::ticket::TicketSigner::from_pkcs8(pki.signer.pkcs8()).unwrap(),
+        vec![gateway.local_addr().to_string()],
+        pki.gateway_ca.pin(),
+    );
+    Setup {
+        pki,
+        other_console,
+        portal,
+        gateway,
+    }
+}
+
+async fn within<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(STEP, fut).await.expect("step in time")
+}
+
+/// Outer TLS and HELLO as an applet (`console: None`) or a console.
+async fn connect(s: &Setup, console: Option<&Identity>) -> Raw {
+    let pin = s.pki.gateway_ca.pin();
+    let (cfg, role) = match console {
+        None => (
+            rescue_crypto::tls::applet_gateway_client_config(pin).unwrap(),
+            Role::Applet,
+        ),
+        Some(id) => (
+            rescue_crypto::tls::console_gateway_client_config(pin, id).unwrap(),
+            Role::Console,
+        ),
+    };
+    let tcp = TcpStream::connect(s.gateway.local_addr()).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(cfg);
+    let tls = within(connector.connect(rescue_crypto::tls::server_name(), tcp))
+        .await
+        .unwrap();
+    let mut raw = Framed::new(
+        Box::new(tls) as Box<dyn rescue::io::Duplex>,
+        GatewayCodec::new(),
+    );
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        role,
+    };
+    send(&mut raw, Message::Hello(hello)).await;
+    assert!(matches!(recv(&mut raw).await, Some(Message::Hello(_))));
+    raw
+}
+
+async fn send(raw: &mut Raw, msg: Message) {
+    within(raw.send(msg)).await.expect("send");
+}
+
+/// The next message; `None` when the gateway closed the connection.
+async fn recv(raw: &mut Raw) -> Option<Message> {
+    match within(raw.next()).await {
+        Some(Ok(frame)) => Some(frame.message().expect("well-formed")),
+        _ => None,
+    }
+}
+
+/// The ERROR the gateway sent before closing, if any.
+async fn refusal(mut raw: Raw) -> Option<ErrorCode> {
+    let mut code = None;
+    while let Some(msg) = recv(&mut raw).await {
+        if let Message::Error(e) = msg {
+            code = Some(e.code);
+        }
+    }
+    code
+}
+
+/// A paired session: applet and console hops and both resume secrets.
+struct Pair {
+    guid: Guid,
+    applet: Raw,
+    console: Raw,
+    applet_secret: ResumeSecret,
+    console_secret: ResumeSecret,
+}
+
+async fn pair(s: &Setup) -> Pair {
+    let issued = s
+        .portal
+        .issue(&SessionRequest::new(
+            ACCOUNT,
+            s.pki.account_ca.pin(),
+            Policy::default(),
+        ))
+        .unwrap();
+    let mut applet = connect(s, None).await;
+    let register = Register::new(issued.ticket.clone()).unwrap();
+    send(&mut applet, Message::Register(register)).await;
+    let Some(Message::Registered(reg)) = recv(&mut applet).await else {
+        panic!("REGISTERED");
+    };
+    let mut console = connect(s, Some(&s.pki.console)).await;
+    let claim = Claim { guid: issued.guid };
+    send(&mut console, Message::Claim(claim)).await;
+    let Some(Message::Paired(Paired::ToConsole { resume_secret, .. })) = recv(&mut console).await
+    else {
+        panic!("PAIRED to the console");
+    };
+    assert!(matches!(
+        recv(&mut applet).await,
+        Some(Message::Paired(Paired::ToApplet { .. }))
+    ));
+    Pair {
+        guid: issued.guid,
+        applet,
+        console,
+        applet_secret: reg.resume_secret,
+        console_secret: resume_secret,
+    }
+}
+
+async fn data_flows(a: &mut Raw, c: &mut Raw, tag: &'static [u8]) {
+    send(a, Message::Data(Bytes::from_static(tag))).await;
+    assert_eq!(recv(c).await, Some(Message::Data(Bytes::from_static(tag))));
+    send(c, Message::Data(Bytes::from_static(tag))).await;
+    assert_eq!(recv(a).await, Some(Message::Data(Bytes::from_static(tag))));
+}
+
+async fn reattach(s: &Setup, console: Option<&Identity>, guid: Guid, secret: ResumeSecret) -> Raw {
+    let mut raw = connect(s, console).await;
+    let resume_secret = secret;
+    send(
+        &mut raw,
+        Message::Reattach(Reattach {
+            guid,
+            resume_secret,
+        }),
+    )
+    .await;
+    raw
+}
+
+#[tokio::test]
+async fn a_cut_applet_hop_reattaches_and_the_relay_runs_again() {
+    let s = start(Duration::from_secs(30)).await;
+    let mut p = pair(&s).await;
+    data_flows(&mut p.applet, &mut p.console, b"before").await;
+    // Abrupt loss: the TCP connection under the applet's TLS goes, no CLOSE.
+    drop(p.applet);
+    let gone = recv(&mut p.console).await;
+    assert!(
+        matches!(gone, Some(Message::PeerGone(g)) if g.grace_secs == 30),
+        "{gone:?}"
+    );
+    let mut back = reattach(&s, None, p.guid, p.applet_secret.clone()).await;
+    let Some(Message::Resumed(r)) = recv(&mut back).await else {
+        panic!("RESUMED");
+    };
+    assert!(r.paired && r.guid == p.guid);
+    assert_ne!(r.resume_secret, p.applet_secret, "a fresh secret");
+    assert_eq!(
+        recv(&mut p.console).await,
+        Some(Message::PeerBack(Default::default()))
+    );
+    data_flows(&mut back, &mut p.console, b"after").await;
+    // The used secret is spent.
+    let replay = reattach(&s, None, p.guid, p.applet_secret).await;
+    assert_eq!(refusal(replay).await, Some(ErrorCode::BadResume));
+    data_flows(&mut back, &mut p.console, b"still").await;
+}
+
+#[tokio::test]
+async fn a_cut_console_hop_reattaches_with_its_certificate() {
+    let s = start(Duration::from_secs(30)).await;
+    let mut p = pair(&s).await;
+    drop(p.console);
+    assert!(matches!(
+        recv(&mut p.applet).await,
+        Some(Message::PeerGone(_))
+    ));
+    // Another account's console with the right secret is refused.
+    let other = Some(&s.other_console);
+    let wrong = reattach(&s, other, p.guid, p.console_secret.clone()).await;
+    assert_eq!(refusal(wrong).await, Some(ErrorCode::BadResume));
+    let mut back = reattach(&s, Some(&s.pki.console), p.guid, p.console_secret).await;
+    assert!(matches!(recv(&mut back).await, Some(Message::Resumed(_))));
+    assert_eq!(
+        recv(&mut p.applet).await,
+        Some(Message::PeerBack(Default::default()))
+    );
+    data_flows(&mut p.applet, &mut back, b"again").await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_refused_and_other_sessions_go_on() {
+    let s = start(Duration::from_secs(30)).await;
+    let mut p = pair(&s).await;
+    drop(p.applet);
+    assert!(matches!(
+        recv(&mut p.console).await,
+        Some(Message::PeerGone(_))
+    ));
+    let wrong = reattach(&s, None, p.guid, ResumeSecret::from_bytes([7; 32])).await;
+    assert_eq!(refusal(wrong).await, Some(ErrorCode::BadResume));
+    // A console cannot take the applet's place with the applet's secret.
+    let console = Some(&s.pki.console);
+    let swapped = reattach(&s, console, p.guid, p.applet_secret.clone()).await;
+    assert_eq!(refusal(swapped).await, Some(ErrorCode::BadResume));
+    // Meanwhile the gateway serves another session.
+    let mut q = pair(&s).await;
+    data_flows(&mut q.applet, &mut q.console, b"other").await;
+    // And the right secret still works.
+    let mut back = reattach(&s, None, p.guid, p.applet_secret).await;
+    assert!(matches!(recv(&mut back).await, Some(Message::Resumed(_))));
+    assert_eq!(
+        recv(&mut p.console).await,
+        Some(Message::PeerBack(Default::default()))
+    );
+    data_flows(&mut back, &mut p.console, b"resumed").await;
+}
+
+#[tokio::test]
+async fn past_the_grace_the_survivor_is_told_and_a_reattach_is_refused() {
+    let s = start(Duration::from_millis(300)).await;
+    let mut p = pair(&s).await;
+    drop(p.applet);
+    assert!(matches!(
+        recv(&mut p.console).await,
+        Some(Message::PeerGone(_))
+    ));
+    // The grace ends: PEER_GONE{0}, and the console's hop is closed.
+    let end = recv(&mut p.console).await;
+    assert!(
+        matches!(end, Some(Message::PeerGone(g)) if g.grace_secs == 0),
+        "{end:?}"
+    );
+    assert_eq!(recv(&mut p.console).await, None);
+    let late = reattach(&s, None, p.guid, p.applet_secret).await;
+    assert_eq!(refusal(late).await, Some(ErrorCode::BadResume));
+}
