@@ -82,13 +82,13 @@ async fn main() -> AnyResult<()> {
 
 /// Asks on the terminal. The prompt is printed here; the answer is the next line read
 /// by [`run`] (the one stdin reader), handed over through `pending`.
-struct TerminalConsent {
+pub(crate) struct TerminalConsent {
     pending: Mutex<Option<oneshot::Sender<bool>>>,
     timeout: Duration,
 }
 
 impl TerminalConsent {
-    fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration) -> Self {
         Self {
             pending: Mutex::new(None),
             timeout,
@@ -96,7 +96,7 @@ impl TerminalConsent {
     }
 
     /// Hands `line` to an open prompt; `false` if no prompt is waiting for it.
-    fn answer(&self, line: &str) -> bool {
+    pub(crate) fn answer(&self, line: &str) -> bool {
         let Some(tx) = self.pending.lock().ok().and_then(|mut p| p.take()) else {
             return false;
         };

@@ -119,7 +119,7 @@ async fn main() -> AnyResult<()> {
 
 /// Asks for file transfer, sends `path` and shows a progress bar until the receiver
 /// verified it (or refused, or the transfer failed).
-async fn send_file(
+pub(crate) async fn send_file(
     session: &Session,
     events: &mut Receiver<SessionEvent>,
     path: &Path,
@@ -154,7 +154,7 @@ async fn send_file(
 
 /// Moves the bar on the progress events of transfer `id` until the receiver verified
 /// it; returns the digests both sides agreed on.
-async fn follow_transfer(
+pub(crate) async fn follow_transfer(
     events: &mut Receiver<SessionEvent>,
     id: TransferId,
     bar: &ProgressBar,
@@ -166,10 +166,7 @@ async fn follow_transfer(
             .ok_or("the session ended")?;
         match ev {
             SessionEvent::FileProgress { id: i, done, .. } if i == id => bar.set_position(done),
-            SessionEvent::FileSent { id: i, digests } if i == id => {
-                bar.set_position(bar.length().unwrap_or(0));
-                return Ok(digests);
-            }
+            SessionEvent::FileSent { id: i, digests } if i == id => return Ok(digests),
             SessionEvent::FileFailed { id: i, reason } if i == id => return Err(reason.into()),
             SessionEvent::Ended { reason, .. } => {
                 return Err(format!("the session ended ({reason:?})").into())
