@@ -47,6 +47,8 @@ pub struct AppletSession {
     console: ConsoleIdentity,
     guid: Guid,
     gateway: String,
+    /// The resume secret from PAIRED's state (for REATTACH).
+    resume_secret: Option<rescue_proto::wire::signal::ResumeSecret>,
 }
 
 impl Applet {
@@ -197,7 +199,7 @@ impl Registration {
         let paired = |_: &HandoffApplet, e: Option<&PeerEvent>| {
             matches!(e, Some(PeerEvent::Paired(Paired::ToApplet { .. })))
         };
-        let (_, event) = drive(
+        let (state, event) = drive(
             &mut self.hop,
             self.state,
             DriveLimits::new(self.timeouts.pairing, &self.timeouts),
@@ -209,6 +211,7 @@ impl Registration {
             return Err(Error::Protocol("expected PAIRED".into()));
         };
         tracing::info!(guid = %self.ticket.guid, %technician, "paired");
+        let resume_secret = super::reconnect::secret_of_applet(&state);
         let (stream, sas, console) = inner::applet(
             self.hop,
             self.ticket.account_ca_pin,
@@ -224,6 +227,7 @@ impl Registration {
             console,
             guid: self.ticket.guid,
             gateway: self.gateway,
+            resume_secret,
         })
     }
 }
@@ -252,6 +256,13 @@ impl AppletSession {
     /// The end-to-end stream.
     pub fn into_stream(self) -> E2eStream {
         self.stream
+    }
+
+    /// The stream and the resume secret, for `reconnect`.
+    pub(crate) fn into_parts(
+        self,
+    ) -> (E2eStream, Option<rescue_proto::wire::signal::ResumeSecret>) {
+        (self.stream, self.resume_secret)
     }
 }
 

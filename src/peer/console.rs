@@ -48,6 +48,8 @@ pub struct ConsoleSession {
     stream: E2eStream,
     sas: Sas,
     guid: Guid,
+    /// The resume secret from PAIRED (for REATTACH).
+    resume_secret: Option<rescue_proto::wire::signal::ResumeSecret>,
 }
 
 impl std::fmt::Debug for Console {
@@ -145,7 +147,7 @@ impl Console {
         // The machine checks that PAIRED names the claimed GUID.
         let paired =
             |_: &HandoffConsole, e: Option<&PeerEvent>| matches!(e, Some(PeerEvent::Paired(_)));
-        drive(
+        let (state, _) = drive(
             &mut self.hop,
             state,
             DriveLimits::new(self.timeouts.reply, &self.timeouts),
@@ -153,6 +155,7 @@ impl Console {
             paired,
         )
         .await?;
+        let resume_secret = super::reconnect::secret_of_console(&state);
         tracing::info!(%guid, "paired");
         let (stream, sas) = inner::console(
             self.hop,
@@ -162,7 +165,12 @@ impl Console {
             self.timeouts.keepalive,
         )
         .await?;
-        Ok(ConsoleSession { stream, sas, guid })
+        Ok(ConsoleSession {
+            stream,
+            sas,
+            guid,
+            resume_secret,
+        })
     }
 }
 
@@ -180,6 +188,13 @@ impl ConsoleSession {
     /// The end-to-end stream.
     pub fn into_stream(self) -> E2eStream {
         self.stream
+    }
+
+    /// The stream and the resume secret, for `reconnect`.
+    pub(crate) fn into_parts(
+        self,
+    ) -> (E2eStream, Option<rescue_proto::wire::signal::ResumeSecret>) {
+        (self.stream, self.resume_secret)
     }
 }
 

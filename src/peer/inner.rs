@@ -62,6 +62,36 @@ impl E2eStream {
     }
 }
 
+impl E2eStream {
+    /// This path's BIND exporter (reconnects derive their `PathKey` from the first).
+    pub(crate) fn exporter(&self, guid: &Guid) -> Result<Exporter, Error> {
+        let e = match &self.0 {
+            Side::Applet(s) => Exporter::from_connection(s.get_ref().1, guid),
+            Side::Console(s) => Exporter::from_connection(s.get_ref().1, guid),
+        };
+        e.map_err(|e| Error::Protocol(e.to_string()))
+    }
+
+    /// The hop under the tunnel (a survivor's, for a reconnect); bytes the tunnel
+    /// read but did not return are lost.
+    pub(crate) fn into_transport(self) -> Rewind<BoxStream> {
+        match self.0 {
+            Side::Applet(s) => s.into_inner().0.into_inner(),
+            Side::Console(s) => s.into_inner().0.into_inner(),
+        }
+    }
+
+    /// Wraps an applet-side inner TLS of a later path (BIND is the caller's).
+    pub(crate) fn from_applet(tls: tokio_rustls::client::TlsStream<Tunnel>) -> Self {
+        E2eStream(Side::Applet(Box::new(tls)))
+    }
+
+    /// Wraps a console-side inner TLS of a later path (BIND is the caller's).
+    pub(crate) fn from_console(tls: tokio_rustls::server::TlsStream<Tunnel>) -> Self {
+        E2eStream(Side::Console(Box::new(tls)))
+    }
+}
+
 impl std::fmt::Debug for E2eStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {

@@ -12,6 +12,7 @@
 mod applet;
 mod console;
 pub(crate) mod inner;
+mod reconnect;
 mod sas;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tokio::time::timeout;
 pub use applet::{Applet, AppletSession, Registration};
 pub use console::{Console, ConsoleSession, WaitingSession};
 pub use inner::{ConsoleIdentity, E2eStream};
+pub use reconnect::{Reconnect, ResumablePath};
 
 use crate::config::PeerTimeouts;
 use crate::error::Error;

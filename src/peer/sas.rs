@@ -58,7 +58,10 @@ where
     state.handle(reveal).map_err(sas_error)
 }
 
-async fn write_msg<S: AsyncWrite + Unpin>(stream: &mut S, msg: InnerMsg) -> Result<(), Error> {
+pub(crate) async fn write_msg<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    msg: InnerMsg,
+) -> Result<(), Error> {
     stream
         .write_all(&msg.encode())
         .await
@@ -68,7 +71,7 @@ async fn write_msg<S: AsyncWrite + Unpin>(stream: &mut S, msg: InnerMsg) -> Resu
 
 /// Reads one message, a byte at a time (at most [`MAX_MSG_LEN`] bytes, from the TLS
 /// plaintext buffer), so nothing after it is consumed.
-async fn read_msg<S: AsyncRead + Unpin>(stream: &mut S) -> Result<InnerMsg, Error> {
+pub(crate) async fn read_msg<S: AsyncRead + Unpin>(stream: &mut S) -> Result<InnerMsg, Error> {
     let mut buf = [0u8; MAX_MSG_LEN];
     for filled in 0..MAX_MSG_LEN {
         let byte = stream.read_u8().await.map_err(stream_error)?;
