@@ -15,7 +15,7 @@ use rescue_proto::audit::PathKind;
 use rescue_proto::session::chat::MAX_CHAT_BYTES;
 use rescue_proto::session::control::ControlMsg;
 use rescue_proto::session::file::FileMsg;
-use rescue_proto::session::frame::{FrameKind, MAX_PAYLOAD};
+use rescue_proto::session::frame::MAX_PAYLOAD;
 use rescue_proto::session::permission::{Gatekeeper, Grant};
 use rescue_proto::session::reliable::SessionError as CoreError;
 use rescue_proto::session::{EndReason, PathId, Reliable, CONTROL, FILE};
@@ -32,8 +32,6 @@ use super::{AppChannel, PathInfo, SessionConfig, SessionError, SessionEvent, Sha
 const CONTROL_ROOM: usize = MAX_CHAT_BYTES + 64;
 /// Internal reports (consent answers, file writer results) queued to the driver.
 const INTERNAL_QUEUE: usize = 16;
-/// Wire code of RESUME (PROTOCOL.md 7.1).
-const RESUME_KIND: u8 = FrameKind::Resume as u8;
 /// How long the driver tries to hand its last events over after the session closed.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
@@ -104,8 +102,6 @@ pub(crate) struct Driver {
     pub(super) outgoing: BTreeMap<TransferId, Outgoing>,
     pub(super) incoming: BTreeMap<TransferId, Incoming>,
     pub(super) ended: bool,
-    /// Highest cumulative ACK seen from the peer (see `stale_resume_fix`).
-    peer_ack: u64,
 }
 
 impl Driver {
@@ -146,7 +142,6 @@ impl Driver {
             outgoing: BTreeMap::new(),
             incoming: BTreeMap::new(),
             ended: false,
-            peer_ack: 0,
         }
     }
 
@@ -258,7 +253,6 @@ impl Driver {
         let now = now();
         match inb {
             Inbound::Frame(path, bytes) => {
-                let bytes = self.stale_resume_fix(bytes);
                 if let Err(e) = self.core.handle_frame(now, path, bytes) {
                     self.on_core_error(e);
                 }
@@ -269,27 +263,6 @@ impl Driver {
                 self.kill_path(path);
             }
         }
-    }
-
-    /// Frames arrive on several paths, so a peer's RESUME sent on one path can be read
-    /// after a later cumulative ACK read on another. The core (rescue-proto 0.1) treats
-    /// `RESUME{x}` with `x` below the acknowledged base as fatal; a cumulative ACK cannot
-    /// be taken back, so such a RESUME is stale, not a violation: raise its `x` to the
-    /// highest ACK seen from the peer (frames below it need no replay).
-    fn stale_resume_fix(&mut self, bytes: Bytes) -> Bytes {
-        // PROTOCOL.md 7.1: kind u8 at 0, ack u64 at 11..19; shorter input is left to
-        // the core's strict decoder.
-        let Some(ack) = bytes.get(11..19).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
-            return bytes;
-        };
-        let ack = u64::from_be_bytes(ack);
-        if bytes.first() != Some(&RESUME_KIND) || ack >= self.peer_ack {
-            self.peer_ack = self.peer_ack.max(ack);
-            return bytes;
-        }
-        let mut fixed = BytesMut::from(&bytes[..]);
-        fixed[11..19].copy_from_slice(&self.peer_ack.to_be_bytes());
-        fixed.freeze()
     }
 
     /// A fatal error of the core: it has failed; the loop ends after this step.
