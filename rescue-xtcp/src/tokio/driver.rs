@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ::tokio::time::Sleep;
 
-use super::udp::{RecvBufs, UdpIo};
+use super::udp::{RecvBufs, UdpIo, MAX_UDP_PAYLOAD};
 use super::{LINGER, MAX_TRANSMIT_SEGMENTS};
 use crate::{CloseReason, ConnectionHandle, Endpoint, Event};
 
@@ -96,6 +96,9 @@ pub(crate) struct Driver {
     pending: Option<Pending>,
     timer: Pin<Box<Sleep>>,
     linger_until: Option<Instant>,
+    /// Most datagrams per GSO send for this socket's MSS: [`MAX_TRANSMIT_SEGMENTS`],
+    /// lowered so a whole batch fits in one UDP payload.
+    max_segments: usize,
 }
 
 impl Driver {
@@ -108,6 +111,7 @@ impl Driver {
             pending: None,
             timer: Box::pin(::tokio::time::sleep(Duration::ZERO)),
             linger_until: None,
+            max_segments: (MAX_UDP_PAYLOAD / max_payload.max(1)).clamp(1, MAX_TRANSMIT_SEGMENTS),
         }
     }
 
@@ -137,11 +141,7 @@ impl Driver {
     /// Sends up to [`TRANSMITS_PER_POLL`] transmits. Returns true when the budget ran
     /// out with more to send; false when done or the socket is full (it wakes us).
     fn drive_transmit(&mut self, cx: &mut Context<'_>, state: &mut State) -> bool {
-        let max = self
-            .shared
-            .udp
-            .max_gso_segments()
-            .min(MAX_TRANSMIT_SEGMENTS);
+        let max = self.shared.udp.max_gso_segments().min(self.max_segments);
         for _ in 0..TRANSMITS_PER_POLL {
             let p = match self.pending.take() {
                 Some(p) => p,
