@@ -44,14 +44,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! This crate performs no networking and no file I/O except in [`devpki`] (which writes
-//! and reads a development PKI folder). It never implements a cipher or signature
+//! This crate performs no networking and no file I/O (the development PKI folder of the
+//! examples is written by the root crate's `rescue::devpki`). It never implements a cipher or signature
 //! itself: ring, rustls and webpki do, and every secret comparison is constant-time.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bind;
-pub mod devpki;
 pub mod digest;
 pub mod guid;
 pub mod msg;

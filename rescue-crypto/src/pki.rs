@@ -11,7 +11,7 @@
 //! should be read this way; the gateway uses [`crate::tls::AccountRoots::account_of`],
 //! which verifies first.
 //!
-//! This module never writes files (see [`crate::devpki`]) and never reads the clock
+//! This module never writes files and never reads the clock
 //! except to date new certificates.
 
 use core::fmt;
