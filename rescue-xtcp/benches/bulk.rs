@@ -11,6 +11,8 @@
 //! Environment: `XTCP_BENCH_BYTES` (bytes, or with a K/M/G suffix), `XTCP_BENCH_LOSSY_BYTES`
 //! (transfers through the proxy; default 8 MiB, since a lossy 20 ms path runs at about a
 //! MB/s; 0 skips the lossy links), `XTCP_BENCH_REPEATS`, `XTCP_BENCH_ONLY` (comma-separated case names).
+//! `XTCP_BENCH_STATS` (set: the plain `xtcp` case prints its sender's `ConnectionStats`:
+//! retransmits, RTOs, TLPs, congestion events), `XTCP_BENCH_NOPACE` (set: pacing off).
 //! Quick run: `XTCP_BENCH_BYTES=64M XTCP_BENCH_LOSSY_BYTES=8M cargo bench -p rescue-xtcp --bench bulk`.
 
 #[path = "support/cases.rs"]

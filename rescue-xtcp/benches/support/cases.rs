@@ -263,7 +263,12 @@ async fn xtcp(link: Link, tls: bool, bytes: u64) -> io::Result<Outcome> {
         let (c, s) = tokio::try_join!(connector.connect(name, c), acceptor.accept(s))?;
         timed(bytes, send_all(c, bytes), recv_all(s)).await
     } else {
-        timed(bytes, send_all(c, bytes), recv_all(s)).await
+        let mut c = c;
+        let out = timed(bytes, send_all(&mut c, bytes), recv_all(s)).await;
+        if std::env::var("XTCP_BENCH_STATS").is_ok() {
+            eprintln!("xtcp sender stats on {}: {:?}", link.name(), c.stats());
+        }
+        out
     };
     drop(proxy);
     out
