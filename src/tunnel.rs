@@ -186,6 +186,18 @@ impl<S> DataTunnel<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
+
+    /// Unwraps the hop for further framed use (a reconnect reads it again): the bytes
+    /// read from it but not yet handled, from the next frame boundary on (a PEER_GONE
+    /// or ERROR that failed the tunnel is still among them), and how many payload bytes
+    /// of the DATA frame being read are still to come from the hop (skip them first).
+    pub fn into_parts(self) -> (S, bytes::Bytes, usize) {
+        let buffered = self.rbuf.get(self.rpos..self.rfilled).unwrap_or_default();
+        let skip_now = self.remaining.min(buffered.len());
+        let rest = buffered.get(skip_now..).unwrap_or_default();
+        let rest = bytes::Bytes::copy_from_slice(rest);
+        (self.inner, rest, self.remaining - skip_now)
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {

@@ -4,8 +4,12 @@
 //! DATA flows again. Wrong secrets, another account's console and late reattaches are
 //! refused with a typed ERROR; other sessions are served meanwhile.
 //!
-//! These tests speak the signalling protocol directly (raw outer TLS and the gateway
-//! codec), so every frame the gateway sends is checked.
+//! Most tests speak the signalling protocol directly (raw outer TLS and the gateway
+//! codec), so every frame the gateway sends is checked; the last runs real peers and
+//! `Session`s, cuts the applet's TCP connection mid-file, reconnects both sides
+//! (`peer::Reconnect`) and finishes the file with matching hashes.
+
+mod session_support;
 
 use std::time::Duration;
 
@@ -289,4 +293,148 @@ async fn past_the_grace_the_survivor_is_told_and_a_reattach_is_refused() {
     assert_eq!(recv(&mut p.console).await, None);
     let late = reattach(&s, None, p.guid, p.applet_secret).await;
     assert_eq!(refusal(late).await, Some(ErrorCode::BadResume));
+}
+
+/// A TCP proxy in front of the gateway for the applet, so the test can cut the
+/// applet's connection abruptly (both sockets dropped, no TLS close).
+struct Proxy {
+    addr: String,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let list = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut out) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                list.lock().unwrap().push(task);
+            }
+        });
+        Proxy { addr, conns }
+    }
+
+    /// Drops every connection made so far.
+    fn cut(&self) {
+        for t in self.conns.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_file_survives_a_cut_of_the_applet_hop_with_both_hashes_and_chat_exactly_once() {
+    use rescue::peer::Reconnect;
+    use rescue::session::SessionEvent;
+    use rescue::session::{ConsentAnswer, ConsentConfig, PathKind, Session, SessionConfig};
+    use rescue::Applet;
+    use rescue_proto::Permission;
+    use session_support::{content, digests, policy, wait_for, GatedReader, Recorder};
+
+    let s = start(Duration::from_secs(30)).await;
+    let proxy = Proxy::start(s.gateway.local_addr()).await;
+    let portal = Portal::new(
+        rescue_crypto::ticket::TicketSigner::from_pkcs8(s.pki.signer.pkcs8()).unwrap(),
+        vec![proxy.addr.clone()],
+        s.pki.gateway_ca.pin(),
+    );
+    let pol = policy(&[Permission::FileTransfer], false);
+    let issued = portal
+        .issue(&SessionRequest::new(ACCOUNT, s.pki.account_ca.pin(), pol))
+        .unwrap();
+    let mut timeouts = rescue::PeerTimeouts::default();
+    timeouts.connect = Duration::from_secs(2);
+    timeouts.reply = Duration::from_secs(2);
+    timeouts.inner_setup = Duration::from_secs(5);
+    let applet = Applet::from_ticket(issued.ticket.clone())
+        .unwrap()
+        .with_timeouts(timeouts.clone());
+    let gw = s.gateway.local_addr().to_string();
+    let pin = s.pki.gateway_ca.pin();
+    let registration = within(applet.register()).await.unwrap();
+    let console = rescue::Console::connect(&gw, pin, s.pki.console.clone(), timeouts.clone());
+    let console = within(console).await.unwrap();
+    let (a, c) =
+        within(async { tokio::join!(registration.wait_paired(), console.claim(issued.guid)) })
+            .await;
+    let (a, c) = (a.unwrap(), c.unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::new(Some(ConsentAnswer::Allow));
+    let mut a_cfg = SessionConfig::applet(&a, pol);
+    a_cfg.consent = Some(ConsentConfig::new(rec).with_timeout(Duration::from_secs(5)));
+    a_cfg.download_dir = Some(dir.path().to_owned());
+    let c_cfg = SessionConfig::console(&c, pol);
+    let (mut a_rc, a_path) = Reconnect::applet(&applet, a, timeouts.clone()).unwrap();
+    let (mut c_rc, c_path) =
+        Reconnect::console(c, &gw, pin, s.pki.console.clone(), timeouts.clone()).unwrap();
+    let mut applet_s = Session::start(a_path, PathKind::Relay, a_cfg);
+    let console_s = Session::start(c_path, PathKind::Relay, c_cfg);
+    let mut a_ev = applet_s.events().unwrap();
+
+    console_s.chat("before the cut").await.unwrap();
+    let g = console_s.request(Permission::FileTransfer).await.unwrap();
+    let data = content(3_000_000, None);
+    let (reader, gate) = GatedReader::new(data.clone(), 1_200_000);
+    console_s
+        .send_file(reader, "resumed.bin", data.len() as u64, &g)
+        .await
+        .unwrap();
+    let mut chats = Vec::new();
+    // The first MiB has arrived (progress comes per MiB), then the applet's TCP goes
+    // while the rest up to the gate may still be in flight.
+    wait_for(&mut a_ev, |e| match e {
+        SessionEvent::Chat { text } => {
+            chats.push(text);
+            None
+        }
+        SessionEvent::FileProgress { done, .. } if done >= 1 << 20 => Some(()),
+        _ => None,
+    })
+    .await;
+    proxy.cut();
+    console_s.chat("around the cut").await.unwrap();
+    let (a_new, c_new) = within(async { tokio::join!(a_rc.reconnect(), c_rc.reconnect()) }).await;
+    // The applet's own hop was cut: it came back with REATTACH; the console's hop
+    // survived and got PEER_BACK.
+    assert_eq!(a_rc.via(), Some(rescue::peer::Via::Reattach));
+    assert_eq!(c_rc.via(), Some(rescue::peer::Via::PeerBack));
+    applet_s
+        .add_path(a_new.unwrap(), PathKind::Relay)
+        .await
+        .unwrap();
+    console_s
+        .add_path(c_new.unwrap(), PathKind::Relay)
+        .await
+        .unwrap();
+    gate.send(()).unwrap();
+    console_s.chat("after the cut").await.unwrap();
+    let file = wait_for(&mut a_ev, |e| match e {
+        SessionEvent::Chat { text } => {
+            chats.push(text);
+            None
+        }
+        SessionEvent::FileReceived { file, .. } => Some(file),
+        SessionEvent::FileFailed { reason, .. } => panic!("{reason}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(file.digests, digests(&data), "MD5 and SHA-256 match");
+    assert_eq!(std::fs::read(&file.path).unwrap(), data);
+    while chats.len() < 3 {
+        let t = wait_for(&mut a_ev, |e| match e {
+            SessionEvent::Chat { text } => Some(text),
+            _ => None,
+        })
+        .await;
+        chats.push(t);
+    }
+    assert_eq!(chats, ["before the cut", "around the cut", "after the cut"]);
 }

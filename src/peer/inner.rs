@@ -72,12 +72,11 @@ impl E2eStream {
         e.map_err(|e| Error::Protocol(e.to_string()))
     }
 
-    /// The hop under the tunnel (a survivor's, for a reconnect); bytes the tunnel
-    /// read but did not return are lost.
-    pub(crate) fn into_transport(self) -> Rewind<BoxStream> {
+    /// The tunnel under the TLS (a survivor's hop, for a reconnect).
+    pub(crate) fn into_tunnel(self) -> Tunnel {
         match self.0 {
-            Side::Applet(s) => s.into_inner().0.into_inner(),
-            Side::Console(s) => s.into_inner().0.into_inner(),
+            Side::Applet(s) => s.into_inner().0,
+            Side::Console(s) => s.into_inner().0,
         }
     }
 

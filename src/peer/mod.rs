@@ -28,7 +28,7 @@ use tokio::time::timeout;
 pub use applet::{Applet, AppletSession, Registration};
 pub use console::{Console, ConsoleSession, WaitingSession};
 pub use inner::{ConsoleIdentity, E2eStream};
-pub use reconnect::{Reconnect, ResumablePath};
+pub use reconnect::{Reconnect, ResumablePath, Via};
 
 use crate::config::PeerTimeouts;
 use crate::error::Error;

@@ -37,6 +37,7 @@ use super::inner::{E2eStream, Tunnel};
 use super::{connect_gateway, drive, send_all, DriveLimits, Machine};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
+use crate::io::{BoxStream, Rewind};
 use crate::signal::{self, Hop, RecvError};
 use crate::tunnel::DataTunnel;
 use crate::{Applet, AppletSession, ConsoleSession};
@@ -52,8 +53,19 @@ pub struct ResumablePath {
     back: Option<oneshot::Sender<E2eStream>>,
 }
 
+/// How the last [`Reconnect::reconnect`] got its hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Via {
+    /// This side's hop survived; the gateway sent PEER_BACK on it.
+    PeerBack,
+    /// This side's hop was gone; REATTACH on a new hop was accepted (RESUMED).
+    Reattach,
+}
+
 /// What one side needs to bring its session back on a new path.
 pub struct Reconnect {
+    via: Option<Via>,
     side: Side,
     guid: Guid,
     secret: ResumeSecret,
@@ -130,6 +142,7 @@ impl Reconnect {
         let path_key = PathKey::derive(&stream.exporter(&guid)?, &guid);
         let grace = rescue_proto::wire::limits::REATTACH_GRACE.saturating_add(PEER_BACK_MARGIN);
         let mut me = Reconnect {
+            via: None,
             side,
             guid,
             secret,
@@ -153,14 +166,19 @@ impl Reconnect {
                 .and_then(Result::ok),
             None => None,
         };
-        let survived = match old {
-            Some(stream) => self.wait_peer_back(stream.into_transport()).await?,
+        let transport = match old {
+            Some(stream) => finish_frame(stream).await,
             None => None,
         };
-        let hop = match survived {
-            Some(hop) => hop,
-            None => self.reattach().await?,
+        let survived = match transport {
+            Some(transport) => self.wait_peer_back(transport).await?,
+            None => None,
         };
+        let (hop, via) = match survived {
+            Some(hop) => (hop, Via::PeerBack),
+            None => (self.reattach().await?, Via::Reattach),
+        };
+        self.via = Some(via);
         let stream = timeout(self.timeouts.inner_setup, self.new_inner(hop))
             .await
             .map_err(|_| Error::Timeout("end-to-end set-up of a new path"))??;
@@ -170,6 +188,11 @@ impl Reconnect {
     /// The session GUID.
     pub fn guid(&self) -> Guid {
         self.guid
+    }
+
+    /// How the last successful reconnect got its hop (`None` before the first).
+    pub fn via(&self) -> Option<Via> {
+        self.via
     }
 
     fn resumable(&mut self, stream: E2eStream) -> ResumablePath {
@@ -182,11 +205,8 @@ impl Reconnect {
     }
 
     /// Reads the old hop: `Some` on PEER_BACK, `None` if it is dead (reattach instead).
-    async fn wait_peer_back(
-        &self,
-        transport: crate::io::Rewind<crate::io::BoxStream>,
-    ) -> Result<Option<Hop>, Error> {
-        let mut hop = signal::framed(Box::new(transport));
+    async fn wait_peer_back(&self, transport: BoxStream) -> Result<Option<Hop>, Error> {
+        let mut hop = signal::framed(transport);
         let deadline = Instant::now() + self.grace;
         let mut nonce = 0u64;
         loop {
@@ -323,6 +343,27 @@ impl Reconnect {
             _ => Err(Error::BindMismatch),
         }
     }
+}
+
+/// The hop of a dead path at a frame boundary both ways: the DATA frame the tunnel was
+/// writing is finished (the gateway reads a survivor's current frame to its end before
+/// it parks the hop), the rest of a DATA frame it was reading is skipped, and frames it
+/// read ahead (PEER_GONE, perhaps PEER_BACK already) are kept. `None`: the hop failed.
+async fn finish_frame(stream: E2eStream) -> Option<BoxStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tunnel = stream.into_tunnel();
+    let _ = timeout(signal::SEND_TIMEOUT, tunnel.flush()).await;
+    let (mut hop, read_ahead, mut skip) = tunnel.into_parts();
+    let mut sink = [0u8; 4096];
+    while skip > 0 {
+        let want = sink.len().min(skip);
+        let read = timeout(signal::SEND_TIMEOUT, hop.read(&mut sink[..want])).await;
+        match read {
+            Ok(Ok(n)) if n > 0 => skip -= n,
+            _ => return None,
+        }
+    }
+    Some(Box::new(Rewind::new(read_ahead, hop)))
 }
 
 /// Sends HELLO and REATTACH, drives the machine to RESUMED.
