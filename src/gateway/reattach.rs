@@ -478,3 +478,85 @@ async fn on_parked_message(shared: &Shared, entry: &mut Entry, msg: Option<Messa
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(role: Role, id: u64, survivor: bool) -> Entry {
+        let (a, _b) = tokio::io::duplex(64);
+        Entry {
+            role,
+            hop_id: HopId(id),
+            hop: signal::framed(Box::new(a)),
+            survivor,
+        }
+    }
+
+    fn guid() -> Guid {
+        Guid::from_bytes([5; 16])
+    }
+
+    #[tokio::test]
+    async fn a_returning_hop_is_handed_to_the_listening_survivor() {
+        let r = Rendezvous::default();
+        let Meet::Listen(_, mut waiting) = r.meet(guid(), entry(Role::Console, 1, true)) else {
+            panic!("the survivor listens");
+        };
+        assert!(matches!(
+            r.meet(guid(), entry(Role::Applet, 2, false)),
+            Meet::Handed
+        ));
+        let got = waiting.rx.try_recv().expect("handed over");
+        assert_eq!((got.role, got.hop_id), (Role::Applet, HopId(2)));
+    }
+
+    #[tokio::test]
+    async fn a_survivor_takes_a_parked_returning_hop_and_runs_the_relay() {
+        let r = Rendezvous::default();
+        let Meet::Parked(mut parked) = r.meet(guid(), entry(Role::Applet, 2, false)) else {
+            panic!("a returning hop parks");
+        };
+        let Meet::Pair(mine, other) = r.meet(guid(), entry(Role::Console, 1, true)) else {
+            panic!("the survivor pairs");
+        };
+        assert_eq!((mine.hop_id, other.hop_id), (HopId(1), HopId(2)));
+        // The parked task learns that its hop was taken.
+        assert!(matches!(
+            parked.taken.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+        assert!(lock(&r.slots).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_newer_hop_of_the_same_party_displaces_the_older() {
+        let r = Rendezvous::default();
+        let Meet::Listen(_, mut old) = r.meet(guid(), entry(Role::Console, 1, true)) else {
+            panic!("listens");
+        };
+        let Meet::Parked(_new) = r.meet(guid(), entry(Role::Console, 3, false)) else {
+            panic!("the newer hop parks");
+        };
+        assert!(
+            old.rx.try_recv().is_err(),
+            "the older hop is told it is displaced"
+        );
+        drop(old);
+        assert_eq!(
+            lock(&r.slots).len(),
+            1,
+            "the older waiter leaves the newer slot"
+        );
+    }
+
+    #[tokio::test]
+    async fn slots_go_with_their_waiters() {
+        let r = Rendezvous::default();
+        let Meet::Listen(_, waiting) = r.meet(guid(), entry(Role::Applet, 1, true)) else {
+            panic!("listens");
+        };
+        drop(waiting);
+        assert!(lock(&r.slots).is_empty());
+    }
+}
