@@ -237,11 +237,19 @@ impl Connection {
             self.rtt.sample(r);
             self.hystart(r);
         }
-        if let Some(rp) = self.snd.recovery_point {
-            if ack >= rp {
+        let grow = match self.snd.recovery_point {
+            Some(rp) if ack >= rp => {
                 self.snd.recovery_point = None;
+                self.snd.rto_recovery = false;
+                false
             }
-        } else if self.state.is_synchronized() && !out.acked_syn {
+            // After an RTO the window restarts at one segment and slow-starts while
+            // the lost flight is retransmitted (RFC 5681 §3.1, RFC 6675 §5.1); only
+            // a SACK recovery episode holds the reduced window still.
+            Some(_) => self.snd.rto_recovery,
+            None => true,
+        };
+        if grow && self.state.is_synchronized() && !out.acked_syn {
             let app_limited = pipe_before + 2 * self.snd.mss < self.cc.window() / 2;
             let srtt = self.rtt.srtt_or_initial();
             self.cc.on_ack(now, out.acked, srtt, app_limited);

@@ -242,6 +242,9 @@ struct SendSide {
     syn_sent: bool,
     /// End of the current recovery episode (RFC 6675 RecoveryPoint).
     recovery_point: Option<Seq>,
+    /// The current recovery episode began with an RTO: the window slow-starts from
+    /// one segment while the episode lasts (RFC 5681 §3.1) instead of holding still.
+    rto_recovery: bool,
     /// HyStart++ round state: the round ends when SND.UNA passes this.
     ss_round_end: Seq,
     ss_round_min: Option<Duration>,
@@ -353,6 +356,7 @@ impl Connection {
                 fin_sent: false,
                 syn_sent: false,
                 recovery_point: None,
+                rto_recovery: false,
                 ss_round_end: iss,
                 ss_round_min: None,
                 ss_last_round_min: None,
@@ -634,6 +638,7 @@ impl Connection {
             self.stats.congestion_events += 1;
         }
         self.snd.recovery_point = Some(self.snd.nxt);
+        self.snd.rto_recovery = true;
         self.timers.rto = Some(now + self.rtt.rto());
     }
 

@@ -373,3 +373,34 @@ fn data_past_an_out_of_order_fin_is_refused() {
     assert_eq!(p.a.read(&mut buf), Ok(Some(0)));
     assert_eq!(p.a.state(), State::CloseWait);
 }
+
+#[test]
+fn the_window_slow_starts_after_an_rto_before_the_recovery_point() {
+    let mut p = Pair::new(Config::default());
+    let mss = usize::from(Config::default().mss);
+    assert_eq!(p.a.write(&[7; 24_000]).unwrap(), 24_000);
+    // The initial window goes out and is lost entirely.
+    let mut lost = 0;
+    while let Some(t) = p.a.poll_transmit(p.now, 10, &mut p.buf) {
+        lost += t.size;
+    }
+    assert!(lost > 5 * mss, "{lost}");
+    // Tail-loss probes are lost too, until the RTO fires.
+    while p.a.stats().rto_count == 0 {
+        p.now = p.a.poll_timeout().expect("RTO armed");
+        p.a.handle_timeout(p.now);
+        if p.a.stats().rto_count == 0 {
+            while p.a.poll_transmit(p.now, 10, &mut p.buf).is_some() {}
+        }
+    }
+    assert_eq!(p.a.congestion_window(), mss);
+    // One retransmission arrives; its (delayed) ACK is below the recovery point.
+    p.exchange();
+    p.tick();
+    p.exchange();
+    assert!(
+        p.a.congestion_window() >= 4 * mss,
+        "cwnd {} stayed near one segment during RTO recovery",
+        p.a.congestion_window()
+    );
+}
