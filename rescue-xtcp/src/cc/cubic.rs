@@ -29,6 +29,8 @@ pub struct Cubic {
     w_est: f64,
     /// Bytes acknowledged but not yet turned into window growth.
     credit: f64,
+    /// The window just before the last reduction (`cwnd_prior`), in segments.
+    prior: f64,
 }
 
 impl Cubic {
@@ -43,6 +45,7 @@ impl Cubic {
             epoch: None,
             w_est: 0.0,
             credit: 0.0,
+            prior: 0.0,
         }
     }
 
@@ -66,8 +69,10 @@ impl Cubic {
             }
         }
         let t = now.saturating_duration_since(epoch).as_secs_f64();
-        // §4.3: the Reno-friendly estimate grows ALPHA segments per window acked.
-        self.w_est += ALPHA * (acked as f64 / self.mss as f64) / cwnd;
+        // §4.3: the Reno-friendly estimate grows ALPHA segments per window acked,
+        // and one segment (Reno's rate) once it is back at the pre-reduction window.
+        let alpha = if self.w_est >= self.prior { 1.0 } else { ALPHA };
+        self.w_est += alpha * (acked as f64 / self.mss as f64) / cwnd;
         // §4.2: target W_cubic(t + RTT), bounded to [cwnd, 1.5 cwnd].
         let target = self.w_cubic(t + srtt.as_secs_f64()).clamp(cwnd, 1.5 * cwnd);
         let goal = if self.w_est > target {
@@ -106,6 +111,7 @@ impl Controller for Cubic {
 
     fn on_congestion_event(&mut self, _now: Instant) {
         let cwnd = self.segments();
+        self.prior = cwnd;
         // §4.7 fast convergence.
         self.w_max = if cwnd < self.w_max {
             cwnd * (1.0 + BETA) / 2.0
@@ -134,6 +140,7 @@ impl Controller for Cubic {
         self.ssthresh = self.cwnd;
         // Start the cubic epoch at the current window (no reduction happened).
         self.w_max = self.segments();
+        self.prior = self.w_max;
         self.epoch = None;
         self.w_est = 0.0;
     }
@@ -173,6 +180,37 @@ mod tests {
         // target looks one RTT ahead.
         let secs = rtts as f64 * rtt.as_secs_f64();
         assert!((8.0..9.5).contains(&secs), "regrew in {secs} s");
+    }
+
+    #[test]
+    fn reno_friendly_growth_is_alpha_then_one_segment_per_rtt_past_cwnd_prior() {
+        let t0 = Instant::now();
+        let rtt = Duration::from_millis(10);
+        let mss = 1000;
+        let mut c = Cubic::new(mss, 10);
+        while c.window() < 20 * mss {
+            c.on_ack(t0, mss, rtt, false);
+        }
+        c.on_congestion_event(t0);
+        assert_eq!(c.window(), 14 * mss);
+        // One window of ACKs per RTT; the cubic curve stays below the
+        // Reno-friendly estimate here (K ≈ 2.5 s against 10 ms RTTs).
+        let mut now = t0;
+        let mut per_rtt = |c: &mut Cubic| {
+            now += rtt;
+            let before = c.window();
+            for _ in 0..before / mss {
+                c.on_ack(now, mss, rtt, false);
+            }
+            (c.window() - before) as f64 / mss as f64
+        };
+        let early: f64 = (0..5).map(|_| per_rtt(&mut c)).sum::<f64>() / 5.0;
+        assert!((ALPHA - 0.15..ALPHA + 0.15).contains(&early), "{early}");
+        while c.window() < 20 * mss {
+            per_rtt(&mut c);
+        }
+        let late: f64 = (0..10).map(|_| per_rtt(&mut c)).sum::<f64>() / 10.0;
+        assert!((0.85..1.15).contains(&late), "{late}");
     }
 
     #[test]
