@@ -225,6 +225,12 @@ where
     run(a, b, limits, shutdown, None).instrument(span).await.0
 }
 
+/// Reattach mode of [`run`]: the survivor's PEER_GONE, and a hop displaced by a REATTACH.
+type ReattachMode<'a> = (
+    frame::Control,
+    Pin<Box<dyn Future<Output = Hop> + Send + 'a>>,
+);
+
 /// The hop that stayed when the other vanished, handed back by [`relay_reattachable`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -281,9 +287,31 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
+    let lost = std::future::pending();
+    relay_reattachable_until(a, b, guid, limits, shutdown, grace, lost).await
+}
+
+/// [`relay_reattachable`], where `displaced` resolving to a hop treats that hop as
+/// vanished although its stream still works (a REATTACH of its party replaced it): it
+/// is handed back nowhere and dropped, the other hop survives.
+pub async fn relay_reattachable_until<A, B, F>(
+    a: A,
+    b: B,
+    guid: Guid,
+    limits: &RelayLimits,
+    shutdown: CancellationToken,
+    grace: Duration,
+    displaced: F,
+) -> (RelayStats, Option<Survivor<A, B>>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Hop> + Send,
+{
     let span = tracing::info_span!("relay", %guid);
     let gone = frame::peer_gone_for(grace);
-    let (stats, core) = run(a, b, limits, shutdown, Some(gone))
+    let displaced: Pin<Box<dyn Future<Output = Hop> + Send + '_>> = Box::pin(displaced);
+    let (stats, core) = run(a, b, limits, shutdown, Some((gone, displaced)))
         .instrument(span)
         .await;
     let survivor = core.into_survivor(stats.forced);
@@ -295,7 +323,7 @@ async fn run<A, B>(
     b: B,
     limits: &RelayLimits,
     shutdown: CancellationToken,
-    reattach: Option<frame::Control>,
+    reattach: Option<ReattachMode<'_>>,
 ) -> (RelayStats, Core<A, B>)
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -303,7 +331,11 @@ where
 {
     let start = Instant::now();
     let mut core = Core::new(a, b, limits, start);
-    core.reattach = reattach;
+    let mut displaced = None;
+    if let Some((gone, d)) = reattach {
+        core.reattach = Some(gone);
+        displaced = Some(d);
+    }
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let mut timers = Timers {
@@ -312,6 +344,12 @@ where
         grace: None,
     };
     let grace_over = poll_fn(|cx| {
+        if core.end.is_none() {
+            if let Some(Poll::Ready(hop)) = displaced.as_mut().map(|d| d.as_mut().poll(cx)) {
+                displaced = None;
+                core.detach(hop);
+            }
+        }
         if core.end.is_none() {
             let end = timers.poll_limits(cx, &core.activity(), limits, cancelled.as_mut());
             if let Some(end) = end {

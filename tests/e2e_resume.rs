@@ -438,3 +438,23 @@ async fn a_file_survives_a_cut_of_the_applet_hop_with_both_hashes_and_chat_exact
     }
     assert_eq!(chats, ["before the cut", "around the cut", "after the cut"]);
 }
+
+#[tokio::test]
+async fn a_reattach_displaces_an_old_hop_the_gateway_still_relays() {
+    let s = start(Duration::from_secs(30)).await;
+    let mut p = pair(&s).await;
+    // The applet comes back while its old connection still looks alive to the gateway.
+    let mut back = reattach(&s, None, p.guid, p.applet_secret.clone()).await;
+    assert!(matches!(recv(&mut back).await, Some(Message::Resumed(_))));
+    // The console learns of the change (PEER_GONE from the relay, then PEER_BACK).
+    loop {
+        match recv(&mut p.console).await {
+            Some(Message::PeerBack(_)) => break,
+            Some(Message::PeerGone(g)) if g.grace_secs > 0 => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The old hop is closed by the gateway; the new one relays.
+    assert_eq!(recv(&mut p.applet).await, None);
+    data_flows(&mut back, &mut p.console, b"displaced").await;
+}

@@ -16,9 +16,9 @@
 //! end-to-end TLS). DATA a parked survivor still sends belongs to its dead end-to-end
 //! path and is dropped.
 //!
-//! Known limit: a REATTACH that displaces a hop still inside a running relay (the
-//! gateway has not yet seen the old hop fail) does not stop that relay; the new hop
-//! waits until the relay notices the loss, at most the grace period.
+//! A REATTACH that displaces a hop still inside a running relay (the gateway has not
+//! yet seen the old hop fail) tells that relay, which drops the old hop and hands back
+//! the other as the survivor.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +43,7 @@ use super::conn::{refuse, Hop, Refusal};
 use super::stats::Counters;
 use super::Shared;
 use crate::io::{BoxStream, Rewind};
-use crate::relay::{relay_reattachable, Survivor};
+use crate::relay::{relay_reattachable_until, Survivor};
 use crate::signal::{self, RecvError};
 
 /// One party's hop at the rendezvous.
@@ -78,6 +78,33 @@ impl Entry {
 pub(crate) struct Rendezvous {
     slots: Arc<Slots>,
     next_id: AtomicU64,
+    /// Running relays: their two hops and where to say that one was displaced.
+    relays: Arc<Relays>,
+}
+
+type Relays = Mutex<HashMap<Guid, Running>>;
+
+struct Running {
+    id: u64,
+    applet: HopId,
+    console: HopId,
+    displaced: oneshot::Sender<crate::relay::Hop>,
+}
+
+/// A running relay's registration; removed when dropped.
+struct RelayGuard {
+    guid: Guid,
+    id: u64,
+    relays: Arc<Relays>,
+}
+
+impl Drop for RelayGuard {
+    fn drop(&mut self) {
+        let mut relays = self.relays.lock().unwrap_or_else(PoisonError::into_inner);
+        if relays.get(&self.guid).is_some_and(|r| r.id == self.id) {
+            relays.remove(&self.guid);
+        }
+    }
 }
 
 enum Slot {
@@ -129,6 +156,41 @@ struct ParkedWait {
 }
 
 impl Rendezvous {
+    /// Registers a running relay; the receiver learns of a displaced hop.
+    fn running(
+        &self,
+        guid: Guid,
+        applet: HopId,
+        console: HopId,
+    ) -> (oneshot::Receiver<crate::relay::Hop>, RelayGuard) {
+        let (displaced, rx) = oneshot::channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let running = Running {
+            id,
+            applet,
+            console,
+            displaced,
+        };
+        let mut relays = self.relays.lock().unwrap_or_else(PoisonError::into_inner);
+        relays.insert(guid, running);
+        let relays = self.relays.clone();
+        (rx, RelayGuard { guid, id, relays })
+    }
+
+    /// A REATTACH replaced `hop`: if it is inside a running relay, that relay drops it
+    /// and keeps the other hop (PROTOCOL.md 3.12, displaced hops).
+    fn displace(&self, guid: Guid, hop: HopId) {
+        let mut relays = self.relays.lock().unwrap_or_else(PoisonError::into_inner);
+        let side = match relays.get(&guid) {
+            Some(r) if r.applet == hop => crate::relay::Hop::A,
+            Some(r) if r.console == hop => crate::relay::Hop::B,
+            _ => return,
+        };
+        if let Some(r) = relays.remove(&guid) {
+            let _ = r.displaced.send(side);
+        }
+    }
+
     fn meet(&self, guid: Guid, entry: Entry) -> Meet {
         let mut entry = entry;
         let mut slots = lock(&self.slots);
@@ -307,6 +369,9 @@ async fn serve(
         Err(e) => return refuse(shared, hop, table_refusal(e)).await,
     };
     tracing::info!(displaced = ?re.displaced, "reattached");
+    if let Some(old) = re.displaced {
+        shared.rendezvous.displace(guid, old);
+    }
     let paired = re.resumed.paired;
     if signal::send(&mut hop, Message::Resumed(re.resumed))
         .await
@@ -366,13 +431,21 @@ pub(crate) async fn relay_session(shared: &Shared, guid: Guid, pair: (Entry, Ent
         let (a_id, c_id) = (applet.hop_id, console.hop_id);
         let a = signal::unframe(applet.hop);
         let c = signal::unframe(console.hop);
-        let (stats, survivor) = relay_reattachable(
+        let (displaced, _running) = shared.rendezvous.running(guid, a_id, c_id);
+        let displaced = async move {
+            match displaced.await {
+                Ok(hop) => hop,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let (stats, survivor) = relay_reattachable_until(
             a,
             c,
             guid,
             &shared.config.relay,
             shared.shutdown.clone(),
             grace,
+            displaced,
         )
         .await;
         Counters::add(&shared.stats.bytes_a2c, stats.a_to_b.bytes);
