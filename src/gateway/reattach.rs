@@ -304,7 +304,9 @@ pub(crate) async fn divert(
     };
     let msg = match msg {
         Ok(m) => m,
-        Err(RecvError::Closed) => return None,
+        // A console that leaves is not a refusal (as in the console's request loop);
+        // an applet that leaves before REGISTER is counted as one (as before).
+        Err(RecvError::Closed) if role != Role::Applet => return None,
         Err(e) => {
             refuse(shared, hop, Refusal::from_recv(e, "request")).await;
             return None;
