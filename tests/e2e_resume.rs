@@ -22,7 +22,7 @@ use rescue_crypto::pki::{AccountCa, AccountId, Identity};
 use rescue_proto::codec::GatewayCodec;
 use rescue_proto::wire::limits::PROTOCOL_VERSION;
 use rescue_proto::wire::signal::{
-    Claim, ErrorCode, Hello, Message, Paired, Reattach, Register, ResumeSecret, Role,
+    Claim, ErrorCode, Hello, Message, Paired, Ping, Pong, Reattach, Register, ResumeSecret, Role,
 };
 use rescue_proto::{Guid, Policy};
 use tokio::net::TcpStream;
@@ -207,6 +207,20 @@ async fn a_cut_applet_hop_reattaches_and_the_relay_runs_again() {
     assert!(
         matches!(gone, Some(Message::PeerGone(g)) if g.grace_secs == 30),
         "{gone:?}"
+    );
+    // Parked, the survivor's PINGs are answered and its DATA (of the dead end-to-end
+    // path) is dropped: the returning applet never sees it.
+    send(&mut p.console, Message::Ping(Ping { nonce: 77 })).await;
+    assert_eq!(
+        recv(&mut p.console).await,
+        Some(Message::Pong(Pong { nonce: 77 }))
+    );
+    send(&mut p.console, Message::Data(Bytes::from_static(b"stale"))).await;
+    // A PONG after it shows the gateway has read (and dropped) the DATA.
+    send(&mut p.console, Message::Ping(Ping { nonce: 78 })).await;
+    assert_eq!(
+        recv(&mut p.console).await,
+        Some(Message::Pong(Pong { nonce: 78 }))
     );
     let mut back = reattach(&s, None, p.guid, p.applet_secret.clone()).await;
     let Some(Message::Resumed(r)) = recv(&mut back).await else {
