@@ -424,10 +424,26 @@ pub(crate) async fn relay_session(shared: &Shared, guid: Guid, pair: (Entry, Ent
             Role::Applet => (pair.0, pair.1),
             _ => (pair.1, pair.0),
         };
+        let mut left = false;
         for e in [&mut applet, &mut console] {
             if e.survivor {
-                let _ = signal::send(&mut e.hop, Message::PeerBack(PeerBack)).await;
+                if drain_ready(shared, e).await {
+                    let _ = signal::send(&mut e.hop, Message::PeerBack(PeerBack)).await;
+                } else {
+                    left = true;
+                }
             }
+        }
+        if left {
+            // The survivor left just as its partner came back: the session ends.
+            let now = Instant::now();
+            let _ = shared
+                .directory
+                .close(now, applet.hop_id, CloseReason::Normal);
+            let _ = shared
+                .directory
+                .close(now, console.hop_id, CloseReason::Normal);
+            return;
         }
         let grace = shared.config.reattach_grace;
         let (a_id, c_id) = (applet.hop_id, console.hop_id);
@@ -492,15 +508,9 @@ async fn wait(shared: &Shared, entry: Entry, waiting: Waiting) -> Option<(Entry,
     let deadline = tokio::time::Instant::now() + shared.config.reattach_grace;
     loop {
         tokio::select! {
-            other = &mut waiting.rx => {
-                return match other {
-                    Ok(other) => Some((entry, other)),
-                    Err(_) => {
-                        tracing::debug!(hop = ?entry.hop_id, "displaced by a newer hop");
-                        None
-                    }
-                };
-            }
+            // The survivor's frames first: DATA it sent before PEER_BACK belongs to the
+            // dead path and must be dropped before the relay runs again.
+            biased;
             frame = entry.hop.next() => {
                 let msg = match frame {
                     Some(Ok(f)) => f.message().ok(),
@@ -509,6 +519,15 @@ async fn wait(shared: &Shared, entry: Entry, waiting: Waiting) -> Option<(Entry,
                 if !on_parked_message(shared, &mut entry, msg).await {
                     return None;
                 }
+            }
+            other = &mut waiting.rx => {
+                return match other {
+                    Ok(other) => Some((entry, other)),
+                    Err(_) => {
+                        tracing::debug!(hop = ?entry.hop_id, "displaced by a newer hop");
+                        None
+                    }
+                };
             }
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::info!("reattach grace over, ending the session");
@@ -524,6 +543,29 @@ async fn wait(shared: &Shared, entry: Entry, waiting: Waiting) -> Option<(Entry,
             }
         }
     }
+}
+
+/// Most frames [`drain_ready`] handles before the relay runs again: a survivor that
+/// floods PINGs cannot hold its partner back.
+const MAX_DRAIN: usize = 64;
+
+/// Handles a survivor's frames that are readable now (stale DATA is dropped, PINGs are
+/// answered) so they do not reach the returning party; `false` if the survivor left.
+async fn drain_ready(shared: &Shared, e: &mut Entry) -> bool {
+    for _ in 0..MAX_DRAIN {
+        // A zero timeout still polls the read once: only what is ready is taken.
+        let Ok(frame) = tokio::time::timeout(std::time::Duration::ZERO, e.hop.next()).await else {
+            return true;
+        };
+        let msg = match frame {
+            Some(Ok(f)) => f.message().ok(),
+            _ => None,
+        };
+        if !on_parked_message(shared, e, msg).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// A frame from a parked survivor (`None`: its stream ended or broke). `false` ends
