@@ -451,6 +451,25 @@ async fn a_file_survives_a_cut_of_the_applet_hop_with_both_hashes_and_chat_exact
         chats.push(t);
     }
     assert_eq!(chats, ["before the cut", "around the cut", "after the cut"]);
+
+    // A second cut: the resumed path is resumable again (fresh secret, same path key).
+    proxy.cut();
+    let (a_new, c_new) = within(async { tokio::join!(a_rc.reconnect(), c_rc.reconnect()) }).await;
+    applet_s
+        .add_path(a_new.unwrap(), PathKind::Relay)
+        .await
+        .unwrap();
+    console_s
+        .add_path(c_new.unwrap(), PathKind::Relay)
+        .await
+        .unwrap();
+    console_s.chat("after the second cut").await.unwrap();
+    let t = wait_for(&mut a_ev, |e| match e {
+        SessionEvent::Chat { text } => Some(text),
+        _ => None,
+    })
+    .await;
+    assert_eq!(t, "after the second cut");
 }
 
 #[tokio::test]
