@@ -58,7 +58,8 @@ fn one_percent_loss_reaches_the_mathis_rate() {
 }
 
 /// The sender's recovery statistics for one lossy transfer (`XTCP_LOSS`, default
-/// 1 %; 20 ms RTT; 100 Mbit/s): congestion events against losses, RTOs and TLPs.
+/// 1 %; 20 ms RTT; 100 Mbit/s; `XTCP_JITTER_US` adds jitter): congestion events
+/// against losses, RTOs and TLPs.
 /// A sound SACK recovery repairs almost every loss without an RTO and reduces the
 /// window about once per loss burst.
 #[test]
@@ -71,6 +72,12 @@ fn recovery_statistics() {
     let cfg = Arc::new(Config::default());
     let mut l = LinkConfig::default();
     l.delay = Duration::from_millis(10);
+    l.jitter = Duration::from_micros(
+        std::env::var("XTCP_JITTER_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
     l.loss = loss;
     l.bandwidth = Some(RATE);
     l.queue_bytes = 256 * 1024;
