@@ -1,9 +1,6 @@
 //! The end user's side: register the ticket's session at the first gateway that answers,
 //! wait for a technician, then run the end-to-end set-up.
 
-use std::io;
-use std::pin::Pin as StdPin;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use rescue_crypto::sas::Sas;
@@ -12,7 +9,6 @@ use rescue_proto::handoff::applet::Applet as HandoffApplet;
 use rescue_proto::handoff::PeerEvent;
 use rescue_proto::wire::signal::{ErrorCode, Paired, Register};
 use rescue_proto::Guid;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::inner::{self, ConsoleIdentity, E2eStream};
 use super::{connect_gateway, drive, send_all, DriveLimits};
@@ -266,30 +262,4 @@ impl AppletSession {
     }
 }
 
-impl AsyncRead for AppletSession {
-    fn poll_read(
-        self: StdPin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        StdPin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for AppletSession {
-    fn poll_write(
-        self: StdPin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        StdPin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: StdPin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        StdPin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: StdPin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        StdPin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
+delegate_stream_io!(AppletSession);

@@ -1,9 +1,6 @@
 //! The technician's side: connect with the console certificate, list the account's
 //! waiting sessions, claim one, then run the end-to-end set-up as TLS server.
 
-use std::io;
-use std::pin::Pin as StdPin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rescue_crypto::pin::Pin;
@@ -12,7 +9,6 @@ use rescue_crypto::sas::Sas;
 use rescue_proto::handoff::console::{self as hs_console, Console as HandoffConsole};
 use rescue_proto::handoff::PeerEvent;
 use rescue_proto::Guid;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::inner::{self, E2eStream};
 use super::{connect_gateway, drive, send_all, DriveLimits};
@@ -198,30 +194,4 @@ impl ConsoleSession {
     }
 }
 
-impl AsyncRead for ConsoleSession {
-    fn poll_read(
-        self: StdPin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        StdPin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ConsoleSession {
-    fn poll_write(
-        self: StdPin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        StdPin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: StdPin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        StdPin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: StdPin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        StdPin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
+delegate_stream_io!(ConsoleSession);
