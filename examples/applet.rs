@@ -23,10 +23,7 @@ use rescue::session::{
 use rescue::Applet;
 use tokio::sync::{mpsc::Receiver, oneshot};
 
-/// Lines typed ahead of the session loop (a person types slower than it reads).
-const STDIN_QUEUE: usize = 16;
-/// How long ending the session may take before the process exits anyway.
-const END_WAIT: Duration = Duration::from_secs(5);
+mod terminal;
 
 #[derive(Parser, Debug)]
 #[command(about = "rescue applet (end user side)")]
@@ -140,7 +137,7 @@ async fn run(
     prompt: &TerminalConsent,
 ) -> AnyResult<()> {
     println!("type lines to chat; /revoke withdraws every permission; Ctrl-D ends the session");
-    let mut lines = stdin_lines();
+    let mut lines = terminal::stdin_lines();
     let mut typing = true;
     loop {
         tokio::select! {
@@ -166,10 +163,7 @@ async fn run(
             },
         }
     }
-    // Let the driver finish (our END acknowledged, or our ACK of the technician's END
-    // sent): it drops the event queue when done.
-    let closed = async { while events.recv().await.is_some() {} };
-    let _ = tokio::time::timeout(END_WAIT, closed).await;
+    terminal::wait_closed(&mut events).await;
     Ok(())
 }
 
@@ -208,19 +202,4 @@ fn print_event(e: SessionEvent) {
         SessionEvent::PathChanged(p) => println!("now on path {:?} ({:?})", p.id, p.kind),
         _ => {}
     }
-}
-
-/// Lines of stdin, read on a plain thread (a blocked read there never holds up the
-/// runtime's shutdown); the queue closes at the end of stdin or on a read error.
-fn stdin_lines() -> Receiver<String> {
-    let (tx, rx) = tokio::sync::mpsc::channel(STDIN_QUEUE);
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines() {
-            let Ok(l) = line else { return };
-            if tx.blocking_send(l).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }

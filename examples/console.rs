@@ -24,14 +24,11 @@ use rescue_crypto::Digests;
 use rescue_proto::{Guid, Permission, Policy};
 use tokio::sync::mpsc::Receiver;
 
+mod terminal;
+
 /// Longest a transfer may go without any progress event before the console gives up
 /// waiting (the session cancels a stalled transfer itself after its own idle timeout).
 const TRANSFER_IDLE: Duration = Duration::from_secs(150);
-
-/// Lines typed ahead of the session loop (a person types slower than it reads).
-const STDIN_QUEUE: usize = 16;
-/// How long ending the session may take before the process exits anyway.
-const END_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Parser, Debug)]
 #[command(about = "rescue console (technician side)")]
@@ -179,7 +176,7 @@ pub(crate) async fn follow_transfer(
 /// Chat from stdin until its end (Ctrl-D), printing the end user's chat and events.
 async fn interact(session: &Session, events: &mut Receiver<SessionEvent>) -> AnyResult<()> {
     println!("type lines to chat; Ctrl-D ends the session");
-    let mut lines = stdin_lines();
+    let mut lines = terminal::stdin_lines();
     let mut typing = true;
     loop {
         tokio::select! {
@@ -203,19 +200,8 @@ async fn interact(session: &Session, events: &mut Receiver<SessionEvent>) -> Any
             },
         }
     }
-    wait_closed(events).await;
+    terminal::wait_closed(events).await;
     Ok(())
-}
-
-/// Lets the driver finish (our END acknowledged, or our ACK of the peer's END sent)
-/// before the process exits, at most [`END_WAIT`].
-async fn wait_closed(events: &mut Receiver<SessionEvent>) {
-    let ended = async {
-        // The driver drops the event queue once the core closed (END sent and
-        // answered, or its linger ran out).
-        while events.recv().await.is_some() {}
-    };
-    let _ = tokio::time::timeout(END_WAIT, ended).await;
 }
 
 fn print_event(e: SessionEvent) {
@@ -228,19 +214,4 @@ fn print_event(e: SessionEvent) {
         SessionEvent::FileFailed { reason, .. } => println!("transfer failed: {reason}"),
         _ => {}
     }
-}
-
-/// Lines of stdin, read on a plain thread (a blocked read there never holds up the
-/// runtime's shutdown); the queue closes at the end of stdin or on a read error.
-fn stdin_lines() -> Receiver<String> {
-    let (tx, rx) = tokio::sync::mpsc::channel(STDIN_QUEUE);
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines() {
-            let Ok(l) = line else { return };
-            if tx.blocking_send(l).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }

@@ -3,10 +3,12 @@
 //! a prompt that timed out is a refusal) and the console's file sending (asks for the
 //! permission, follows the progress events to the end, reports the verified digests).
 
-#[allow(dead_code)] // `main` and the terminal loop are not called here
+// `main` and the terminal loop are not called here; each example is its own crate and
+// brings its own copy of `examples/terminal`, so this test loads that module twice.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../examples/applet.rs"]
 mod applet;
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../examples/console.rs"]
 mod console;
 
