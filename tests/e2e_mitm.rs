@@ -11,7 +11,7 @@ use rescue_crypto::pki::Identity;
 use rescue_crypto::tls::{gateway_server_config, inner_server_config, AccountRoots};
 use rescue_proto::codec::GatewayCodec;
 use rescue_proto::wire::signal::{
-    AccountId, Hello, Message, Paired, Registered, ResumeSecret, Role, TechnicianName,
+    AccountId, Hello, Message, Paired, Registered, ResumeSecret, Speaker, TechnicianName,
 };
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
@@ -29,7 +29,7 @@ async fn malicious_gateway(listener: TcpListener, outer: Identity, inner: Identi
     let _hello = hop.next().await.unwrap().unwrap();
     let hello = Hello {
         version: 1,
-        role: Role::Gateway,
+        role: Speaker::Gateway,
     };
     hop.send(Message::Hello(hello)).await.unwrap();
     let register = hop.next().await.unwrap().unwrap().message().unwrap();
@@ -47,7 +47,7 @@ async fn malicious_gateway(listener: TcpListener, outer: Identity, inner: Identi
     };
     hop.send(Message::Registered(registered)).await.unwrap();
     let paired = Paired::ToApplet {
-        account: AccountId::new("42").unwrap(),
+        account: AccountId(42),
         technician: TechnicianName::new("alice").unwrap(),
     };
     hop.send(Message::Paired(paired)).await.unwrap();

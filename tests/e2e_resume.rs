@@ -101,7 +101,7 @@ async fn connect(s: &Setup, console: Option<&Identity>) -> Raw {
     );
     let hello = Hello {
         version: PROTOCOL_VERSION,
-        role,
+        role: rescue_proto::wire::signal::Speaker::Peer(role),
     };
     send(&mut raw, Message::Hello(hello)).await;
     assert!(matches!(recv(&mut raw).await, Some(Message::Hello(_))));

@@ -42,42 +42,8 @@ pub enum BindError {
     Mismatch,
 }
 
-/// Which end of the session a tag speaks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Role {
-    /// The end user's applet (inner TLS client).
-    Applet,
-    /// The technician's console (inner TLS server).
-    Console,
-}
-
-impl Role {
-    /// The wire code (PROTOCOL.md section 6).
-    pub const fn code(self) -> u8 {
-        match self {
-            Role::Applet => 0x01,
-            Role::Console => 0x02,
-        }
-    }
-
-    /// The role of a wire code.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0x01 => Some(Role::Applet),
-            0x02 => Some(Role::Console),
-            _ => None,
-        }
-    }
-
-    /// The other end.
-    pub const fn peer(self) -> Self {
-        match self {
-            Role::Applet => Role::Console,
-            Role::Console => Role::Applet,
-        }
-    }
-}
+/// Which end of the session a tag speaks for (the one `Role` of the workspace).
+pub use rescue_proto::Role;
 
 /// A 32-byte exporter secret of one TLS connection, for one session GUID.
 #[derive(Clone)]

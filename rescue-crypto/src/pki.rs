@@ -45,15 +45,8 @@ pub const MAX_TECHNICIAN_NAME_LEN: usize = 128;
 /// Backdating of `notBefore`, so a peer whose clock is slightly behind accepts a new cert.
 const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
-/// An account (tenant) identifier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AccountId(pub u64);
-
-impl fmt::Display for AccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+/// An account (tenant) identifier (the one `AccountId` of the workspace).
+pub use rescue_proto::AccountId;
 
 /// Why a certificate could not be created, loaded or read.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod codec;
 pub mod guid;
 pub mod handoff;
+pub mod party;
 pub mod permission;
 pub mod session;
 #[doc(hidden)]
@@ -19,4 +20,5 @@ pub mod vectors;
 pub mod wire;
 
 pub use guid::Guid;
+pub use party::{AccountId, Role};
 pub use permission::{Permission, PermissionSet, Policy};

@@ -21,7 +21,7 @@ const CONSOLE: HopId = HopId(2);
 fn gw_hello() -> Message {
     Message::Hello(Hello {
         version: PROTOCOL_VERSION,
-        role: Role::Gateway,
+        role: Speaker::Gateway,
     })
 }
 
@@ -31,7 +31,7 @@ fn guid() -> Guid {
 
 fn identity() -> ConsoleIdentity {
     ConsoleIdentity {
-        account: AccountId::new("acme").expect("valid"),
+        account: AccountId(42),
         technician: TechnicianName::new("Ana").expect("valid"),
     }
 }
@@ -67,7 +67,7 @@ fn paired(now: Instant, table: &mut SessionTable) -> (Applet, Console) {
     assert!(matches!(
         hello,
         Message::Hello(Hello {
-            role: Role::Console,
+            role: Speaker::Peer(Role::Console),
             ..
         })
     ));
@@ -203,7 +203,7 @@ fn wrong_gateway_hello_and_errors_stop_the_machines() {
     let (applet, _) = Applet::register(now, Register::new(vec![1]).expect("small"));
     let bad = Message::Hello(Hello {
         version: 2,
-        role: Role::Gateway,
+        role: Speaker::Gateway,
     });
     assert_eq!(
         applet.clone().handle(now, bad).err(),
@@ -211,7 +211,7 @@ fn wrong_gateway_hello_and_errors_stop_the_machines() {
     );
     let not_gw = Message::Hello(Hello {
         version: PROTOCOL_VERSION,
-        role: Role::Console,
+        role: Speaker::Peer(Role::Console),
     });
     assert!(applet.clone().handle(now, not_gw).is_err());
     let refused = Message::Error(ErrorMessage::new(ErrorCode::BadTicket));
@@ -257,7 +257,7 @@ fn any_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (
             prop_oneof![Just(1u16), Just(2)],
-            prop_oneof![Just(Role::Gateway), Just(Role::Applet)]
+            prop_oneof![Just(Speaker::Gateway), Just(Speaker::Peer(Role::Applet))]
         )
             .prop_map(|(version, role)| Message::Hello(Hello { version, role })),
         g.clone().prop_map(|guid| Message::Registered(Registered {

@@ -60,7 +60,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn account(n: u8) -> AccountId {
-    AccountId::new(format!("acct{n}")).expect("valid")
+    AccountId(u64::from(n))
 }
 
 fn identity(n: u8) -> ConsoleIdentity {

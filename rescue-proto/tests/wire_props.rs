@@ -28,8 +28,12 @@ fn text(max: usize, min: usize) -> impl Strategy<Value = String> {
         .prop_filter("byte bound", move |s| s.len() <= max)
 }
 
-fn role() -> impl Strategy<Value = Role> {
-    prop_oneof![Just(Role::Applet), Just(Role::Console), Just(Role::Gateway)]
+fn role() -> impl Strategy<Value = Speaker> {
+    prop_oneof![
+        Just(Speaker::Peer(Role::Applet)),
+        Just(Speaker::Peer(Role::Console)),
+        Just(Speaker::Gateway)
+    ]
 }
 
 fn socket_addr() -> impl Strategy<Value = SocketAddr> {
@@ -42,8 +46,8 @@ fn socket_addr() -> impl Strategy<Value = SocketAddr> {
 
 fn paired() -> impl Strategy<Value = Paired> {
     prop_oneof![
-        (text(64, 1), text(128, 1)).prop_map(|(a, t)| Paired::ToApplet {
-            account: AccountId::new(a).expect("bounded"),
+        (any::<u64>(), text(128, 1)).prop_map(|(a, t)| Paired::ToApplet {
+            account: AccountId(a),
             technician: TechnicianName::new(t).expect("bounded"),
         }),
         (guid(), secret()).prop_map(|(guid, resume_secret)| Paired::ToConsole {

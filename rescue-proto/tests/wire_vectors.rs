@@ -39,14 +39,14 @@ fn expected() -> Vec<(&'static str, Message)> {
             "frame.hello.applet",
             Message::Hello(Hello {
                 version: 1,
-                role: Role::Applet,
+                role: Speaker::Peer(Role::Applet),
             }),
         ),
         (
             "frame.hello.gateway",
             Message::Hello(Hello {
                 version: 1,
-                role: Role::Gateway,
+                role: Speaker::Gateway,
             }),
         ),
         (
@@ -82,7 +82,7 @@ fn expected() -> Vec<(&'static str, Message)> {
         (
             "frame.paired.to_applet",
             Message::Paired(Paired::ToApplet {
-                account: AccountId::new("acme").expect("valid"),
+                account: AccountId(42),
                 technician: TechnicianName::new("Ana").expect("valid"),
             }),
         ),
@@ -300,6 +300,16 @@ fn out_of_bounds_fields_are_rejected() {
         Paired::decode(&[1, 0, 1, b'A']),
         Err(SignalError::Length { .. })
     ));
+    // An account that is not canonical decimal (leading zero, letters).
+    for account in [&b"04"[..], b"acme", b"-1"] {
+        let mut payload = vec![1, account.len() as u8];
+        payload.extend_from_slice(account);
+        payload.extend_from_slice(&[1, b'A']);
+        assert!(matches!(
+            Paired::decode(&payload),
+            Err(SignalError::Text { field: "account" })
+        ));
+    }
     assert!(matches!(
         Paired::decode(&[1, 1, b'a', 1, 0x1b]),
         Err(SignalError::Text { .. })

@@ -9,9 +9,7 @@ use futures_util::StreamExt;
 use rescue_crypto::ticket::{Ticket, TicketError};
 use rescue_proto::handoff::gateway::RegisterRequest;
 use rescue_proto::handoff::{HopId, TableError};
-use rescue_proto::wire::signal::{
-    AccountId as WireAccount, Close, CloseReason, ErrorCode, Message, Pong, Registered,
-};
+use rescue_proto::wire::signal::{Close, CloseReason, ErrorCode, Message, Pong, Registered};
 use rescue_proto::Guid;
 use tracing::Instrument;
 
@@ -82,8 +80,7 @@ async fn read_ticket(shared: &Shared, hop: &mut Hop) -> Result<Ticket, Refusal> 
 /// Records the session in the directory (fresh GUID, limits); returns REGISTERED.
 fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Registered, Refusal> {
     let now_unix = crate::portal::unix_now();
-    let account = WireAccount::new(ticket.account.to_string())
-        .map_err(|e| Refusal::new(ErrorCode::BadTicket, e.to_string()))?;
+    let account = ticket.account;
     let resume_secret = super::random_secret()
         .ok_or_else(|| Refusal::new(ErrorCode::Internal, "random generator failed"))?;
     let now = Instant::now();

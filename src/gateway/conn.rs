@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use rescue_proto::wire::limits::PROTOCOL_VERSION;
-use rescue_proto::wire::signal::{ErrorCode, ErrorMessage, ErrorText, Hello, Message, Role};
+use rescue_proto::wire::signal::{
+    ErrorCode, ErrorMessage, ErrorText, Hello, Message, Role, Speaker,
+};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -118,9 +120,10 @@ async fn hello(shared: &Shared, hop: &mut Hop, has_cert: bool) -> Result<Role, R
         let why = format!("version {} not supported", h.version);
         return Err(Refusal::new(ErrorCode::VersionMismatch, why));
     }
-    match (h.role, has_cert) {
-        (Role::Applet, false) | (Role::Console, true) => {}
-        (Role::Console, false) => {
+    let role = match (h.role, has_cert) {
+        (Speaker::Peer(role @ Role::Applet), false)
+        | (Speaker::Peer(role @ Role::Console), true) => role,
+        (Speaker::Peer(Role::Console), false) => {
             let why = "console without a certificate from a served account";
             return Err(Refusal::new(ErrorCode::WrongAccount, why));
         }
@@ -128,15 +131,15 @@ async fn hello(shared: &Shared, hop: &mut Hop, has_cert: bool) -> Result<Role, R
             let why = format!("role {role:?} not allowed here");
             return Err(Refusal::new(ErrorCode::ProtocolViolation, why));
         }
-    }
+    };
     let ours = Hello {
         version: PROTOCOL_VERSION,
-        role: Role::Gateway,
+        role: Speaker::Gateway,
     };
     signal::send(hop, Message::Hello(ours))
         .await
         .map_err(|e| Refusal::silent(format!("sending HELLO: {e}")))?;
-    Ok(h.role)
+    Ok(role)
 }
 
 /// Ends a connection: sends ERROR (if the refusal has a code), closes, logs, counts.

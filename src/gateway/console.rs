@@ -8,9 +8,7 @@ use std::time::Instant;
 use rescue_crypto::pki::ConsoleName;
 use rescue_proto::handoff::gateway::Pairing;
 use rescue_proto::handoff::{ConsoleIdentity, HopId};
-use rescue_proto::wire::signal::{
-    AccountId as WireAccount, CloseReason, ErrorCode, Message, Pong, TechnicianName,
-};
+use rescue_proto::wire::signal::{CloseReason, ErrorCode, Message, Pong, TechnicianName};
 use rescue_proto::Guid;
 use tracing::Instrument;
 
@@ -57,16 +55,14 @@ async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, name: C
 
 /// The console's identity in the directory's terms, from its verified certificate.
 fn identity_of(name: &ConsoleName) -> Result<ConsoleIdentity, Refusal> {
-    let account = WireAccount::new(name.account.to_string());
-    let technician = TechnicianName::new(name.technician.clone());
-    match (account, technician) {
-        (Ok(account), Ok(technician)) => Ok(ConsoleIdentity {
-            account,
+    match TechnicianName::new(name.technician.clone()) {
+        Ok(technician) => Ok(ConsoleIdentity {
+            account: name.account,
             technician,
         }),
-        _ => Err(Refusal::new(
+        Err(_) => Err(Refusal::new(
             ErrorCode::WrongAccount,
-            "console certificate names no usable account or technician",
+            "console certificate names no usable technician",
         )),
     }
 }

@@ -31,8 +31,8 @@ use rescue_crypto::pki::ConsoleName;
 use rescue_proto::handoff::gateway::ReattachRequest;
 use rescue_proto::handoff::{ConsoleIdentity, HopId};
 use rescue_proto::wire::signal::{
-    AccountId as WireAccount, Close, CloseReason, ErrorCode, Message, PeerBack, PeerGone, Pong,
-    Reattach, Role, TechnicianName,
+    Close, CloseReason, ErrorCode, Message, PeerBack, PeerGone, Pong, Reattach, Role,
+    TechnicianName,
 };
 use rescue_proto::Guid;
 use tokio::sync::oneshot;
@@ -410,7 +410,7 @@ async fn serve(
 /// The console's identity in the directory's terms.
 fn identity_of(name: &ConsoleName) -> Option<ConsoleIdentity> {
     Some(ConsoleIdentity {
-        account: WireAccount::new(name.account.to_string()).ok()?,
+        account: name.account,
         technician: TechnicianName::new(name.technician.clone()).ok()?,
     })
 }

@@ -26,7 +26,7 @@ use super::peer::{
 use crate::guid::Guid;
 use crate::wire::limits::{HELLO_TIMEOUT, PROTOCOL_VERSION, REQUEST_TIMEOUT};
 use crate::wire::signal::{
-    Close, CloseReason, Hello, Message, Paired, Reattach, Register, ResumeSecret, Role,
+    Close, CloseReason, Hello, Message, Paired, Reattach, Register, ResumeSecret, Role, Speaker,
 };
 
 /// The applet's state; start with [`Applet::register`] or [`Applet::reattach`].
@@ -216,7 +216,7 @@ impl Applet {
 
 impl ExpectHello {
     fn handle(self, now: Instant, h: Hello) -> Result<Step<Applet>, PeerError> {
-        if h.role != Role::Gateway || h.version != PROTOCOL_VERSION {
+        if h.role != Speaker::Gateway || h.version != PROTOCOL_VERSION {
             return Err(PeerError::BadHello { version: h.version });
         }
         let deadline = after(now, REQUEST_TIMEOUT);
@@ -232,6 +232,6 @@ impl ExpectHello {
 fn hello() -> Message {
     Message::Hello(Hello {
         version: PROTOCOL_VERSION,
-        role: Role::Applet,
+        role: Speaker::Peer(Role::Applet),
     })
 }

@@ -27,7 +27,7 @@ use super::peer::{
 use crate::guid::Guid;
 use crate::wire::limits::{HELLO_TIMEOUT, PROTOCOL_VERSION, REQUEST_TIMEOUT};
 use crate::wire::signal::{
-    Claim, Close, CloseReason, Hello, Message, Paired, Queue, Reattach, ResumeSecret, Role,
+    Claim, Close, CloseReason, Hello, Message, Paired, Queue, Reattach, ResumeSecret, Role, Speaker,
 };
 
 /// The console's state; start with [`Console::start`] or [`Console::reattach`].
@@ -117,7 +117,7 @@ impl Console {
         };
         match (state, msg) {
             (Self::ExpectHello(s), Message::Hello(h)) => {
-                if h.role != Role::Gateway || h.version != PROTOCOL_VERSION {
+                if h.role != Speaker::Gateway || h.version != PROTOCOL_VERSION {
                     return Err(PeerError::BadHello { version: h.version });
                 }
                 Ok(Step::quiet(match s.reattach {
@@ -226,6 +226,6 @@ impl Idle {
 fn hello() -> Message {
     Message::Hello(Hello {
         version: PROTOCOL_VERSION,
-        role: Role::Console,
+        role: Speaker::Peer(Role::Console),
     })
 }

@@ -20,15 +20,7 @@ pub const FIRST_APP_CHANNEL: ChannelId = 16;
 /// Most application channels open at once per session: bounds the channel table.
 pub const MAX_APP_CHANNELS: usize = 64;
 
-/// Which end of the session this core is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Role {
-    /// The end user's side (TLS client); allocates even application channel ids.
-    Applet,
-    /// The technician's side (TLS server); allocates odd application channel ids.
-    Console,
-}
+pub use crate::party::Role;
 
 /// What a channel id currently names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

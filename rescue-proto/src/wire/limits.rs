@@ -15,8 +15,9 @@ pub const MAX_PAYLOAD: usize = 65_536;
 /// well under 4 KiB; anything larger is an attack on the verifier.
 pub const MAX_TICKET_LEN: usize = 4096;
 
-/// Longest account id, in bytes of UTF-8: account ids are short identifiers.
-pub const MAX_ACCOUNT_LEN: usize = 64;
+/// Longest account id in PAIRED: the canonical decimal form of a `u64` has at most 20
+/// digits.
+pub const MAX_ACCOUNT_LEN: usize = crate::party::MAX_ACCOUNT_DIGITS;
 
 /// Longest technician name in PAIRED, in bytes of UTF-8: a display name, not a document.
 pub const MAX_TECHNICIAN_NAME_LEN: usize = 128;

@@ -68,8 +68,7 @@ impl SessionTable {
             lifetime_secs: secs_u32(self.limits.pending_lifetime),
             resume_secret: req.resume_secret.clone(),
         };
-        self.per_account
-            .insert(req.account.clone(), account_count + 1);
+        self.per_account.insert(req.account, account_count + 1);
         self.hops.insert(req.hop, (req.guid, Role::Applet));
         let applet = Party {
             presence: Presence::Here(req.hop),
@@ -139,7 +138,7 @@ impl SessionTable {
         let pairing = Pairing {
             applet,
             to_applet: Paired::ToApplet {
-                account: identity.account.clone(),
+                account: identity.account,
                 technician: identity.technician.clone(),
             },
             to_console: Paired::ToConsole {

@@ -258,7 +258,7 @@ impl SessionTable {
             } else {
                 SessionState::Waiting
             },
-            account: s.account.clone(),
+            account: s.account,
             applet: s.applet.hop(),
             console: s.console.as_ref().and_then(|c| c.party.hop()),
         })

@@ -6,6 +6,7 @@ use super::reader::Reader;
 use super::types::{AccountId, ResumeSecret, TechnicianName};
 use super::SignalError;
 use crate::guid::{Guid, GUID_LEN};
+use crate::wire::limits::MAX_ACCOUNT_LEN;
 
 /// `CLAIM{guid}`: connect this console to the waiting session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +67,14 @@ impl Paired {
         let out = match r.u8()? {
             TO_APPLET => {
                 let len = usize::from(r.u8()?);
-                let account = AccountId::from_utf8(r.take(len)?)?;
+                if len == 0 || len > MAX_ACCOUNT_LEN {
+                    return Err(SignalError::Length {
+                        field: "account",
+                        len,
+                    });
+                }
+                let account = AccountId::from_decimal(r.take(len)?)
+                    .map_err(|_| SignalError::Text { field: "account" })?;
                 let len = usize::from(r.u8()?);
                 let technician = TechnicianName::from_utf8(r.take(len)?)?;
                 Self::ToApplet {
@@ -98,8 +106,10 @@ impl Paired {
             } => {
                 dst.put_u8(TO_APPLET);
                 // Both texts are bounded by their types to at most 128 < 256 bytes.
-                dst.put_u8(account.as_str().len() as u8);
-                dst.put_slice(account.as_str().as_bytes());
+                let text = account.to_string();
+                // At most MAX_ACCOUNT_DIGITS (20) bytes: always fits the length byte.
+                dst.put_u8(text.len() as u8);
+                dst.put_slice(text.as_bytes());
                 dst.put_u8(technician.as_str().len() as u8);
                 dst.put_slice(technician.as_str().as_bytes());
             }
@@ -120,7 +130,7 @@ impl Paired {
             Self::ToApplet {
                 account,
                 technician,
-            } => 3 + account.as_str().len() + technician.as_str().len(),
+            } => 3 + account.to_string().len() + technician.as_str().len(),
             Self::ToConsole { resume_secret, .. } => 1 + GUID_LEN + resume_secret.as_bytes().len(),
         }
     }

@@ -3,7 +3,7 @@
 use bytes::BufMut;
 
 use super::reader::Reader;
-use super::types::Role;
+use super::types::Speaker;
 use super::SignalError;
 
 /// `HELLO{version u16, role u8, flags u8}`.
@@ -11,8 +11,8 @@ use super::SignalError;
 pub struct Hello {
     /// The sender's protocol version ([`PROTOCOL_VERSION`](crate::wire::limits::PROTOCOL_VERSION)).
     pub version: u16,
-    /// The sender's role.
-    pub role: Role,
+    /// Who sends it: an applet, a console or a gateway.
+    pub role: Speaker,
 }
 
 impl Hello {
@@ -23,7 +23,7 @@ impl Hello {
     pub fn decode(payload: &[u8]) -> Result<Self, SignalError> {
         let mut r = Reader::new(payload);
         let version = r.u16()?;
-        let role = Role::from_code(r.u8()?)?;
+        let role = Speaker::from_code(r.u8()?)?;
         // PROTOCOL.md 3.1: "flags: reserved, 0; any other value is rejected".
         let flags = r.u8()?;
         if flags != 0 {

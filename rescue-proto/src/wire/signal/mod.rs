@@ -30,7 +30,7 @@ pub use reattach::{PeerBack, Reattach, Resumed};
 pub use register::{Register, Registered};
 pub use rendezvous::{PeerAddr, Rendezvous, UdpToken};
 pub use types::{
-    AccountId, CloseReason, ErrorCode, ErrorText, RendezvousToken, ResumeSecret, Role,
+    AccountId, CloseReason, ErrorCode, ErrorText, RendezvousToken, ResumeSecret, Role, Speaker,
     TechnicianName,
 };
 

@@ -3,32 +3,30 @@
 use core::fmt;
 
 use super::SignalError;
+pub use crate::party::{AccountId, Role};
 use crate::wire::limits::{
-    MAX_ACCOUNT_LEN, MAX_ERROR_MESSAGE_LEN, MAX_TECHNICIAN_NAME_LEN, RESUME_SECRET_LEN,
-    UDP_TOKEN_LEN,
+    MAX_ERROR_MESSAGE_LEN, MAX_TECHNICIAN_NAME_LEN, RESUME_SECRET_LEN, UDP_TOKEN_LEN,
 };
 
-/// Who speaks on a connection (HELLO `role`).
+/// Who speaks on a connection (HELLO `role`): an end of the session, or a gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-#[repr(u8)]
-pub enum Role {
-    /// The end user's applet.
-    Applet = 0x01,
-    /// The technician's console.
-    Console = 0x02,
-    /// A gateway.
-    Gateway = 0x03,
+pub enum Speaker {
+    /// An applet (code 0x01) or a console (code 0x02).
+    Peer(Role),
+    /// A gateway (code 0x03).
+    Gateway,
 }
 
-impl Role {
-    /// The role for a code.
+/// HELLO's role code of a gateway.
+const GATEWAY_CODE: u8 = 0x03;
+
+impl Speaker {
+    /// The speaker for a code.
     pub fn from_code(code: u8) -> Result<Self, SignalError> {
-        match code {
-            0x01 => Ok(Self::Applet),
-            0x02 => Ok(Self::Console),
-            0x03 => Ok(Self::Gateway),
-            _ => Err(SignalError::UnknownCode {
+        match Role::from_code(code) {
+            Some(role) => Ok(Self::Peer(role)),
+            None if code == GATEWAY_CODE => Ok(Self::Gateway),
+            None => Err(SignalError::UnknownCode {
                 field: "role",
                 code: code.into(),
             }),
@@ -37,7 +35,10 @@ impl Role {
 
     /// The code on the wire.
     pub const fn code(self) -> u8 {
-        self as u8
+        match self {
+            Self::Peer(role) => role.code(),
+            Self::Gateway => GATEWAY_CODE,
+        }
     }
 }
 
@@ -99,14 +100,6 @@ macro_rules! bounded_text {
         }
     };
 }
-
-bounded_text!(
-    /// An account (tenant) id: 1 to 64 bytes of UTF-8 without control characters.
-    ///
-    /// The gateway learns a console's account from its client certificate, never from a
-    /// message field; this type only carries it to the applet in PAIRED.
-    AccountId, "account", 1, MAX_ACCOUNT_LEN
-);
 
 bounded_text!(
     /// A technician's display name from the console certificate: 1 to 128 bytes of UTF-8
@@ -253,9 +246,9 @@ mod tests {
 
     #[test]
     fn texts_are_bounded_and_free_of_control_characters() {
-        assert!(AccountId::new("").is_err());
-        assert!(AccountId::new("a".repeat(MAX_ACCOUNT_LEN)).is_ok());
-        assert!(AccountId::new("a".repeat(MAX_ACCOUNT_LEN + 1)).is_err());
+        assert!(TechnicianName::new("").is_err());
+        assert!(TechnicianName::new("a".repeat(MAX_TECHNICIAN_NAME_LEN)).is_ok());
+        assert!(TechnicianName::new("a".repeat(MAX_TECHNICIAN_NAME_LEN + 1)).is_err());
         assert!(TechnicianName::new("Eve\u{7}").is_err());
         assert!(TechnicianName::from_utf8(&[0xff]).is_err());
         assert!(ErrorText::new("").is_ok());
@@ -281,6 +274,9 @@ mod tests {
         }
         assert!(ErrorCode::from_code(0).is_err());
         assert!(CloseReason::from_code(0xffff).is_err());
-        assert!(Role::from_code(0).is_err());
+        assert!(Speaker::from_code(0).is_err());
+        assert!(Speaker::from_code(4).is_err());
+        assert_eq!(Speaker::from_code(3), Ok(Speaker::Gateway));
+        assert_eq!(Speaker::from_code(1), Ok(Speaker::Peer(Role::Applet)));
     }
 }
