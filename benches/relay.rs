@@ -445,7 +445,12 @@ async fn e2e_setup() -> (
     let policy = rescue_proto::Policy::default();
     let request = SessionRequest::new(account, pki.account_ca.pin(), policy);
     let issued = portal.issue(&request).expect("issue");
-    let applet = rescue::Applet::from_ticket(issued.ticket.clone()).expect("applet");
+    let applet = rescue::Applet::from_ticket(
+        issued.ticket.clone(),
+        issued.secret.clone(),
+        &pki.verify_key(),
+    )
+    .expect("applet");
     let registration = applet.register().await.expect("register");
     let console = rescue::Console::connect(
         &addr,
@@ -455,7 +460,10 @@ async fn e2e_setup() -> (
     )
     .await
     .expect("console");
-    let (a, c) = tokio::join!(registration.wait_paired(), console.claim(issued.guid));
+    let (a, c) = tokio::join!(
+        registration.wait_paired(),
+        console.claim(issued.claim_key())
+    );
     let via_gateway = (a.expect("applet paired"), c.expect("console claimed"));
 
     let client = rescue_crypto::tls::inner_client_config_account(pki.account_ca.pin())

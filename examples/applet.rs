@@ -8,7 +8,8 @@
 //! ends the session.
 //!
 //! ```text
-//! cargo run --example applet -- --ticket session.ticket --download-dir downloads
+//! cargo run --example applet -- --ticket session.ticket --key session.key \
+//!     --portal-key dev-pki/ticket-verify.hex --download-dir downloads
 //! ```
 
 use std::path::PathBuf;
@@ -20,7 +21,8 @@ use rescue::session::consent::{ConsentFuture, ConsentRequest, DEFAULT_CONSENT_TI
 use rescue::session::{
     Consent, ConsentAnswer, ConsentConfig, PathKind, Session, SessionConfig, SessionEvent,
 };
-use rescue::Applet;
+use rescue::{Applet, ClaimKey};
+use rescue_crypto::ticket::TicketVerifyKey;
 use tokio::sync::{mpsc::Receiver, oneshot};
 
 mod terminal;
@@ -31,6 +33,13 @@ struct Args {
     /// The signed ticket file (from `gateway --issue-ticket`).
     #[arg(long)]
     ticket: PathBuf,
+    /// The session key file written beside the ticket (GUID and session secret).
+    #[arg(long)]
+    key: PathBuf,
+    /// The portal's ticket verify key (64 hex digits; `ticket-verify.hex` of the
+    /// development PKI): a ticket it did not sign is refused.
+    #[arg(long, value_name = "FILE")]
+    portal_key: PathBuf,
     /// Where received files are saved (created if missing); without it files are refused.
     #[arg(long, value_name = "DIR")]
     download_dir: Option<PathBuf>,
@@ -49,7 +58,12 @@ async fn main() -> AnyResult<()> {
         )
         .init();
     let args = Args::parse();
-    let applet = Applet::from_ticket(std::fs::read(&args.ticket)?)?;
+    let key = ClaimKey::from_text(&std::fs::read_to_string(&args.key)?)?;
+    let portal_key: TicketVerifyKey = std::fs::read_to_string(&args.portal_key)?.parse()?;
+    let applet = Applet::from_ticket(std::fs::read(&args.ticket)?, key.secret, &portal_key)?;
+    if applet.guid() != key.guid {
+        return Err("the session key belongs to another session than the ticket".into());
+    }
     let policy = applet.ticket().policy;
     let registration = applet.register().await?;
     println!(

@@ -8,8 +8,8 @@
 //!
 //! ```text
 //! cargo run --example console -- --gateway 127.0.0.1:7443 --pki dev-pki --queue
-//! cargo run --example console -- --gateway 127.0.0.1:7443 --pki dev-pki --claim GUID
-//! cargo run --example console -- --pki dev-pki --claim GUID --chat hi --send-file a.pdf
+//! cargo run --example console -- --gateway 127.0.0.1:7443 --pki dev-pki --claim session.key
+//! cargo run --example console -- --pki dev-pki --claim session.key --chat hi --send-file a.pdf
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -19,9 +19,9 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rescue::devpki::read_identity;
 use rescue::session::{PathKind, Session, SessionConfig, SessionEvent, TransferId};
-use rescue::{Console, PeerTimeouts};
+use rescue::{ClaimKey, Console, PeerTimeouts};
 use rescue_crypto::Digests;
-use rescue_proto::{Guid, Permission, Policy};
+use rescue_proto::{Permission, Policy};
 use tokio::sync::mpsc::Receiver;
 
 mod terminal;
@@ -42,9 +42,10 @@ struct Args {
     /// List the waiting sessions of this console's account.
     #[arg(long, conflicts_with = "claim")]
     queue: bool,
-    /// Claim this session.
-    #[arg(long, value_name = "GUID")]
-    claim: Option<Guid>,
+    /// Claim the session of this session key file (GUID and session secret, from the
+    /// portal: `gateway --issue-ticket` writes it beside the ticket).
+    #[arg(long, value_name = "KEY_FILE")]
+    claim: Option<PathBuf>,
     /// After claiming: send this chat message.
     #[arg(long, value_name = "TEXT", requires = "claim")]
     chat: Option<String>,
@@ -82,7 +83,7 @@ async fn main() -> AnyResult<()> {
         console.name().technician,
         console.name().account
     );
-    let Some(guid) = args.claim else {
+    let Some(key_file) = &args.claim else {
         let waiting = console.queue().await?;
         if waiting.is_empty() {
             println!("no session waiting");
@@ -92,7 +93,9 @@ async fn main() -> AnyResult<()> {
         }
         return Ok(());
     };
-    let stream = console.claim(guid).await?;
+    let key = ClaimKey::from_text(&std::fs::read_to_string(key_file)?)?;
+    let guid = key.guid;
+    let stream = console.claim(key).await?;
     println!(
         "session {guid} connected; compare the code: {}",
         stream.sas()

@@ -132,12 +132,19 @@ async fn connect() -> DemoResult<(Gateway, AppletSession, ConsoleSession, Policy
     };
     let issued = portal.issue(&SessionRequest::new(account, pki.account_ca.pin(), policy))?;
     println!(
-        "portal    issued session {}, policy allows {}",
+        "portal    issued session {}, policy allows {}; its session secret goes to the applet \
+         and the console, never to the gateway",
         issued.guid,
         names(policy.allowed)
     );
 
-    let applet = Applet::from_ticket(issued.ticket.clone())?;
+    // The applet download carries the ticket and the session secret; the applet checks
+    // the portal's signature before it shows anything from the ticket.
+    let applet = Applet::from_ticket(
+        issued.ticket.clone(),
+        issued.secret.clone(),
+        &portal.verify_key(),
+    )?;
     let ticket_policy = applet.ticket().policy;
     let registration = applet.register().await?;
     println!(
@@ -158,8 +165,10 @@ async fn connect() -> DemoResult<(Gateway, AppletSession, ConsoleSession, Policy
         waiting.len(),
         issued.guid
     );
-    let (applet_side, console_side) =
-        tokio::join!(registration.wait_paired(), console.claim(issued.guid));
+    let (applet_side, console_side) = tokio::join!(
+        registration.wait_paired(),
+        console.claim(issued.claim_key())
+    );
     let (a, c) = (applet_side?, console_side?);
     println!(
         "applet    connected to {} (account {}), SAS {}",

@@ -4,7 +4,8 @@
 //! # write a development PKI (gateway CA + cert, account CA, a console cert, the portal's
 //! # ticket-signing key) into a folder:
 //! cargo run --example gateway -- --init-pki dev-pki
-//! # issue a session ticket for the applet (the portal's job, done here for development):
+//! # issue a session (the portal's job, done here for development): the ticket for the
+//! # applet in session.ticket, the session key for applet and console in session.key
 //! cargo run --example gateway -- --pki dev-pki --issue-ticket session.ticket
 //! cargo run --example gateway -- --pki dev-pki --issue-ticket s.ticket --allow file_transfer
 //! # serve (flags, or a TOML file: see examples/gateway.toml):
@@ -48,7 +49,9 @@ struct Args {
     /// With --init-pki: names (DNS or IP) in the gateway certificate.
     #[arg(long = "gateway-name", default_value = "127.0.0.1")]
     gateway_names: Vec<String>,
-    /// Issue a session ticket into this file (needs --pki) and exit.
+    /// Issue a session into this ticket file (needs --pki) and exit; the session secret
+    /// is written beside it with the extension `.key` (the applet and the console each
+    /// take it; no gateway ever sees it).
     #[arg(long, value_name = "FILE")]
     issue_ticket: Option<PathBuf>,
     /// With --issue-ticket: gateways the applet tries, in order (host:port).
@@ -151,13 +154,28 @@ fn issue_ticket(
     request.lifetime = Duration::from_secs(args.ticket_minutes.saturating_mul(60));
     let issued = portal.issue(&request)?;
     std::fs::write(out, &issued.ticket)?;
+    // The portal would put the key in the applet download and hand it to the console over
+    // its authenticated API; here both read one file, written owner-only.
+    let key_file = out.with_extension("key");
+    write_owner_only(&key_file, issued.claim_key().to_text().as_bytes())?;
     println!(
-        "ticket for session {} written to {}; policy allows {:?}",
+        "ticket for session {} written to {}, its session key to {}; policy allows {:?}",
         issued.guid,
         out.display(),
+        key_file.display(),
         policy.allowed
     );
     Ok(())
+}
+
+/// Writes a secret file readable by its owner only (mode 0600 on Unix).
+fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(bytes)
 }
 
 async fn serve(

@@ -118,7 +118,12 @@ async fn through_gateway(
         pki.account_ca.pin(),
         Policy::default(),
     ))?;
-    let registration = Applet::from_ticket(issued.ticket)?.register().await?;
+    let applet = Applet::from_ticket(
+        issued.ticket.clone(),
+        issued.secret.clone(),
+        &pki.verify_key(),
+    )?;
+    let registration = applet.register().await?;
     let console = Console::connect(
         &addr,
         pki.gateway_ca.pin(),
@@ -126,7 +131,10 @@ async fn through_gateway(
         PeerTimeouts::default(),
     )
     .await?;
-    let (a, c) = tokio::join!(registration.wait_paired(), console.claim(issued.guid));
+    let (a, c) = tokio::join!(
+        registration.wait_paired(),
+        console.claim(issued.claim_key())
+    );
     let t = pump(a?, c?, bytes).await?;
     gateway.shutdown().await;
     Ok(t)

@@ -31,5 +31,5 @@ pub mod tunnel;
 pub use config::{GatewayLimits, PeerTimeouts};
 pub use error::Error;
 pub use gateway::{Gateway, GatewayConfig, GatewayStats};
-pub use peer::{Applet, AppletSession, Console, ConsoleSession};
+pub use peer::{Applet, AppletSession, ClaimKey, Console, ConsoleSession};
 pub use portal::{IssuedSession, Portal, SessionRequest};

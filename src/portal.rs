@@ -1,6 +1,6 @@
 //! The portal side of session set-up, as a library API: mint a session GUID from the OS
-//! CSPRNG and sign the applet ticket that carries it (MISSION.md "Session set-up" 1,
-//! DESIGN.md step 0).
+//! CSPRNG, sign the applet ticket that carries it, and mint the session secret K that the
+//! applet and the console share and no gateway sees (PROTOCOL.md 6.3, 6.4).
 //!
 //! The portal never talks to a gateway: the ticket is the only thing that travels, inside
 //! the applet download. It holds the ticket-signing key; gateways hold only the matching
@@ -8,12 +8,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rescue_crypto::bind::SessionSecret;
 use rescue_crypto::pin::Pin;
 use rescue_crypto::pki::AccountId;
 use rescue_crypto::ticket::{Ticket, TicketSigner, TicketVerifyKey};
 use rescue_proto::{Guid, Policy};
 
 use crate::error::Error;
+use crate::peer::ClaimKey;
 
 /// Default lifetime of an issued ticket: the applet is downloaded and started within
 /// minutes; a stale ticket must not register a session hours later.
@@ -26,16 +28,33 @@ pub struct Portal {
     gateway_ca_pin: Pin,
 }
 
-/// One issued session: what the portal embeds in the applet download.
+/// One issued session: the ticket and the session secret K.
+///
+/// The applet download carries both `ticket` and `secret` (the applet sends only the
+/// ticket to a gateway, in REGISTER). The technician's console gets [`ClaimKey`]
+/// ([`IssuedSession::claim_key`]) from the portal, never through a gateway: so no gateway
+/// ever holds K, and BIND (keyed by K) proves each end to the other.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct IssuedSession {
     /// The session GUID (also inside the ticket).
     pub guid: Guid,
-    /// The signed ticket bytes (PROTOCOL.md section 6), the applet's whole configuration.
+    /// The signed ticket bytes (PROTOCOL.md section 6), the applet's configuration.
     pub ticket: Vec<u8>,
+    /// The session secret K, from the OS CSPRNG (PROTOCOL.md 6.4).
+    pub secret: SessionSecret,
     /// When the ticket expires, in seconds since the Unix epoch.
     pub expires_at_unix: u64,
+}
+
+impl IssuedSession {
+    /// What the technician's console needs to claim and authenticate this session.
+    pub fn claim_key(&self) -> ClaimKey {
+        ClaimKey {
+            guid: self.guid,
+            secret: self.secret.clone(),
+        }
+    }
 }
 
 impl Portal {
@@ -80,9 +99,12 @@ impl Portal {
             expires_at_unix,
         };
         let ticket = self.signer.sign(&ticket)?;
+        let secret =
+            SessionSecret::generate().map_err(|e| Error::Config(format!("session secret: {e}")))?;
         Ok(IssuedSession {
             guid,
             ticket,
+            secret,
             expires_at_unix,
         })
     }
@@ -154,11 +176,31 @@ mod tests {
     }
 
     #[test]
-    fn every_session_gets_a_fresh_guid() {
+    fn every_session_gets_a_fresh_guid_and_secret() {
         let p = portal();
         let a = p.issue(&request()).unwrap();
         let b = p.issue(&request()).unwrap();
         assert_ne!(a.guid, b.guid);
+        assert_ne!(a.secret.expose(), b.secret.expose());
+        assert_eq!(a.claim_key().guid, a.guid);
+    }
+
+    #[test]
+    fn the_secret_is_not_inside_the_ticket() {
+        let p = portal();
+        let issued = p.issue(&request()).unwrap();
+        let k = issued.secret.expose();
+        assert!(!issued.ticket.windows(k.len()).any(|w| w == k));
+    }
+
+    #[test]
+    fn a_claim_key_round_trips_as_text() {
+        let issued = portal().issue(&request()).unwrap();
+        let key = ClaimKey::from_text(&issued.claim_key().to_text()).unwrap();
+        assert_eq!(key.guid, issued.guid);
+        assert_eq!(key.secret.expose(), issued.secret.expose());
+        assert!(ClaimKey::from_text("not a key").is_err());
+        assert!(ClaimKey::from_text(&format!("{}\nabcd\n", issued.guid)).is_err());
     }
 
     #[test]

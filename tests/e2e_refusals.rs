@@ -33,7 +33,7 @@ async fn a_forged_ticket_is_refused() {
         setup.pki.gateway_ca.pin(),
     );
     let issued = forger.issue(&setup.request()).unwrap();
-    let res = within(setup.applet(&issued).register()).await;
+    let res = within(setup.unverified_applet(&issued).register()).await;
     assert_eq!(refusal(res), ErrorCode::BadTicket);
     fresh_session_still_works(&setup).await;
 }
@@ -42,7 +42,7 @@ async fn a_forged_ticket_is_refused() {
 async fn an_expired_ticket_is_refused() {
     let setup = Setup::start().await;
     let issued = setup.portal.issue_until(&setup.request(), 1_000).unwrap();
-    let res = within(setup.applet(&issued).register()).await;
+    let res = within(setup.unverified_applet(&issued).register()).await;
     assert_eq!(refusal(res), ErrorCode::ExpiredTicket);
     fresh_session_still_works(&setup).await;
 }
@@ -71,7 +71,8 @@ async fn a_guid_registered_twice_is_refused() {
     // The first registration is unharmed: it can still be claimed.
     let console = setup.console().await;
     let (a, c) =
-        within(async { tokio::join!(first.wait_paired(), console.claim(issued.guid)) }).await;
+        within(async { tokio::join!(first.wait_paired(), console.claim(issued.claim_key())) })
+            .await;
     assert_eq!(a.unwrap().sas(), c.unwrap().sas());
 }
 
@@ -79,7 +80,11 @@ async fn a_guid_registered_twice_is_refused() {
 async fn claiming_an_unknown_guid_is_refused() {
     let setup = Setup::start().await;
     let console = setup.console().await;
-    let res = within(console.claim(Guid::from_bytes([7; 16]))).await;
+    let key = rescue::ClaimKey {
+        guid: Guid::from_bytes([7; 16]),
+        secret: setup.issue().secret,
+    };
+    let res = within(console.claim(key)).await;
     assert_eq!(refusal(res), ErrorCode::UnknownGuid);
     fresh_session_still_works(&setup).await;
 }
@@ -100,7 +105,7 @@ async fn a_console_of_another_account_neither_sees_nor_claims_the_session() {
         listed.iter().all(|w| w.guid != issued.guid),
         "leaked across accounts"
     );
-    let res = within(other.claim(issued.guid)).await;
+    let res = within(other.claim(issued.claim_key())).await;
     assert_eq!(refusal(res), ErrorCode::WrongAccount);
     fresh_session_still_works(&setup).await;
 }
@@ -113,9 +118,10 @@ async fn a_second_claim_is_refused() {
     let first = setup.console().await;
     let second = setup.console().await;
     let (a, c) =
-        within(async { tokio::join!(registration.wait_paired(), first.claim(issued.guid)) }).await;
+        within(async { tokio::join!(registration.wait_paired(), first.claim(issued.claim_key())) })
+            .await;
     let (mut a, mut c) = (a.unwrap(), c.unwrap());
-    let res = within(second.claim(issued.guid)).await;
+    let res = within(second.claim(issued.claim_key())).await;
     assert_eq!(refusal(res), ErrorCode::AlreadyClaimed);
     // The paired session is unharmed.
     exchange(&mut a, &mut c, b"first", b"claim").await;
@@ -143,7 +149,7 @@ async fn an_unclaimed_session_expires_after_the_pending_lifetime() {
     let res = within(registration.wait_paired()).await;
     assert_eq!(refusal(res), ErrorCode::Timeout);
     let console = setup.console().await;
-    let res = within(console.claim(issued.guid)).await;
+    let res = within(console.claim(issued.claim_key())).await;
     assert_eq!(refusal(res), ErrorCode::UnknownGuid);
 }
 
@@ -153,9 +159,13 @@ async fn a_ticket_cannot_be_replayed_after_its_session_ended() {
     let issued = setup.issue();
     let registration = within(setup.applet(&issued).register()).await.unwrap();
     let console = setup.console().await;
-    let (a, c) =
-        within(async { tokio::join!(registration.wait_paired(), console.claim(issued.guid)) })
-            .await;
+    let (a, c) = within(async {
+        tokio::join!(
+            registration.wait_paired(),
+            console.claim(issued.claim_key())
+        )
+    })
+    .await;
     drop((a.unwrap(), c.unwrap()));
     // Wait until the session has ended (its hops are gone), then replay the ticket.
     within(async {
@@ -169,7 +179,7 @@ async fn a_ticket_cannot_be_replayed_after_its_session_ended() {
 }
 
 #[tokio::test]
-async fn an_applet_holding_the_portal_key_refuses_a_forged_ticket_itself() {
+async fn the_applet_refuses_a_forged_ticket_itself() {
     let setup = Setup::start().await;
     let forger = Portal::new(
         TicketSigner::generate().unwrap(),
@@ -178,7 +188,7 @@ async fn an_applet_holding_the_portal_key_refuses_a_forged_ticket_itself() {
     );
     let forged = forger.issue(&setup.request()).unwrap();
     let key = setup.pki.verify_key();
-    let err = rescue::Applet::from_verified_ticket(forged.ticket, &key).unwrap_err();
+    let err = rescue::Applet::from_ticket(forged.ticket, forged.secret, &key).unwrap_err();
     assert!(
         matches!(
             err,
@@ -187,6 +197,6 @@ async fn an_applet_holding_the_portal_key_refuses_a_forged_ticket_itself() {
         "got {err:?}"
     );
     let genuine = setup.issue();
-    let applet = rescue::Applet::from_verified_ticket(genuine.ticket, &key).unwrap();
+    let applet = rescue::Applet::from_ticket(genuine.ticket, genuine.secret, &key).unwrap();
     assert_eq!(applet.guid(), genuine.guid);
 }

@@ -367,17 +367,25 @@ async fn a_file_survives_a_cut_of_the_applet_hop_with_both_hashes_and_chat_exact
     timeouts.connect = Duration::from_secs(2);
     timeouts.reply = Duration::from_secs(2);
     timeouts.inner_setup = Duration::from_secs(5);
-    let applet = Applet::from_ticket(issued.ticket.clone())
-        .unwrap()
-        .with_timeouts(timeouts.clone());
+    let applet = Applet::from_ticket(
+        issued.ticket.clone(),
+        issued.secret.clone(),
+        &s.pki.verify_key(),
+    )
+    .unwrap()
+    .with_timeouts(timeouts.clone());
     let gw = s.gateway.local_addr().to_string();
     let pin = s.pki.gateway_ca.pin();
     let registration = within(applet.register()).await.unwrap();
     let console = rescue::Console::connect(&gw, pin, s.pki.console.clone(), timeouts.clone());
     let console = within(console).await.unwrap();
-    let (a, c) =
-        within(async { tokio::join!(registration.wait_paired(), console.claim(issued.guid)) })
-            .await;
+    let (a, c) = within(async {
+        tokio::join!(
+            registration.wait_paired(),
+            console.claim(issued.claim_key())
+        )
+    })
+    .await;
     let (a, c) = (a.unwrap(), c.unwrap());
 
     let dir = tempfile::tempdir().unwrap();

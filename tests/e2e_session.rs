@@ -158,7 +158,7 @@ async fn a_waiting_applet_keeps_its_hop_alive_with_pings() {
     })
     .await;
     let console = setup.console().await;
-    let c = within(console.claim(issued.guid)).await.unwrap();
+    let c = within(console.claim(issued.claim_key())).await.unwrap();
     let a = within(waiting).await.unwrap().unwrap();
     assert_eq!(a.sas(), c.sas());
 }
@@ -180,9 +180,13 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
         started.elapsed() >= std::time::Duration::from_millis(450),
         "a third connection was served while two slots were taken"
     );
-    let (a, c) =
-        within(async { tokio::join!(registration.wait_paired(), console.claim(issued.guid)) })
-            .await;
+    let (a, c) = within(async {
+        tokio::join!(
+            registration.wait_paired(),
+            console.claim(issued.claim_key())
+        )
+    })
+    .await;
     assert_eq!(a.unwrap().sas(), c.unwrap().sas());
 }
 

@@ -7,7 +7,7 @@
 mod common;
 
 use common::connect;
-use rescue_crypto::bind::{bind_tag, verify_bind_tag, Exporter, Role};
+use rescue_crypto::bind::{bind_tag, verify_bind_tag, Exporter, Role, SessionSecret};
 use rescue_crypto::msg::InnerMsg;
 use rescue_crypto::pki::{AccountCa, AccountId, CONSOLE_CERT_VALIDITY};
 use rescue_crypto::sas::{AppletSas, ConsoleSas, Sas};
@@ -61,15 +61,22 @@ fn mitm_with_a_valid_console_certificate_is_shown_by_the_sas() {
     let e_console = Exporter::from_connection(&console_tls, &guid).unwrap();
 
     // Forwarding the applet's BIND verbatim fails at the console: the exporters differ.
-    let applet_bind = bind_tag(&e_applet, &guid, Role::Applet);
-    assert!(verify_bind_tag(&e_console, &guid, Role::Applet, &applet_bind).is_err());
-    // The MITM can re-make BIND on each side (it holds both exporters) ...
+    let k = SessionSecret::generate().unwrap();
+    let applet_bind = bind_tag(&k, &e_applet, &guid, Role::Applet);
+    assert!(verify_bind_tag(&k, &e_console, &guid, Role::Applet, &applet_bind).is_err());
+    // The MITM holds both exporters but not the session secret K: the BIND it makes on
+    // each side is refused.
+    let guess = SessionSecret::generate().unwrap();
     let e_mitm_s = Exporter::from_connection(&mitm_server, &guid).unwrap();
     let e_mitm_c = Exporter::from_connection(&mitm_client, &guid).unwrap();
-    let to_console = bind_tag(&e_mitm_c, &guid, Role::Applet);
-    assert!(verify_bind_tag(&e_console, &guid, Role::Applet, &to_console).is_ok());
-    let to_applet = bind_tag(&e_mitm_s, &guid, Role::Console);
-    assert!(verify_bind_tag(&e_applet, &guid, Role::Console, &to_applet).is_ok());
+    let to_console = bind_tag(&guess, &e_mitm_c, &guid, Role::Applet);
+    assert!(verify_bind_tag(&k, &e_console, &guid, Role::Applet, &to_console).is_err());
+    let to_applet = bind_tag(&guess, &e_mitm_s, &guid, Role::Console);
+    assert!(verify_bind_tag(&k, &e_applet, &guid, Role::Console, &to_applet).is_err());
+    // (With K it could: K is what makes BIND an authentication, so it never reaches a
+    // gateway.)
+    let with_k = bind_tag(&k, &e_mitm_c, &guid, Role::Applet);
+    assert!(verify_bind_tag(&k, &e_console, &guid, Role::Applet, &with_k).is_ok());
 
     // ... but not the SAS: over a range of MITM nonce choices the codes never agree
     // (each try would succeed with probability 1e-6; the honest ends' nonces are fixed

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{client_err, connect, transfer, Failed};
 
-use rescue_crypto::bind::{bind_tag, verify_bind_tag, Exporter, PathKey, Role};
+use rescue_crypto::bind::{bind_tag, verify_bind_tag, Exporter, PathKey, Role, SessionSecret};
 use rescue_crypto::pki::{
     AccountCa, AccountId, GatewayCa, Identity, CONSOLE_CERT_VALIDITY, GATEWAY_CERT_VALIDITY,
 };
@@ -146,19 +146,20 @@ fn inner_tls_binds_both_ends_to_the_same_exporter() {
     let guid = new_guid();
     let ea = Exporter::from_connection(&c, &guid).unwrap();
     let ec = Exporter::from_connection(&s, &guid).unwrap();
-    let applet_tag = bind_tag(&ea, &guid, Role::Applet);
+    let k = SessionSecret::generate().unwrap();
+    let applet_tag = bind_tag(&k, &ea, &guid, Role::Applet);
     assert_eq!(
-        verify_bind_tag(&ec, &guid, Role::Applet, &applet_tag),
+        verify_bind_tag(&k, &ec, &guid, Role::Applet, &applet_tag),
         Ok(())
     );
-    let console_tag = bind_tag(&ec, &guid, Role::Console);
+    let console_tag = bind_tag(&k, &ec, &guid, Role::Console);
     assert_eq!(
-        verify_bind_tag(&ea, &guid, Role::Console, &console_tag),
+        verify_bind_tag(&k, &ea, &guid, Role::Console, &console_tag),
         Ok(())
     );
     // A GUID other than the session's gives another exporter.
     let e_other = Exporter::from_connection(&s, &new_guid()).unwrap();
-    assert!(verify_bind_tag(&e_other, &guid, Role::Applet, &applet_tag).is_err());
+    assert!(verify_bind_tag(&k, &e_other, &guid, Role::Applet, &applet_tag).is_err());
 
     // A later path: the applet pins the exact leaf it saw, both bind with the path key.
     let leaf = c.peer_certificates().unwrap()[0].clone();
@@ -167,7 +168,10 @@ fn inner_tls_binds_both_ends_to_the_same_exporter() {
         tls::inner_server_config(&w.console).unwrap(),
     )
     .unwrap();
-    let (ka, kc) = (PathKey::derive(&ea, &guid), PathKey::derive(&ec, &guid));
+    let (ka, kc) = (
+        PathKey::derive(&k, &ea, &guid),
+        PathKey::derive(&k, &ec, &guid),
+    );
     let (pa, pc) = (
         Exporter::from_connection(&c2, &guid).unwrap(),
         Exporter::from_connection(&s2, &guid).unwrap(),

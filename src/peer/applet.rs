@@ -3,25 +3,30 @@
 
 use std::time::Instant;
 
+use rescue_crypto::bind::{PathKey, SessionSecret};
 use rescue_crypto::sas::Sas;
-use rescue_crypto::ticket::{Ticket, SIGNATURE_LEN};
+use rescue_crypto::ticket::{Ticket, TicketVerifyKey, SIGNATURE_LEN};
 use rescue_proto::handoff::applet::Applet as HandoffApplet;
 use rescue_proto::handoff::PeerEvent;
 use rescue_proto::wire::signal::{ErrorCode, Paired, Register};
 use rescue_proto::Guid;
 
-use super::inner::{self, ConsoleIdentity, E2eStream};
+use super::e2e::{Local, Pinning};
+use super::inner::{self, ConsoleIdentity, E2eStream, FirstPath};
 use super::{connect_gateway, drive, send_all, DriveLimits};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
 use crate::signal::Hop;
 
-/// An applet, configured by its signed ticket alone: the ticket carries the GUID, the
-/// gateway list, the gateway-CA and account-CA pins and the policy.
+/// An applet, configured by its signed ticket and the session secret K that came with it:
+/// the ticket carries the GUID, the gateway list, the gateway-CA and account-CA pins and
+/// the policy; K (never sent to a gateway) proves to the console that this is the end
+/// user the portal issued the session for.
 #[derive(Debug, Clone)]
 pub struct Applet {
     ticket: Ticket,
     ticket_bytes: Vec<u8>,
+    secret: SessionSecret,
     timeouts: PeerTimeouts,
 }
 
@@ -31,6 +36,7 @@ pub struct Registration {
     state: HandoffApplet,
     gateway: String,
     ticket: Ticket,
+    secret: SessionSecret,
     timeouts: PeerTimeouts,
 }
 
@@ -40,6 +46,7 @@ pub struct Registration {
 pub struct AppletSession {
     stream: E2eStream,
     sas: Sas,
+    path_key: PathKey,
     console: ConsoleIdentity,
     guid: Guid,
     gateway: String,
@@ -48,9 +55,32 @@ pub struct AppletSession {
 }
 
 impl Applet {
-    /// Reads a signed ticket. The applet does not check the signature (it has no key and
-    /// the gateway does); it checks the format and uses the pins inside.
-    pub fn from_ticket(ticket_bytes: Vec<u8>) -> Result<Self, Error> {
+    /// Reads a signed ticket, checks its signature with the portal's verify key and its
+    /// expiry, and keeps the session secret `secret` that the portal issued with it. A
+    /// forged or expired ticket is refused ([`Error::Ticket`]), so what the end user is
+    /// shown (account, policy) is what the portal signed.
+    pub fn from_ticket(
+        ticket_bytes: Vec<u8>,
+        secret: SessionSecret,
+        portal_key: &TicketVerifyKey,
+    ) -> Result<Self, Error> {
+        let ticket =
+            rescue_crypto::ticket::verify(&ticket_bytes, portal_key, crate::portal::unix_now())?;
+        Ok(Self {
+            ticket,
+            ticket_bytes,
+            secret,
+            timeouts: PeerTimeouts::default(),
+        })
+    }
+
+    /// Reads a ticket WITHOUT checking the portal's signature or its expiry: for tests of
+    /// what a gateway does with forged tickets. An applet for end users uses
+    /// [`Applet::from_ticket`].
+    pub fn from_unverified_ticket_for_tests(
+        ticket_bytes: Vec<u8>,
+        secret: SessionSecret,
+    ) -> Result<Self, Error> {
         let body_len = ticket_bytes
             .len()
             .checked_sub(SIGNATURE_LEN)
@@ -62,20 +92,7 @@ impl Applet {
         Ok(Self {
             ticket,
             ticket_bytes,
-            timeouts: PeerTimeouts::default(),
-        })
-    }
-
-    /// Reads a signed ticket and checks its signature with the portal's key and its
-    /// expiry, for applets that ship with that key (the gateway checks both anyway).
-    pub fn from_verified_ticket(
-        ticket_bytes: Vec<u8>,
-        key: &rescue_crypto::ticket::TicketVerifyKey,
-    ) -> Result<Self, Error> {
-        let ticket = rescue_crypto::ticket::verify(&ticket_bytes, key, crate::portal::unix_now())?;
-        Ok(Self {
-            ticket,
-            ticket_bytes,
+            secret,
             timeouts: PeerTimeouts::default(),
         })
     }
@@ -148,6 +165,7 @@ impl Applet {
                     state,
                     gateway: gateway.to_owned(),
                     ticket: self.ticket.clone(),
+                    secret: self.secret.clone(),
                     timeouts: self.timeouts.clone(),
                 })
             }
@@ -190,7 +208,7 @@ impl Registration {
     }
 
     /// Waits for PAIRED (up to the pairing timeout), then runs the end-to-end set-up:
-    /// inner TLS pinned to the account CA, BIND, SAS.
+    /// inner TLS pinned to the account CA, BIND keyed by the session secret, SAS.
     pub async fn wait_paired(mut self) -> Result<AppletSession, Error> {
         let paired = |_: &HandoffApplet, e: Option<&PeerEvent>| {
             matches!(e, Some(PeerEvent::Paired(Paired::ToApplet { .. })))
@@ -208,18 +226,24 @@ impl Registration {
         };
         tracing::info!(guid = %self.ticket.guid, %technician, "paired");
         let resume_secret = super::reconnect::secret_of_applet(&state);
-        let (stream, sas, console) = inner::applet(
-            self.hop,
-            self.ticket.account_ca_pin,
-            self.ticket.account,
-            self.ticket.guid,
-            self.timeouts.inner_setup,
-            self.timeouts.keepalive,
-        )
-        .await?;
+        let first = FirstPath {
+            guid: self.ticket.guid,
+            secret: &self.secret,
+            wait: self.timeouts.inner_setup,
+            keepalive: self.timeouts.keepalive,
+        };
+        let pinning = Pinning::AccountCa {
+            pin: self.ticket.account_ca_pin,
+            account: self.ticket.account,
+        };
+        let up = inner::first_path(self.hop, first, Local::Applet(pinning)).await?;
+        let console = up
+            .console
+            .ok_or_else(|| Error::ConsoleIdentity("no certificate".into()))?;
         Ok(AppletSession {
-            stream,
-            sas,
+            stream: up.stream,
+            sas: up.sas,
+            path_key: up.path_key,
             console,
             guid: self.ticket.guid,
             gateway: self.gateway,
@@ -254,11 +278,15 @@ impl AppletSession {
         self.stream
     }
 
-    /// The stream and the resume secret, for `reconnect`.
+    /// The stream, the path key and the resume secret, for `reconnect`.
     pub(crate) fn into_parts(
         self,
-    ) -> (E2eStream, Option<rescue_proto::wire::signal::ResumeSecret>) {
-        (self.stream, self.resume_secret)
+    ) -> (
+        E2eStream,
+        PathKey,
+        Option<rescue_proto::wire::signal::ResumeSecret>,
+    ) {
+        (self.stream, self.path_key, self.resume_secret)
     }
 }
 

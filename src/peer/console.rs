@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use rescue_crypto::bind::{PathKey, SessionSecret};
 use rescue_crypto::pin::Pin;
 use rescue_crypto::pki::{ConsoleName, Identity};
 use rescue_crypto::sas::Sas;
@@ -10,7 +11,8 @@ use rescue_proto::handoff::console::{self as hs_console, Console as HandoffConso
 use rescue_proto::handoff::PeerEvent;
 use rescue_proto::Guid;
 
-use super::inner::{self, E2eStream};
+use super::e2e::Local;
+use super::inner::{self, E2eStream, FirstPath};
 use super::{connect_gateway, drive, send_all, DriveLimits};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
@@ -24,6 +26,49 @@ pub struct WaitingSession {
     pub guid: Guid,
     /// How long the end user has been waiting.
     pub waiting: Duration,
+}
+
+/// What a console needs to take one issued session: its GUID and the session secret K.
+/// The portal hands it to the technician's side over its own authenticated channel, never
+/// through a gateway; the console proves with K, in BIND, that it talks to the end user
+/// the session was issued for (a gateway that registered a captured ticket has no K).
+#[derive(Clone)]
+pub struct ClaimKey {
+    /// The session.
+    pub guid: Guid,
+    /// The session secret K.
+    pub secret: SessionSecret,
+}
+
+impl ClaimKey {
+    /// The text form the examples write beside a ticket: the GUID on the first line, K as
+    /// 64 hex digits on the second.
+    pub fn to_text(&self) -> String {
+        format!("{}\n{}\n", self.guid, self.secret.to_hex())
+    }
+
+    /// Parses [`ClaimKey::to_text`]'s form (surrounding whitespace ignored).
+    pub fn from_text(text: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::Config("session key file: expected a GUID line and a 64-hex-digit line".into())
+        };
+        let mut lines = text.split_whitespace();
+        let (Some(guid), Some(secret), None) = (lines.next(), lines.next(), lines.next()) else {
+            return Err(bad());
+        };
+        Ok(Self {
+            guid: guid.parse().map_err(|_| bad())?,
+            secret: SessionSecret::from_hex(secret).map_err(|_| bad())?,
+        })
+    }
+}
+
+impl std::fmt::Debug for ClaimKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimKey")
+            .field("guid", &self.guid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A console connected to a gateway with its certificate.
@@ -43,6 +88,7 @@ pub struct Console {
 pub struct ConsoleSession {
     stream: E2eStream,
     sas: Sas,
+    path_key: PathKey,
     guid: Guid,
     /// The resume secret from PAIRED (for REATTACH).
     resume_secret: Option<rescue_proto::wire::signal::ResumeSecret>,
@@ -136,8 +182,12 @@ impl Console {
         }
     }
 
-    /// Claims `guid`; on PAIRED runs the end-to-end set-up as TLS server, BIND, SAS.
-    pub async fn claim(mut self, guid: Guid) -> Result<ConsoleSession, Error> {
+    /// Claims the session of `key`; on PAIRED runs the end-to-end set-up as TLS server,
+    /// BIND keyed by the session secret, SAS. A peer that cannot BIND with K (a gateway
+    /// playing the applet, another session's applet) is refused with
+    /// [`Error::BindMismatch`].
+    pub async fn claim(mut self, key: ClaimKey) -> Result<ConsoleSession, Error> {
+        let guid = key.guid;
         let (state, request) = self.idle()?.claim(Instant::now(), guid);
         send_all(&mut self.hop, [request]).await?;
         // The machine checks that PAIRED names the claimed GUID.
@@ -153,17 +203,17 @@ impl Console {
         .await?;
         let resume_secret = super::reconnect::secret_of_console(&state);
         tracing::info!(%guid, "paired");
-        let (stream, sas) = inner::console(
-            self.hop,
-            &self.identity,
+        let first = FirstPath {
             guid,
-            self.timeouts.inner_setup,
-            self.timeouts.keepalive,
-        )
-        .await?;
+            secret: &key.secret,
+            wait: self.timeouts.inner_setup,
+            keepalive: self.timeouts.keepalive,
+        };
+        let up = inner::first_path(self.hop, first, Local::Console(&self.identity)).await?;
         Ok(ConsoleSession {
-            stream,
-            sas,
+            stream: up.stream,
+            sas: up.sas,
+            path_key: up.path_key,
             guid,
             resume_secret,
         })
@@ -186,11 +236,15 @@ impl ConsoleSession {
         self.stream
     }
 
-    /// The stream and the resume secret, for `reconnect`.
+    /// The stream, the path key and the resume secret, for `reconnect`.
     pub(crate) fn into_parts(
         self,
-    ) -> (E2eStream, Option<rescue_proto::wire::signal::ResumeSecret>) {
-        (self.stream, self.resume_secret)
+    ) -> (
+        E2eStream,
+        PathKey,
+        Option<rescue_proto::wire::signal::ResumeSecret>,
+    ) {
+        (self.stream, self.path_key, self.resume_secret)
     }
 }
 

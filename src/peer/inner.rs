@@ -1,25 +1,24 @@
-//! The end-to-end set-up after PAIRED, shared by both peers: inner TLS over the DATA
-//! tunnel (applet client pinning the account CA, console server with its certificate),
-//! then BIND (each side sends its tag, checks the peer's) and the committed SAS.
+//! The end-to-end stream, and the first path after PAIRED: [`super::e2e::establish`]
+//! over the DATA tunnel (applet client pinning the account CA, console server with its
+//! certificate, BIND keyed by K), then the committed SAS.
 //!
-//! These functions take a hop and return the end-to-end stream, so a later path or a
-//! reconnect can run them again on another transport. They never accept an unbound
-//! channel: a BIND or SAS failure is an error and the stream is dropped.
+//! They never accept an unbound channel: a BIND or SAS failure is an error and the
+//! stream is dropped.
 
 use std::io;
 use std::pin::Pin as StdPin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rescue_crypto::bind::{Exporter, Role};
-use rescue_crypto::pin::Pin;
-use rescue_crypto::pki::{AccountId, ConsoleName, Identity};
+use rescue_crypto::bind::{Exporter, PathKey, SessionSecret};
+use rescue_crypto::pki::AccountId;
 use rescue_crypto::sas::Sas;
 use rescue_proto::Guid;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::timeout;
 
+use super::e2e::{self, Binding, Local};
 use crate::error::Error;
 use crate::io::{BoxStream, Rewind};
 use crate::signal::{self, Hop};
@@ -40,30 +39,60 @@ pub struct ConsoleIdentity {
     pub leaf: CertificateDer<'static>,
 }
 
-/// The end-to-end byte stream of a session: TLS from applet to console, through the
-/// relay. Reads and writes are application bytes; the gateway sees only ciphertext.
-pub struct E2eStream(Side);
-
-enum Side {
-    /// The applet's side (TLS client).
-    Applet(Box<tokio_rustls::client::TlsStream<Tunnel>>),
-    /// The console's side (TLS server).
-    Console(Box<tokio_rustls::server::TlsStream<Tunnel>>),
+/// The end-to-end byte stream of a relayed session: TLS from applet to console, through
+/// the gateway's DATA tunnel. Reads and writes are application bytes; the gateway sees
+/// only ciphertext.
+pub struct E2eStream {
+    stream: Tls<Tunnel>,
 }
+
+delegate_stream_io!(E2eStream);
 
 impl E2eStream {
     /// The certificates the other end presented in the end-to-end TLS (the console's
     /// chain on the applet side; none on the console side: applets are anonymous).
     pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.stream.peer_certificates()
+    }
+
+    /// Wraps an end-to-end TLS over the relay (bound by the caller).
+    pub(crate) fn new(stream: Tls<Tunnel>) -> Self {
+        Self { stream }
+    }
+
+    /// The tunnel under the TLS (a survivor's hop, for a reconnect).
+    pub(crate) fn into_tunnel(self) -> Tunnel {
+        self.stream.into_inner()
+    }
+}
+
+impl std::fmt::Debug for E2eStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.stream.fmt(f)
+    }
+}
+
+/// The inner TLS of one end-to-end path over any transport `T` (the relay's DATA tunnel,
+/// later a direct TCP or XTCP stream).
+pub(crate) struct Tls<T>(Side<T>);
+
+enum Side<T> {
+    /// The applet's side (TLS client).
+    Applet(Box<tokio_rustls::client::TlsStream<T>>),
+    /// The console's side (TLS server).
+    Console(Box<tokio_rustls::server::TlsStream<T>>),
+}
+
+impl<T> Tls<T> {
+    /// The certificates the other end presented.
+    pub(crate) fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
         match &self.0 {
             Side::Applet(s) => s.get_ref().1.peer_certificates(),
             Side::Console(s) => s.get_ref().1.peer_certificates(),
         }
     }
-}
 
-impl E2eStream {
-    /// This path's BIND exporter (reconnects derive their `PathKey` from the first).
+    /// This path's BIND exporter.
     pub(crate) fn exporter(&self, guid: &Guid) -> Result<Exporter, Error> {
         let e = match &self.0 {
             Side::Applet(s) => Exporter::from_connection(s.get_ref().1, guid),
@@ -72,26 +101,26 @@ impl E2eStream {
         e.map_err(|e| Error::Protocol(e.to_string()))
     }
 
-    /// The tunnel under the TLS (a survivor's hop, for a reconnect).
-    pub(crate) fn into_tunnel(self) -> Tunnel {
+    /// Wraps an applet-side inner TLS (BIND is the caller's).
+    pub(crate) fn from_applet(tls: tokio_rustls::client::TlsStream<T>) -> Self {
+        Tls(Side::Applet(Box::new(tls)))
+    }
+
+    /// Wraps a console-side inner TLS (BIND is the caller's).
+    pub(crate) fn from_console(tls: tokio_rustls::server::TlsStream<T>) -> Self {
+        Tls(Side::Console(Box::new(tls)))
+    }
+
+    /// The transport under the TLS.
+    pub(crate) fn into_inner(self) -> T {
         match self.0 {
             Side::Applet(s) => s.into_inner().0,
             Side::Console(s) => s.into_inner().0,
         }
     }
-
-    /// Wraps an applet-side inner TLS of a later path (BIND is the caller's).
-    pub(crate) fn from_applet(tls: tokio_rustls::client::TlsStream<Tunnel>) -> Self {
-        E2eStream(Side::Applet(Box::new(tls)))
-    }
-
-    /// Wraps a console-side inner TLS of a later path (BIND is the caller's).
-    pub(crate) fn from_console(tls: tokio_rustls::server::TlsStream<Tunnel>) -> Self {
-        E2eStream(Side::Console(Box::new(tls)))
-    }
 }
 
-impl std::fmt::Debug for E2eStream {
+impl<T> std::fmt::Debug for Tls<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             Side::Applet(_) => f.write_str("E2eStream(applet)"),
@@ -100,89 +129,56 @@ impl std::fmt::Debug for E2eStream {
     }
 }
 
-/// Applet side: inner TLS client pinning `account_ca_pin`, BIND, SAS.
-pub(crate) async fn applet(
+/// The first path after PAIRED, either end: over the hop's DATA tunnel,
+/// [`e2e::establish`] (the applet pinning the account CA, both binding with K), then the
+/// committed SAS; within `first.wait`.
+pub(crate) async fn first_path(
     hop: Hop,
-    account_ca_pin: Pin,
-    expected_account: AccountId,
-    guid: Guid,
-    wait: Duration,
-    keepalive: Duration,
-) -> Result<(E2eStream, Sas, ConsoleIdentity), Error> {
+    first: FirstPath<'_>,
+    local: Local<'_>,
+) -> Result<FirstPathUp, Error> {
     let setup = async {
-        let cfg = rescue_crypto::tls::inner_client_config_account(account_ca_pin)?;
-        let tunnel = DataTunnel::new(signal::unframe(hop)).with_keepalive(keepalive);
-        let tls = tokio_rustls::TlsConnector::from(cfg)
-            .connect(rescue_crypto::tls::server_name(), tunnel)
-            .await
-            .map_err(tls_error)?;
-        let console = console_identity(tls.get_ref().1.peer_certificates())?;
-        if console.account != expected_account {
-            let why = format!(
-                "console of account {} for a session of {expected_account}",
-                console.account
-            );
-            return Err(Error::ConsoleIdentity(why));
-        }
-        let exporter = Exporter::from_connection(tls.get_ref().1, &guid)
-            .map_err(|e| Error::Protocol(e.to_string()))?;
-        let mut stream = E2eStream(Side::Applet(Box::new(tls)));
-        super::sas::bind(&mut stream, &exporter, &guid, Role::Applet).await?;
-        let sas = super::sas::applet(&mut stream, &exporter).await?;
-        Ok((stream, sas, console))
+        let tunnel = DataTunnel::new(signal::unframe(hop)).with_keepalive(first.keepalive);
+        let mut path =
+            e2e::establish(tunnel, first.guid, local, Binding::First(first.secret)).await?;
+        let sas = match local {
+            Local::Applet(_) => super::sas::applet(&mut path.stream, &path.exporter).await?,
+            Local::Console(_) => super::sas::console(&mut path.stream, &path.exporter).await?,
+        };
+        Ok(FirstPathUp {
+            path_key: PathKey::derive(first.secret, &path.exporter, &first.guid),
+            stream: E2eStream::new(path.stream),
+            sas,
+            console: path.console,
+        })
     };
-    timeout(wait, setup)
+    timeout(first.wait, setup)
         .await
         .map_err(|_| Error::Timeout("end-to-end set-up"))?
 }
 
-/// Console side: inner TLS server with `identity`, BIND, SAS.
-pub(crate) async fn console(
-    hop: Hop,
-    identity: &Identity,
-    guid: Guid,
-    wait: Duration,
-    keepalive: Duration,
-) -> Result<(E2eStream, Sas), Error> {
-    let setup = async {
-        let cfg = rescue_crypto::tls::inner_server_config(identity)?;
-        let tunnel = DataTunnel::new(signal::unframe(hop)).with_keepalive(keepalive);
-        let tls = tokio_rustls::TlsAcceptor::from(cfg)
-            .accept(tunnel)
-            .await
-            .map_err(tls_error)?;
-        let exporter = Exporter::from_connection(tls.get_ref().1, &guid)
-            .map_err(|e| Error::Protocol(e.to_string()))?;
-        let mut stream = E2eStream(Side::Console(Box::new(tls)));
-        super::sas::bind(&mut stream, &exporter, &guid, Role::Console).await?;
-        let sas = super::sas::console(&mut stream, &exporter).await?;
-        Ok((stream, sas))
-    };
-    timeout(wait, setup)
-        .await
-        .map_err(|_| Error::Timeout("end-to-end set-up"))?
+/// A first path that is up: bound, SAS computed.
+#[derive(Debug)]
+pub(crate) struct FirstPathUp {
+    pub(crate) stream: E2eStream,
+    pub(crate) sas: Sas,
+    /// The console as its certificate names it (applet side only).
+    pub(crate) console: Option<ConsoleIdentity>,
+    /// The key later paths of this session are bound with.
+    pub(crate) path_key: PathKey,
 }
 
-fn console_identity(certs: Option<&[CertificateDer<'static>]>) -> Result<ConsoleIdentity, Error> {
-    let leaf = certs
-        .and_then(|c| c.first())
-        .ok_or_else(|| Error::ConsoleIdentity("no certificate".into()))?;
-    let name = ConsoleName::from_cert(leaf).map_err(|e| Error::ConsoleIdentity(e.to_string()))?;
-    Ok(ConsoleIdentity {
-        account: name.account,
-        technician: name.technician,
-        leaf: leaf.clone(),
-    })
-}
-
-/// Maps an I/O error of the inner handshake: rustls reports TLS failures as
-/// `InvalidData` wrapping a `rustls::Error`.
-fn tls_error(e: io::Error) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-        Error::Tls(e)
-    } else {
-        stream_error(e)
-    }
+/// What both ends bring to the first path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FirstPath<'a> {
+    /// The session.
+    pub(crate) guid: Guid,
+    /// The session secret K.
+    pub(crate) secret: &'a SessionSecret,
+    /// Longest the whole set-up may take.
+    pub(crate) wait: Duration,
+    /// PING interval on the hop meanwhile.
+    pub(crate) keepalive: Duration,
 }
 
 /// Maps an I/O error on the tunnel: the other party leaving is [`Error::PeerGone`].
@@ -206,7 +202,7 @@ pub(crate) fn stream_error(e: io::Error) -> Error {
     }
 }
 
-impl AsyncRead for E2eStream {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Tls<T> {
     fn poll_read(
         self: StdPin<&mut Self>,
         cx: &mut Context<'_>,
@@ -219,7 +215,7 @@ impl AsyncRead for E2eStream {
     }
 }
 
-impl AsyncWrite for E2eStream {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Tls<T> {
     fn poll_write(
         self: StdPin<&mut Self>,
         cx: &mut Context<'_>,

@@ -51,6 +51,7 @@ macro_rules! delegate_stream_io {
 
 mod applet;
 mod console;
+pub(crate) mod e2e;
 pub(crate) mod inner;
 mod reconnect;
 mod sas;
@@ -66,7 +67,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 pub use applet::{Applet, AppletSession, Registration};
-pub use console::{Console, ConsoleSession, WaitingSession};
+pub use console::{ClaimKey, Console, ConsoleSession, WaitingSession};
 pub use inner::{ConsoleIdentity, E2eStream};
 pub use reconnect::{Reconnect, ResumablePath, Via};
 

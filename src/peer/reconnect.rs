@@ -2,9 +2,10 @@
 //! 3.12): the peer either finds its own hop alive and waits there for PEER_BACK (the
 //! other party lost its hop), or finds it dead and sends REATTACH with its resume secret
 //! on a new hop (the same gateway, or the next in the ticket's list). Then it runs a NEW
-//! end-to-end TLS over the hop: the applet pins the exact console leaf of the first path;
-//! both BIND with the `PathKey` derived from the first path's exporter (fresh tags, no
-//! new SAS: it is the same session). The caller hands the result to
+//! end-to-end path over the hop (`e2e::establish`, as every path does): the applet pins
+//! the exact console leaf of the first path; both BIND with the `PathKey` derived from
+//! the session secret and the first path's exporter (fresh tags, no new SAS: it is the
+//! same session). The caller hands the result to
 //! `Session::add_path`, whose RESUME replays whatever the dead path lost.
 //!
 //! Start from [`Reconnect::applet`] or [`Reconnect::console`], give the returned
@@ -18,8 +19,7 @@ use std::pin::Pin as StdPin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use rescue_crypto::bind::{Exporter, PathKey, Role as BindRole};
-use rescue_crypto::msg::InnerMsg;
+use rescue_crypto::bind::PathKey;
 use rescue_crypto::pin::Pin;
 use rescue_crypto::pki::Identity;
 use rescue_crypto::ticket::Ticket;
@@ -33,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
+use super::e2e::{self, Binding, Local, Pinning};
 use super::inner::{E2eStream, Tunnel};
 use super::{connect_gateway, drive, send_all, DriveLimits, Machine};
 use crate::config::PeerTimeouts;
@@ -97,12 +98,12 @@ impl Reconnect {
     ) -> Result<(Reconnect, ResumablePath), Error> {
         let leaf = session.console().leaf.clone();
         let guid = session.guid();
-        let (stream, secret) = session.into_parts();
+        let (stream, path_key, secret) = session.into_parts();
         let side = Side::Applet {
             ticket: Box::new(applet.ticket().clone()),
             leaf,
         };
-        Self::new(side, guid, stream, secret, timeouts)
+        Self::new(side, guid, stream, path_key, secret, timeouts)
     }
 
     /// The console side of a connected session: the gateway it claimed at, the gateway
@@ -115,13 +116,13 @@ impl Reconnect {
         timeouts: PeerTimeouts,
     ) -> Result<(Reconnect, ResumablePath), Error> {
         let guid = session.guid();
-        let (stream, secret) = session.into_parts();
+        let (stream, path_key, secret) = session.into_parts();
         let side = Side::Console {
             gateway: gateway.to_owned(),
             gateway_ca_pin,
             identity: Box::new(identity),
         };
-        Self::new(side, guid, stream, secret, timeouts)
+        Self::new(side, guid, stream, path_key, secret, timeouts)
     }
 
     /// Sets how long a survivor waits for PEER_BACK (default: the protocol's reattach
@@ -135,11 +136,11 @@ impl Reconnect {
         side: Side,
         guid: Guid,
         stream: E2eStream,
+        path_key: PathKey,
         secret: Option<ResumeSecret>,
         timeouts: PeerTimeouts,
     ) -> Result<(Reconnect, ResumablePath), Error> {
         let secret = secret.ok_or_else(|| Error::Config("no resume secret".into()))?;
-        let path_key = PathKey::derive(&stream.exporter(&guid)?, &guid);
         let grace = rescue_proto::wire::limits::REATTACH_GRACE.saturating_add(PEER_BACK_MARGIN);
         let mut me = Reconnect {
             via: None,
@@ -299,49 +300,16 @@ impl Reconnect {
         Ok(hop)
     }
 
-    /// New inner TLS over `hop`, bound with the path key.
+    /// New inner TLS over `hop`, bound with the path key ([`e2e::establish`]).
     async fn new_inner(&self, hop: Hop) -> Result<E2eStream, Error> {
         let tunnel: Tunnel =
             DataTunnel::new(signal::unframe(hop)).with_keepalive(self.timeouts.keepalive);
-        let (mut stream, role) = match &self.side {
-            Side::Applet { leaf, .. } => {
-                let cfg = rescue_crypto::tls::inner_client_config_leaf(leaf)?;
-                let tls = tokio_rustls::TlsConnector::from(cfg)
-                    .connect(rescue_crypto::tls::server_name(), tunnel)
-                    .await
-                    .map_err(Error::Tls)?;
-                (E2eStream::from_applet(tls), BindRole::Applet)
-            }
-            Side::Console { identity, .. } => {
-                let cfg = rescue_crypto::tls::inner_server_config(identity)?;
-                let tls = tokio_rustls::TlsAcceptor::from(cfg)
-                    .accept(tunnel)
-                    .await
-                    .map_err(Error::Tls)?;
-                (E2eStream::from_console(tls), BindRole::Console)
-            }
+        let local = match &self.side {
+            Side::Applet { leaf, .. } => Local::Applet(Pinning::Leaf(leaf)),
+            Side::Console { identity, .. } => Local::Console(identity),
         };
-        let exporter = stream.exporter(&self.guid)?;
-        self.bind(&mut stream, &exporter, role).await?;
-        Ok(stream)
-    }
-
-    /// BIND of a later path: tags keyed with the first path's `PathKey`.
-    async fn bind(
-        &self,
-        stream: &mut E2eStream,
-        exporter: &Exporter,
-        ours: BindRole,
-    ) -> Result<(), Error> {
-        let tag = self.path_key.bind_tag(exporter, &self.guid, ours);
-        super::sas::write_msg(stream, InnerMsg::Bind { role: ours, tag }).await?;
-        match super::sas::read_msg(stream).await? {
-            InnerMsg::Bind { role, tag } if role == ours.peer() => self
-                .path_key
-                .verify_bind_tag(exporter, &self.guid, role, &tag)
-                .map_err(|_| Error::BindMismatch),
-            _ => Err(Error::BindMismatch),
-        }
+        let path = e2e::establish(tunnel, self.guid, local, Binding::Later(&self.path_key)).await?;
+        Ok(E2eStream::new(path.stream))
     }
 }
 

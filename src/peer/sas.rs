@@ -1,35 +1,14 @@
-//! BIND and SAS messages over the inner TLS, driving `rescue_crypto`'s sans-IO SAS
-//! exchange (PROTOCOL.md 6.4, 6.5). Messages are read byte-exactly, never past their
+//! The committed SAS over the inner TLS, driving `rescue_crypto`'s sans-IO SAS exchange
+//! (PROTOCOL.md 6.5), and the reading and writing of inner messages (BIND, SAS). Messages are read byte-exactly, never past their
 //! end, so the bytes that follow belong to the embedding app.
 
-use rescue_crypto::bind::{self, Exporter, Role};
+use rescue_crypto::bind::Exporter;
 use rescue_crypto::msg::{InnerMsg, MAX_MSG_LEN};
 use rescue_crypto::sas::{AppletSas, ConsoleSas, Sas};
-use rescue_proto::Guid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::inner::stream_error;
 use crate::error::Error;
-
-/// Sends our BIND, reads the peer's, checks role and tag (constant time).
-pub(crate) async fn bind<S>(
-    stream: &mut S,
-    exporter: &Exporter,
-    guid: &Guid,
-    ours: Role,
-) -> Result<(), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let tag = bind::bind_tag(exporter, guid, ours);
-    write_msg(stream, InnerMsg::Bind { role: ours, tag }).await?;
-    match read_msg(stream).await? {
-        InnerMsg::Bind { role, tag } if role == ours.peer() => {
-            bind::verify_bind_tag(exporter, guid, role, &tag).map_err(|_| Error::BindMismatch)
-        }
-        _ => Err(Error::BindMismatch),
-    }
-}
 
 /// Applet side of the committed SAS: commit, read the console's nonce, reveal.
 pub(crate) async fn applet<S>(stream: &mut S, exporter: &Exporter) -> Result<Sas, Error>

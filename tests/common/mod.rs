@@ -142,7 +142,18 @@ impl Setup {
     }
 
     pub fn applet(&self, issued: &IssuedSession) -> Applet {
-        Applet::from_ticket(issued.ticket.clone())
+        Applet::from_ticket(
+            issued.ticket.clone(),
+            issued.secret.clone(),
+            &self.pki.verify_key(),
+        )
+        .unwrap()
+        .with_timeouts(fast_timeouts())
+    }
+
+    /// An applet that skips its own ticket check, to test what the gateway refuses.
+    pub fn unverified_applet(&self, issued: &IssuedSession) -> Applet {
+        Applet::from_unverified_ticket_for_tests(issued.ticket.clone(), issued.secret.clone())
             .unwrap()
             .with_timeouts(fast_timeouts())
     }
@@ -160,9 +171,13 @@ impl Setup {
         let issued = self.issue();
         let registration = within(self.applet(&issued).register()).await.unwrap();
         let console = self.console().await;
-        let (a, c) =
-            within(async { tokio::join!(registration.wait_paired(), console.claim(issued.guid)) })
-                .await;
+        let (a, c) = within(async {
+            tokio::join!(
+                registration.wait_paired(),
+                console.claim(issued.claim_key())
+            )
+        })
+        .await;
         (a.unwrap(), c.unwrap())
     }
 }

@@ -2,7 +2,7 @@ use proptest::prelude::*;
 use rescue_proto::Guid;
 
 use super::*;
-use crate::bind::{bind_tag, Role};
+use crate::bind::{bind_tag, Role, SessionSecret};
 
 const PROTOCOL: &str = include_str!("../../../PROTOCOL.md");
 
@@ -30,7 +30,12 @@ fn protocol_vectors() {
     let guid = Guid::from_bytes(core::array::from_fn(|i| i as u8));
     let bind = InnerMsg::Bind {
         role: Role::Console,
-        tag: bind_tag(&e(), &guid, Role::Console),
+        tag: bind_tag(
+            &SessionSecret::from_bytes([0x05; 32]),
+            &e(),
+            &guid,
+            Role::Console,
+        ),
     };
     assert_eq!(bind.encode(), vector("bind.console"));
     assert_eq!(
