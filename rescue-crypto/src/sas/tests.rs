@@ -38,6 +38,13 @@ fn protocol_vectors() {
         ),
     };
     assert_eq!(bind.encode(), vector("bind.console"));
+    let path_key =
+        crate::bind::PathKey::derive(&SessionSecret::from_bytes([0x05; 32]), &e(), &guid);
+    let later = InnerMsg::Bind {
+        role: Role::Applet,
+        tag: path_key.bind_tag(&Exporter::from_bytes([0x09; 32]), &guid, Role::Applet),
+    };
+    assert_eq!(later.encode(), vector("bind.path.applet"));
     assert_eq!(
         InnerMsg::decode(&vector("bind.console")),
         Ok(Some((bind, 34)))
