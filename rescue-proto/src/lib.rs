@@ -13,6 +13,7 @@ pub mod codec;
 pub mod guid;
 pub mod handoff;
 pub mod party;
+pub mod paths;
 pub mod permission;
 pub mod session;
 #[doc(hidden)]
