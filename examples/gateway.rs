@@ -11,6 +11,10 @@
 //! # serve (flags, or a TOML file: see examples/gateway.toml):
 //! cargo run --example gateway -- --pki dev-pki --listen 127.0.0.1:7443
 //! cargo run --example gateway -- --config examples/gateway.toml
+//! # the names tickets list for this gateway (default: the address each connection
+//! # arrived on), and where ended sessions' GUIDs are kept across restarts (default:
+//! # the PKI folder; the file is `ended-guids`):
+//! cargo run --example gateway -- --pki dev-pki --name gw1.example:443 --state-dir /var/lib/rescue
 //! ```
 
 use std::net::SocketAddr;
@@ -37,6 +41,14 @@ struct Args {
     /// Development PKI folder to serve with (see --init-pki).
     #[arg(long)]
     pki: Option<PathBuf>,
+    /// Folder for the gateway's state: the file `ended-guids` of GUIDs that may not
+    /// register again (default: the PKI folder).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// A `host:port` name this gateway answers to, as tickets list it (repeatable;
+    /// default: the address each connection arrived on).
+    #[arg(long = "name", value_name = "HOST:PORT")]
+    names: Vec<String>,
     /// Write a new development PKI into this folder and exit.
     #[arg(long, value_name = "DIR")]
     init_pki: Option<PathBuf>,
@@ -80,6 +92,9 @@ fn parse_permission(s: &str) -> Result<Permission, String> {
 struct FileConfig {
     listen: Option<SocketAddr>,
     pki: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    names: Vec<String>,
     #[serde(default)]
     limits: FileLimits,
 }
@@ -87,8 +102,9 @@ struct FileConfig {
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct FileLimits {
-    handshake_timeout_secs: Option<u64>,
-    request_timeout_secs: Option<u64>,
+    pre_auth_timeout_secs: Option<u64>,
+    max_pre_auth_connections: Option<usize>,
+    max_pre_auth_per_source: Option<usize>,
     pending_lifetime_secs: Option<u64>,
     console_idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -132,7 +148,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443)));
-    serve(pki, listen, &file.limits).await
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or(file.state_dir.clone())
+        .unwrap_or(pki_dir);
+    let names = if args.names.is_empty() {
+        file.names.clone()
+    } else {
+        args.names.clone()
+    };
+    let state = State {
+        ended: state_dir.join("ended-guids"),
+        names,
+    };
+    serve(pki, listen, state, &file.limits).await
+}
+
+/// Where the gateway keeps its state and which names it answers to.
+struct State {
+    ended: PathBuf,
+    names: Vec<String>,
 }
 
 fn issue_ticket(
@@ -181,6 +217,7 @@ fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 async fn serve(
     pki: DevPki,
     listen: SocketAddr,
+    state: State,
     limits: &FileLimits,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let account = pki.account_ca.account();
@@ -190,10 +227,13 @@ async fn serve(
         pki.verify_key(),
     );
     apply(&mut config, limits);
+    config.ended_store = rescue::directory::EndedStore::File(state.ended.clone());
+    config.names = state.names;
     let gateway = Gateway::bind(listen, config).await?;
     println!(
-        "gateway listening on {} (account {account}); Ctrl-C to stop",
-        gateway.local_addr()
+        "gateway listening on {} (account {account}; ended GUIDs in {}); Ctrl-C to stop",
+        gateway.local_addr(),
+        state.ended.display()
     );
     tokio::signal::ctrl_c().await?;
     let stats = gateway.shutdown().await;
@@ -209,11 +249,14 @@ async fn serve(
 fn apply(config: &mut GatewayConfig, f: &FileLimits) {
     let secs = Duration::from_secs;
     let l = &mut config.limits;
-    if let Some(v) = f.handshake_timeout_secs {
-        l.handshake_timeout = secs(v);
+    if let Some(v) = f.pre_auth_timeout_secs {
+        l.pre_auth_timeout = secs(v);
     }
-    if let Some(v) = f.request_timeout_secs {
-        l.request_timeout = secs(v);
+    if let Some(v) = f.max_pre_auth_connections {
+        l.max_pre_auth_connections = v;
+    }
+    if let Some(v) = f.max_pre_auth_per_source {
+        l.max_pre_auth_per_source = v;
     }
     if let Some(v) = f.pending_lifetime_secs {
         l.pending_lifetime = secs(v);

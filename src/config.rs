@@ -6,19 +6,27 @@
 
 use std::time::Duration;
 
-/// Time a peer has to finish the outer TLS handshake and send HELLO: long enough for a
-/// slow mobile link, short enough that a silent socket does not hold a connection slot.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// One deadline from TCP accept to the first request: the protocol's
+/// [`rescue_proto::wire::limits::PRE_AUTH_TIMEOUT`] (10 s).
+pub const PRE_AUTH_TIMEOUT: Duration = rescue_proto::wire::limits::PRE_AUTH_TIMEOUT;
 
-/// Time a peer has, after HELLO, to send its first request (REGISTER, QUEUE or CLAIM).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Unauthenticated connections held at once: the protocol's
+/// [`rescue_proto::wire::limits::MAX_PRE_AUTH_CONNECTIONS`] (1,024).
+pub const MAX_PRE_AUTH_CONNECTIONS: usize = rescue_proto::wire::limits::MAX_PRE_AUTH_CONNECTIONS;
+
+/// Unauthenticated connections from one source: the protocol's
+/// [`rescue_proto::wire::limits::MAX_PRE_AUTH_PER_SOURCE`] (32).
+pub const MAX_PRE_AUTH_PER_SOURCE: usize = rescue_proto::wire::limits::MAX_PRE_AUTH_PER_SOURCE;
 
 /// How long a registered, unclaimed session waits for a technician (TURN's default
 /// allocation lifetime): a bound on parked connections that nobody claims.
 pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 
-/// Concurrent connections one gateway accepts; beyond it, new sockets wait in the
-/// kernel backlog rather than costing memory and a TLS handshake each.
+/// Authenticated connections (hops) one gateway holds: an applet whose REGISTER or
+/// REATTACH was admitted, a console whose certificate and HELLO were accepted. A
+/// connection that authenticates while all are taken gets `ERROR{overloaded}` ("gateway
+/// connection limit"). Unauthenticated connections have their own pool
+/// ([`MAX_PRE_AUTH_CONNECTIONS`]), so a flood of idle sockets never takes these.
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// How long a console connection may stay open between requests (QUEUE polling).
@@ -41,14 +49,24 @@ pub const INNER_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GatewayLimits {
-    /// See [`HANDSHAKE_TIMEOUT`].
-    pub handshake_timeout: Duration,
-    /// See [`REQUEST_TIMEOUT`].
-    pub request_timeout: Duration,
+    /// See [`PRE_AUTH_TIMEOUT`]: TLS handshake, HELLO and first request together.
+    pub pre_auth_timeout: Duration,
+    /// See [`MAX_PRE_AUTH_CONNECTIONS`].
+    pub max_pre_auth_connections: usize,
+    /// See [`MAX_PRE_AUTH_PER_SOURCE`].
+    pub max_pre_auth_per_source: usize,
     /// See [`PENDING_LIFETIME`].
     pub pending_lifetime: Duration,
     /// See [`MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// Live sessions in the table: `rescue_proto::wire::limits::MAX_SESSIONS`.
+    pub max_sessions: usize,
+    /// Live sessions of one account: `MAX_SESSIONS_PER_ACCOUNT`.
+    pub max_sessions_per_account: usize,
+    /// GUIDs remembered against replay (live or ended): `MAX_ENDED_REMEMBERED`.
+    pub max_ended: usize,
+    /// The same for one account: `MAX_ENDED_PER_ACCOUNT`.
+    pub max_ended_per_account: usize,
     /// See [`CONSOLE_IDLE_TIMEOUT`].
     pub console_idle_timeout: Duration,
     /// See [`SHUTDOWN_GRACE`].
@@ -58,10 +76,15 @@ pub struct GatewayLimits {
 impl Default for GatewayLimits {
     fn default() -> Self {
         Self {
-            handshake_timeout: HANDSHAKE_TIMEOUT,
-            request_timeout: REQUEST_TIMEOUT,
+            pre_auth_timeout: PRE_AUTH_TIMEOUT,
+            max_pre_auth_connections: MAX_PRE_AUTH_CONNECTIONS,
+            max_pre_auth_per_source: MAX_PRE_AUTH_PER_SOURCE,
             pending_lifetime: PENDING_LIFETIME,
             max_connections: MAX_CONNECTIONS,
+            max_sessions: rescue_proto::wire::limits::MAX_SESSIONS,
+            max_sessions_per_account: rescue_proto::wire::limits::MAX_SESSIONS_PER_ACCOUNT,
+            max_ended: rescue_proto::wire::limits::MAX_ENDED_REMEMBERED,
+            max_ended_per_account: rescue_proto::wire::limits::MAX_ENDED_PER_ACCOUNT,
             console_idle_timeout: CONSOLE_IDLE_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
         }

@@ -67,6 +67,9 @@ pub enum Error {
     /// A local configuration value is unusable (e.g. an unparsable gateway address).
     #[error("configuration: {0}")]
     Config(String),
+    /// The gateway's store of remembered GUIDs could not be opened or read.
+    #[error("{0}")]
+    GuidStore(#[from] crate::directory::StoreError),
 }
 
 impl Error {

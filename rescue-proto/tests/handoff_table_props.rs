@@ -112,6 +112,45 @@ fn apply(
                 resume_secret: secret.clone(),
             };
             let res = t.register(*now, req);
+            // Each refusal names a limit its account (or the gateway) is really at: the
+            // GUIDs whose ticket is valid are a lower bound of what the table holds,
+            // every GUID registered so far an upper bound.
+            let valid = |of: Option<u8>| {
+                rec.registered
+                    .values()
+                    .filter(|(acct, exp)| *exp > *now && of.is_none_or(|o| o == *acct))
+                    .count()
+            };
+            let ever = |of: u8| rec.registered.values().filter(|r| r.0 == of).count();
+            let limits = *t.limits();
+            match &res {
+                Err(TableError::AccountEndedQuota) => {
+                    prop_assert!(
+                        ever(a) >= limits.max_ended_per_account,
+                        "quota of an account under it"
+                    );
+                }
+                Err(TableError::EndedCapacity) => {
+                    prop_assert!(
+                        rec.registered.len() >= limits.max_ended,
+                        "capacity not reached"
+                    );
+                }
+                Err(TableError::AccountSessionQuota) => {
+                    prop_assert!(
+                        ever(a) >= limits.max_per_account,
+                        "session quota of an account under it"
+                    );
+                }
+                Ok(_) => {
+                    prop_assert!(
+                        valid(Some(a)) < limits.max_ended_per_account,
+                        "account quota exceeded"
+                    );
+                    prop_assert!(valid(None) < limits.max_ended, "capacity exceeded");
+                }
+                Err(_) => {}
+            }
             if let Ok(reply) = &res {
                 // A GUID registers at most once while a ticket for it is valid.
                 if let Some((_, exp)) = rec.registered.get(&g) {
@@ -230,7 +269,13 @@ proptest! {
 
     #[test]
     fn invariants_and_rules_hold_under_random_operations(ops in proptest::collection::vec(op(), 1..80)) {
-        let limits = Limits { max_sessions: 5, max_per_account: 3, max_ended: 6, ..Limits::default() };
+        let limits = Limits {
+            max_sessions: 5,
+            max_per_account: 3,
+            max_ended: 6,
+            max_ended_per_account: 3,
+            ..Limits::default()
+        };
         let mut t = SessionTable::new(limits);
         let mut rec = Record::default();
         let mut now = Instant::now();

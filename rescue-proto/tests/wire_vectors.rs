@@ -365,7 +365,15 @@ fn the_limits_table_matches_the_constants() {
         ("MAX_QUEUE_ENTRIES", MAX_QUEUE_ENTRIES.to_string()),
         ("RESUME_SECRET_LEN", format!("{RESUME_SECRET_LEN} B")),
         ("UDP_TOKEN_LEN", format!("{UDP_TOKEN_LEN} B")),
-        ("HANDSHAKE_TIMEOUT", secs(HANDSHAKE_TIMEOUT)),
+        ("PRE_AUTH_TIMEOUT", secs(PRE_AUTH_TIMEOUT)),
+        (
+            "MAX_PRE_AUTH_CONNECTIONS",
+            MAX_PRE_AUTH_CONNECTIONS.to_string(),
+        ),
+        (
+            "MAX_PRE_AUTH_PER_SOURCE",
+            MAX_PRE_AUTH_PER_SOURCE.to_string(),
+        ),
         ("HELLO_TIMEOUT", secs(HELLO_TIMEOUT)),
         ("REQUEST_TIMEOUT", secs(REQUEST_TIMEOUT)),
         ("PING_INTERVAL", secs(PING_INTERVAL)),
@@ -378,6 +386,7 @@ fn the_limits_table_matches_the_constants() {
             MAX_SESSIONS_PER_ACCOUNT.to_string(),
         ),
         ("MAX_ENDED_REMEMBERED", MAX_ENDED_REMEMBERED.to_string()),
+        ("MAX_ENDED_PER_ACCOUNT", MAX_ENDED_PER_ACCOUNT.to_string()),
     ];
     for (name, value) in expected {
         let row = DOC

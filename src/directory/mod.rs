@@ -5,11 +5,17 @@
 //! claim, account isolation, limits, expiry, remembered GUIDs) is the table's; this
 //! module adds none.
 //!
+//! The GUIDs a directory must refuse to register again are kept durably by a
+//! [`GuidStore`] ([`FileStore`] by default in a deployed gateway), selected with
+//! [`EndedStore`]: recorded at REGISTER, loaded back into the table on start.
+//!
 //! The directory holds metadata only (GUIDs, account ids, hop ids, resume secrets,
 //! deadlines). It never holds connections, tickets or end-to-end keys: the gateway keeps
 //! the parked hops itself.
 
+mod file;
 mod memory;
+mod store;
 
 use std::time::Instant;
 
@@ -20,13 +26,34 @@ use rescue_proto::handoff::{ConsoleIdentity, HopId, TableError};
 use rescue_proto::wire::signal::{AccountId, CloseReason, QueueList, Registered, ResumeSecret};
 use rescue_proto::Guid;
 
+pub use file::{FileStore, COMPACT_SLACK, MAX_STORE_BYTES, RECORD_LEN};
 pub use memory::MemoryDirectory;
+pub use store::{EndedStore, GuidStore, MemoryStore, RememberedGuid, StoreError};
+
+/// Why a REGISTER was not admitted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// The session table refused it (its error names the rule or limit).
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// The GUID could not be recorded durably, so it is not admitted (fail closed).
+    #[error("could not record the GUID: {0}")]
+    Store(#[from] StoreError),
+}
 
 /// The session directory behind a gateway: the operations of the session table. Methods
 /// take `now` so implementations never read a clock; all are quick, non-blocking calls.
 pub trait Directory: Send + Sync {
-    /// Records a waiting session (the caller verified the ticket); returns REGISTERED.
-    fn register(&self, now: Instant, req: RegisterRequest) -> Result<Registered, TableError>;
+    /// Records a waiting session (the caller verified the ticket); `record` is what the
+    /// directory's [`GuidStore`] keeps (the same GUID, the ticket's account and Unix
+    /// expiry), written before the table admits the session. Returns REGISTERED.
+    fn register(
+        &self,
+        now: Instant,
+        req: RegisterRequest,
+        record: &RememberedGuid,
+    ) -> Result<Registered, RegisterError>;
 
     /// The waiting sessions of `account`, longest waiting first, bounded.
     fn queue(&self, now: Instant, account: &AccountId) -> QueueList;
@@ -56,6 +83,10 @@ pub trait Directory: Send + Sync {
 
     /// Ends overdue sessions and forgets GUIDs whose ticket expired.
     fn expire(&self, now: Instant) -> Vec<Outgoing>;
+
+    /// Makes recorded GUIDs durable and compacts the store when due (about once a
+    /// second, and at shutdown).
+    fn maintain(&self, now_unix: u64) -> Result<(), StoreError>;
 
     /// When [`Directory::expire`] next has work.
     fn poll_timeout(&self) -> Option<Instant>;

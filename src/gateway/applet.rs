@@ -7,24 +7,29 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use rescue_crypto::ticket::{Ticket, TicketError};
-use rescue_proto::handoff::gateway::RegisterRequest;
+use rescue_proto::handoff::gateway::{ticket_lists_gateway, RegisterRequest};
 use rescue_proto::handoff::{HopId, TableError};
 use rescue_proto::wire::signal::{Close, CloseReason, ErrorCode, Message, Pong, Registered};
 use rescue_proto::Guid;
 use tracing::Instrument;
 
-use super::conn::{refuse, Hop, Refusal};
+use super::conn::{refuse, Conn, Hop, Refusal};
 use super::pairing::{ConsoleHop, Parked};
 use super::stats::Counters;
 use super::Shared;
+use crate::directory::{RegisterError, RememberedGuid};
 use crate::signal;
 
 /// Serves an applet connection after HELLO.
-pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId) {
-    let ticket = match read_ticket(&shared, &mut hop).await {
+pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, conn: Conn) {
+    let ticket = match read_ticket(&shared, &mut hop, &conn).await {
         Ok(t) => t,
         Err(r) => return refuse(&shared, hop, r).await,
     };
+    // A verified ticket for this gateway authenticates the connection.
+    if let Err(r) = conn.authenticate() {
+        return refuse(&shared, hop, r).await;
+    }
     let guid = ticket.guid;
     // Parked before the directory admits the session, so a CLAIM can never find it
     // without a waiting task; the slot goes away with `parked`.
@@ -58,10 +63,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId) {
     .await
 }
 
-/// Reads REGISTER and checks the ticket: signature, expiry, served account.
-async fn read_ticket(shared: &Shared, hop: &mut Hop) -> Result<Ticket, Refusal> {
-    let wait = shared.config.limits.request_timeout;
-    let msg = signal::recv(hop, wait)
+/// Reads REGISTER (within the connection's deadline) and checks the ticket: signature,
+/// expiry, served account, gateway binding.
+async fn read_ticket(shared: &Shared, hop: &mut Hop, conn: &Conn) -> Result<Ticket, Refusal> {
+    let msg = signal::recv(hop, conn.left())
         .await
         .map_err(|e| Refusal::from_recv(e, "REGISTER"))?;
     let Message::Register(reg) = msg else {
@@ -73,6 +78,15 @@ async fn read_ticket(shared: &Shared, hop: &mut Hop) -> Result<Ticket, Refusal> 
     if !shared.config.accounts.contains(&ticket.account) {
         let why = format!("account {} not served here", ticket.account);
         return Err(Refusal::new(ErrorCode::WrongAccount, why));
+    }
+    let own: Vec<String> = if shared.config.names.is_empty() {
+        conn.local.iter().map(ToString::to_string).collect()
+    } else {
+        shared.config.names.clone()
+    };
+    if !ticket_lists_gateway(ticket.gateways.iter().map(String::as_str), &own) {
+        let why = format!("ticket does not list this gateway ({})", own.join(", "));
+        return Err(Refusal::new(ErrorCode::BadTicket, why));
     }
     Ok(ticket)
 }
@@ -92,7 +106,21 @@ fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Registered, 
         hop: hop_id,
         resume_secret,
     };
-    shared.directory.register(now, req).map_err(table_refusal)
+    let record = RememberedGuid {
+        guid: ticket.guid,
+        account: ticket.account,
+        expires_unix: ticket.expires_at_unix,
+    };
+    shared
+        .directory
+        .register(now, req, &record)
+        .map_err(|e| match e {
+            RegisterError::Table(e) => table_refusal(e),
+            other => {
+                tracing::error!(error = %other, "REGISTER refused: GUID not recorded");
+                Refusal::new(ErrorCode::Internal, "cannot record the session")
+            }
+        })
 }
 
 /// Waits for a console's hop; answers PING; ends on CLOSE, EOF, the pending lifetime or

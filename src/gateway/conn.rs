@@ -1,16 +1,19 @@
-//! One gateway connection: outer TLS with a timeout, HELLO, then the applet or the
-//! console side. Every refusal goes through [`refuse`]: an ERROR frame, a closed
+//! One gateway connection: outer TLS, HELLO and the first request within one deadline
+//! from accept (`GatewayLimits::pre_auth_timeout`), then the applet or the console side. Every refusal goes through [`refuse`]: an ERROR frame, a closed
 //! connection, a tracing event and a counter.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rescue_proto::wire::limits::PROTOCOL_VERSION;
 use rescue_proto::wire::signal::{
     ErrorCode, ErrorMessage, ErrorText, Hello, Message, Role, Speaker,
 };
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 
+use super::admission::{ConnSlot, Slotted};
 use super::stats::Counters;
 use super::Shared;
 use crate::io::{BoxStream, Tapped};
@@ -61,11 +64,39 @@ impl Refusal {
     }
 }
 
+/// What a connection carries from accept to its first request.
+pub(crate) struct Conn {
+    /// The one deadline for TLS, HELLO and the first request.
+    pub(crate) deadline: Instant,
+    /// The connection's slot (unauthenticated until [`Conn::authenticate`]).
+    pub(crate) slot: Arc<ConnSlot>,
+    /// The local address the connection arrived on (the default gateway name).
+    pub(crate) local: Option<SocketAddr>,
+}
+
+impl Conn {
+    /// Time left before the deadline.
+    pub(crate) fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Moves the connection to the authenticated pool; refused `overloaded` when full.
+    pub(crate) fn authenticate(&self) -> Result<(), Refusal> {
+        self.slot
+            .authenticate()
+            .map_err(|_| Refusal::new(ErrorCode::Overloaded, "gateway connection limit reached"))
+    }
+}
+
 /// Serves one accepted TCP connection to its end.
-pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
-    Counters::bump(&shared.stats.connections);
+pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, slot: Arc<ConnSlot>) {
     let limits = &shared.config.limits;
-    let tls = match timeout(limits.handshake_timeout, shared.acceptor.accept(tcp)).await {
+    let conn = Conn {
+        deadline: Instant::now() + limits.pre_auth_timeout,
+        local: tcp.local_addr().ok(),
+        slot,
+    };
+    let tls = match timeout_at(conn.deadline, shared.acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => return note_refused(&shared, &Refusal::silent(format!("TLS: {e}"))),
         Err(_) => return note_refused(&shared, &Refusal::silent("TLS handshake timed out")),
@@ -75,42 +106,46 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
         .1
         .peer_certificates()
         .and_then(|certs| shared.config.account_roots.console_of(certs));
+    let has_cert = tls.get_ref().1.peer_certificates().is_some();
     let stream: BoxStream = match &shared.config.tap {
         Some(tap) => Box::new(Tapped::new(tls, tap.clone())),
         None => Box::new(tls),
     };
+    // The slot lives as long as the stream, wherever the hop goes.
+    let stream: BoxStream = Box::new(Slotted::new(stream, conn.slot.clone()));
     let mut hop = signal::framed(stream);
     let hop_id = shared.hop_id();
-    let role = hello(&shared, &mut hop, console.is_some()).await;
+    let mut role = hello(&mut hop, &conn, has_cert, console.is_some()).await;
+    if let Ok(Role::Console) = role {
+        // A console authenticated with its certificate; its requests come when the
+        // technician acts, bounded by the console idle timeout.
+        if let Err(r) = conn.authenticate() {
+            role = Err(r);
+        }
+    }
     if let Ok(r) = &role {
         // A REATTACH instead of the first request is served by the reattach module.
-        let divert = super::reattach::divert(&shared, hop, hop_id, *r, console.as_ref());
+        let divert = super::reattach::divert(&shared, hop, hop_id, *r, console.as_ref(), &conn);
         hop = match divert.await {
             Some(hop) => hop,
             None => return,
         };
     }
-    match role {
-        Ok(Role::Applet) => super::applet::serve(shared, hop, hop_id).await,
-        Ok(_) => match console {
-            Some(name) => super::console::serve(shared, hop, hop_id, name).await,
-            None => {
-                refuse(
-                    &shared,
-                    hop,
-                    Refusal::new(ErrorCode::Internal, "no console"),
-                )
-                .await
-            }
-        },
-        Err(r) => refuse(&shared, hop, r).await,
+    match (role, console) {
+        (Ok(Role::Applet), _) => super::applet::serve(shared, hop, hop_id, conn).await,
+        (Ok(_), Some(name)) => super::console::serve(shared, hop, hop_id, name).await,
+        (Ok(_), None) => {
+            let r = Refusal::new(ErrorCode::Internal, "no console");
+            refuse(&shared, hop, r).await
+        }
+        (Err(r), _) => refuse(&shared, hop, r).await,
     }
 }
 
-/// Reads the peer's HELLO, checks version and role, answers with the gateway's HELLO.
-async fn hello(shared: &Shared, hop: &mut Hop, has_cert: bool) -> Result<Role, Refusal> {
-    let wait = shared.config.limits.handshake_timeout;
-    let msg = signal::recv(hop, wait)
+/// Reads the peer's HELLO, checks version and role against the connection's client
+/// certificate (PROTOCOL.md 3.1), answers with the gateway's HELLO.
+async fn hello(hop: &mut Hop, conn: &Conn, has_cert: bool, served: bool) -> Result<Role, Refusal> {
+    let msg = signal::recv(hop, conn.left())
         .await
         .map_err(|e| Refusal::from_recv(e, "HELLO"))?;
     let Message::Hello(h) = msg else {
@@ -120,18 +155,7 @@ async fn hello(shared: &Shared, hop: &mut Hop, has_cert: bool) -> Result<Role, R
         let why = format!("version {} not supported", h.version);
         return Err(Refusal::new(ErrorCode::VersionMismatch, why));
     }
-    let role = match (h.role, has_cert) {
-        (Speaker::Peer(role @ Role::Applet), false)
-        | (Speaker::Peer(role @ Role::Console), true) => role,
-        (Speaker::Peer(Role::Console), false) => {
-            let why = "console without a certificate from a served account";
-            return Err(Refusal::new(ErrorCode::WrongAccount, why));
-        }
-        (role, _) => {
-            let why = format!("role {role:?} not allowed here");
-            return Err(Refusal::new(ErrorCode::ProtocolViolation, why));
-        }
-    };
+    let role = check_role(h.role, has_cert, served)?;
     let ours = Hello {
         version: PROTOCOL_VERSION,
         role: Speaker::Gateway,
@@ -140,6 +164,28 @@ async fn hello(shared: &Shared, hop: &mut Hop, has_cert: bool) -> Result<Role, R
         .await
         .map_err(|e| Refusal::silent(format!("sending HELLO: {e}")))?;
     Ok(role)
+}
+
+/// The HELLO rule of PROTOCOL.md 3.1: an applet is anonymous (a client certificate is a
+/// protocol violation); a console needs the certificate of an account served here
+/// (`wrong account` without one); no other role connects to a gateway.
+fn check_role(speaker: Speaker, has_cert: bool, served: bool) -> Result<Role, Refusal> {
+    match speaker {
+        Speaker::Peer(Role::Applet) if !has_cert => Ok(Role::Applet),
+        Speaker::Peer(Role::Applet) => Err(Refusal::new(
+            ErrorCode::ProtocolViolation,
+            "an applet presents no client certificate",
+        )),
+        Speaker::Peer(Role::Console) if served => Ok(Role::Console),
+        Speaker::Peer(Role::Console) => Err(Refusal::new(
+            ErrorCode::WrongAccount,
+            "console without a certificate of an account served here",
+        )),
+        other => Err(Refusal::new(
+            ErrorCode::ProtocolViolation,
+            format!("{other:?} does not connect to a gateway"),
+        )),
+    }
 }
 
 /// Ends a connection: sends ERROR (if the refusal has a code), closes, logs, counts.
@@ -186,6 +232,17 @@ mod tests {
         assert!(cut.len() <= ErrorText::MAX_LEN);
         assert!(ErrorText::new(cut).is_ok());
         assert_eq!(truncate("short"), "short");
+    }
+
+    #[test]
+    fn hello_roles_are_checked_against_the_client_certificate() {
+        let code = |role, cert, served| check_role(role, cert, served).err().and_then(|r| r.code);
+        let (applet, console) = (Speaker::Peer(Role::Applet), Speaker::Peer(Role::Console));
+        assert_eq!(code(applet, false, false), None);
+        assert_eq!(code(applet, true, true), Some(ErrorCode::ProtocolViolation));
+        assert_eq!(code(console, true, true), None);
+        assert_eq!(code(console, false, false), Some(ErrorCode::WrongAccount));
+        assert_eq!(code(Speaker::Gateway, false, false), Some(ErrorCode::ProtocolViolation));
     }
 
     #[test]

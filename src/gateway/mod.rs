@@ -10,6 +10,7 @@
 //!
 //! Start from [`Gateway::bind`] with a [`GatewayConfig`].
 
+mod admission;
 mod applet;
 mod conn;
 mod console;
@@ -31,17 +32,18 @@ use rescue_proto::handoff::HopId;
 use rescue_proto::wire::signal::ResumeSecret;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::GatewayLimits;
-use crate::directory::{Directory, MemoryDirectory};
+use crate::directory::{Directory, EndedStore, FileStore, GuidStore, MemoryDirectory, MemoryStore};
 use crate::error::Error;
 use crate::io::Tap;
 
 pub use stats::GatewayStats;
+
+use stats::Counters;
 
 /// Everything a gateway needs. Build it with [`GatewayConfig::new`] and adjust the
 /// public fields.
@@ -63,8 +65,21 @@ pub struct GatewayConfig {
     /// How long a party that lost its hop may REATTACH (PROTOCOL.md 3.12); the other
     /// party's hop is kept meanwhile.
     pub reattach_grace: Duration,
+    /// The `host:port` names this gateway answers to, spelled as the portal writes them
+    /// in tickets (compared without regard to ASCII case). A REGISTER whose ticket lists
+    /// none of them is refused `ERROR{bad ticket}` (PROTOCOL.md 3.11, gateway binding),
+    /// so a ticket cannot be replayed at a gateway it was not issued for. Empty (the
+    /// default): the address each connection arrived on, as `ip:port` (for a gateway
+    /// bound to one address, the listener's own address, which is what the demo and the
+    /// tests list); a gateway behind a DNS name or a load balancer must set it.
+    pub names: Vec<String>,
+    /// Where the GUIDs that may not register again are kept across restarts. Default
+    /// [`EndedStore::Memory`] (tests; a warning is logged at start); a deployed gateway
+    /// uses [`EndedStore::File`] (the example gateway's `--state-dir`). Ignored when
+    /// [`GatewayConfig::directory`] is set (that directory remembers by itself).
+    pub ended_store: EndedStore,
     /// The session directory; `None` (the default) builds a [`MemoryDirectory`] with
-    /// the protocol's table limits and [`GatewayLimits::pending_lifetime`].
+    /// the table limits of [`GatewayLimits`] and the [`GatewayConfig::ended_store`].
     pub directory: Option<Arc<dyn Directory>>,
     /// An optional observer of every byte the gateway reads or writes inside the outer
     /// TLS (tests use it to prove the gateway never sees end-to-end plaintext).
@@ -93,6 +108,8 @@ impl GatewayConfig {
             limits: GatewayLimits::default(),
             relay: crate::relay::RelayLimits::default(),
             reattach_grace: rescue_proto::wire::limits::REATTACH_GRACE,
+            names: Vec::new(),
+            ended_store: EndedStore::Memory,
             directory: None,
             tap: None,
         }
@@ -107,6 +124,7 @@ pub(crate) struct Shared {
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
     pub(crate) parking: pairing::Parking,
     pub(crate) rendezvous: reattach::Rendezvous,
+    pub(crate) pools: admission::Pools,
     pub(crate) stats: stats::Counters,
     pub(crate) shutdown: CancellationToken,
 }
@@ -126,18 +144,21 @@ impl Gateway {
     }
 
     /// Starts serving on an already bound listener.
-    pub fn serve(listener: TcpListener, config: GatewayConfig) -> Result<Self, Error> {
+    pub fn serve(listener: TcpListener, mut config: GatewayConfig) -> Result<Self, Error> {
         let local_addr = listener.local_addr()?;
         let tls = gateway_server_config(&config.identity, &config.account_roots)?;
-        let directory = config.directory.clone().unwrap_or_else(|| {
-            let limits = Limits {
-                pending_lifetime: config.limits.pending_lifetime,
-                reattach_grace: config.reattach_grace,
-                ..Limits::default()
-            };
-            Arc::new(MemoryDirectory::new(limits))
-        });
+        let directory = match config.directory.clone() {
+            Some(d) => d,
+            None => default_directory(&mut config)?,
+        };
+        let l = &config.limits;
+        let pools = admission::Pools::new(
+            l.max_pre_auth_connections,
+            l.max_connections,
+            l.max_pre_auth_per_source,
+        );
         let shared = Arc::new(Shared {
+            pools,
             acceptor: tokio_rustls::TlsAcceptor::from(tls),
             config,
             directory,
@@ -175,18 +196,51 @@ impl Gateway {
         let grace = shared.config.limits.shutdown_grace;
         // The accept loop itself waits `grace` for its connections, so allow a margin.
         let _ = tokio::time::timeout(grace + SHUTDOWN_MARGIN, task).await;
+        maintain_store(&shared);
         shared.stats.snapshot(shared.directory.len())
     }
 }
 
+/// The built-in directory: the table limits of the configuration and its GUID store
+/// (taken out of the configuration; what is left there is [`EndedStore::Memory`]).
+fn default_directory(config: &mut GatewayConfig) -> Result<Arc<dyn Directory>, Error> {
+    let l = &config.limits;
+    let limits = Limits {
+        pending_lifetime: l.pending_lifetime,
+        reattach_grace: config.reattach_grace,
+        max_sessions: l.max_sessions,
+        max_per_account: l.max_sessions_per_account,
+        max_ended: l.max_ended,
+        max_ended_per_account: l.max_ended_per_account,
+    };
+    let now_unix = crate::portal::unix_now();
+    let store: Box<dyn GuidStore> = match std::mem::replace(
+        &mut config.ended_store,
+        EndedStore::Memory,
+    ) {
+        EndedStore::Memory => {
+            tracing::warn!("remembered GUIDs are kept in memory only: after a restart, tickets of sessions that ended may register again");
+            Box::new(MemoryStore)
+        }
+        EndedStore::File(path) => Box::new(FileStore::open(path, now_unix)?),
+        EndedStore::Custom(store) => store,
+    };
+    let directory =
+        MemoryDirectory::with_store(limits, store, std::time::Instant::now(), now_unix)?;
+    Ok(Arc::new(directory))
+}
+
+/// Syncs and compacts the GUID store; a failure is logged (the next call retries).
+fn maintain_store(shared: &Shared) {
+    if let Err(e) = shared.directory.maintain(crate::portal::unix_now()) {
+        tracing::error!(error = %e, "GUID store maintenance failed");
+    }
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    // At least one slot (zero would never serve), at most what a semaphore can count.
-    let limit = shared
-        .config
-        .limits
-        .max_connections
-        .clamp(1, Semaphore::MAX_PERMITS);
-    let slots = Arc::new(Semaphore::new(limit));
+    // Unauthenticated slots: the accept loop waits for one (beyond it, sockets wait in
+    // the kernel backlog); `admission` trades it for an authenticated one later.
+    let slots = shared.pools.pre_auth.clone();
     let mut tasks = JoinSet::new();
     let shutdown = shared.shutdown.clone();
     loop {
@@ -204,15 +258,21 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         match accepted {
             Ok((tcp, peer)) => {
+                Counters::bump(&shared.stats.connections);
+                let Some(slot) = shared.pools.admit(peer.ip(), permit) else {
+                    // Over the per-source cap: closed before any TLS work.
+                    Counters::bump(&shared.stats.refused);
+                    tracing::debug!(%peer, "too many unauthenticated connections from this source");
+                    continue;
+                };
+                // Set-up is a handful of small messages each way: without this, each
+                // waits on Nagle and the peer's delayed ACK (PERFORMANCE.md, set-up).
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
                 let shared = shared.clone();
                 let span = tracing::info_span!("conn", %peer);
-                tasks.spawn(
-                    async move {
-                        conn::handle(shared, tcp).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
+                tasks.spawn(conn::handle(shared, tcp, Arc::new(slot)).instrument(span));
             }
             Err(e) => {
                 // Accept errors (EMFILE, ECONNABORTED) are transient: log and go on.
@@ -255,6 +315,7 @@ async fn sweep(shared: Arc<Shared>) {
         if !expired.is_empty() {
             tracing::debug!(messages = expired.len(), "directory deadlines passed");
         }
+        maintain_store(&shared);
     }
 }
 

@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::applet::table_refusal;
-use super::conn::{refuse, Hop, Refusal};
+use super::conn::{refuse, Conn, Hop, Refusal};
 use super::stats::Counters;
 use super::Shared;
 use crate::io::{BoxStream, Rewind};
@@ -291,11 +291,13 @@ pub(crate) async fn divert(
     hop_id: HopId,
     role: Role,
     console: Option<&ConsoleName>,
+    conn: &Conn,
 ) -> Option<Hop> {
-    let limits = &shared.config.limits;
+    // An applet's first request is within the connection's one deadline; a console
+    // authenticated already and may wait for its technician.
     let wait = match role {
-        Role::Applet => limits.request_timeout,
-        _ => limits.console_idle_timeout,
+        Role::Applet => conn.left(),
+        _ => shared.config.limits.console_idle_timeout,
     };
     let msg = tokio::select! {
         m = signal::recv(&mut hop, wait) => m,
@@ -328,7 +330,7 @@ pub(crate) async fn divert(
         return Some(hop);
     };
     let span = tracing::info_span!("reattach", guid = %r.guid, ?role);
-    serve(shared, hop, hop_id, role, console, r)
+    serve(shared, hop, hop_id, role, console, r, conn)
         .instrument(span)
         .await;
     None
@@ -342,6 +344,7 @@ async fn serve(
     role: Role,
     console: Option<&ConsoleName>,
     r: Reattach,
+    conn: &Conn,
 ) {
     let identity = match (role, console) {
         (Role::Console, Some(name)) => match identity_of(name) {
@@ -370,6 +373,11 @@ async fn serve(
         Ok(re) => re,
         Err(e) => return refuse(shared, hop, table_refusal(e)).await,
     };
+    // The resume secret authenticated the connection.
+    if let Err(r) = conn.authenticate() {
+        let _ = shared.directory.hop_lost(Instant::now(), hop_id);
+        return refuse(shared, hop, r).await;
+    }
     tracing::info!(displaced = ?re.displaced, "reattached");
     if let Some(old) = re.displaced {
         shared.rendezvous.displace(guid, old);

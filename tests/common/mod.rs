@@ -27,8 +27,7 @@ pub const STEP: Duration = Duration::from_secs(10);
 /// Short timeouts so refusal tests run in well under a second each.
 pub fn fast_limits() -> GatewayLimits {
     let mut l = GatewayLimits::default();
-    l.handshake_timeout = Duration::from_millis(500);
-    l.request_timeout = Duration::from_millis(500);
+    l.pre_auth_timeout = Duration::from_millis(500);
     l.console_idle_timeout = Duration::from_secs(2);
     l.pending_lifetime = Duration::from_secs(5);
     l.shutdown_grace = Duration::from_secs(1);

@@ -35,12 +35,32 @@ pub const RESUME_SECRET_LEN: usize = 32;
 /// Length of a UDP rendezvous token: 128 bits, unguessable while it is valid.
 pub const UDP_TOKEN_LEN: usize = 16;
 
-/// Time for the outer TLS handshake: a slow mobile link needs a few round trips, an
-/// idle half-open connection must not hold a slot longer.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// One deadline at the gateway, from TCP accept to the first request received: the
+/// outer TLS handshake, HELLO and the first request (REGISTER, REATTACH, or for a
+/// console, whose certificate authenticated it in the handshake, HELLO alone) must all
+/// be in within it. A peer sends HELLO and its first request right after its handshake,
+/// so a slow mobile link needs about two round trips; one deadline for all three steps
+/// means a connection that trickles bytes cannot reset a timer at each step, so an
+/// unauthenticated connection holds its slot at most this long.
+pub const PRE_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Time from the end of the TLS handshake to the peer's HELLO: the peer sends it at once.
+/// Time a peer waits, after its outer TLS handshake, for the gateway's HELLO (a peer
+/// waits `HELLO_TIMEOUT` + [`REQUEST_TIMEOUT`] for HELLO and the first answer): the
+/// gateway sends it as soon as it has read the peer's.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most unauthenticated connections one gateway holds at once (accepted, first request
+/// not yet received and accepted): a pool apart from authenticated hops, so a flood
+/// of idle sockets cannot take the slots of running sessions; beyond it, new sockets
+/// wait in the kernel's accept backlog. 1,024 handshakes in flight is far more than
+/// 1,000 set-ups a minute need (each is pre-authentication for about two round trips).
+pub const MAX_PRE_AUTH_CONNECTIONS: usize = 1024;
+
+/// Most unauthenticated connections from one source (an IPv4 address, or an IPv6 /64
+/// prefix, which one host usually holds whole): one source cannot fill the pre-auth
+/// pool; its connections beyond this are closed at once. 32 leaves room for a busy
+/// office behind one NAT address setting up many sessions at the same moment.
+pub const MAX_PRE_AUTH_PER_SOURCE: usize = 32;
 
 /// Time for an answer to a request (REGISTER, QUEUE, CLAIM, REATTACH, and the first
 /// request after HELLO): one round trip plus a lookup, with a wide margin.
@@ -68,6 +88,15 @@ pub const MAX_SESSIONS: usize = 10_000;
 /// Most live sessions of one account: one tenant cannot take the whole gateway.
 pub const MAX_SESSIONS_PER_ACCOUNT: usize = 1_000;
 
-/// Most ended GUIDs remembered (until their ticket expires) so that a ticket cannot be
-/// replayed to register its GUID again; when full, new registrations are refused.
-pub const MAX_ENDED_REMEMBERED: usize = 4 * MAX_SESSIONS;
+/// Most GUIDs one gateway must refuse to register again: live sessions plus ended ones
+/// remembered until their ticket expires, so that a ticket cannot be replayed. Sized for
+/// a busy service: 1,000 set-ups a minute with 30-minute tickets keep about 30,000
+/// remembered (plus the table's 10 s expiry rounding), so 100,000 leaves room for three
+/// such tenants; at a few dozen bytes an entry (about 45 to 87 bytes, see
+/// `handoff::gateway`) that is at most about 9 MB. When reached, REGISTER is refused.
+pub const MAX_ENDED_REMEMBERED: usize = 100_000;
+
+/// Most remembered GUIDs (live or ended) of one account: one tenant churning sessions
+/// is refused at its own quota and cannot fill the gateway's memory for the others.
+/// 40,000 is one tenant at 1,000 set-ups a minute with 30-minute tickets, plus a third.
+pub const MAX_ENDED_PER_ACCOUNT: usize = 40_000;

@@ -12,6 +12,19 @@ use crate::wire::signal::{
     AccountId, Paired, QueueEntry, QueueList, Registered, ResumeSecret, Role,
 };
 
+/// The gateway binding of a ticket (PROTOCOL.md 3.11): whether one of the ticket's
+/// gateways (`host:port`, as the portal wrote them) is one of `names`, the names this
+/// gateway answers to. Compared byte for byte except ASCII case (host names are
+/// case-insensitive; a ticket's addresses are printable ASCII).
+pub fn ticket_lists_gateway<'a>(
+    listed: impl IntoIterator<Item = &'a str>,
+    names: &[String],
+) -> bool {
+    listed
+        .into_iter()
+        .any(|g| names.iter().any(|n| n.eq_ignore_ascii_case(g)))
+}
+
 /// A REGISTER whose ticket the caller has verified.
 #[derive(Debug, Clone)]
 pub struct RegisterRequest {
@@ -47,22 +60,8 @@ impl SessionTable {
         now: Instant,
         req: RegisterRequest,
     ) -> Result<Registered, TableError> {
-        if self.hops.contains_key(&req.hop) {
-            return Err(TableError::HopInUse);
-        }
-        if req.ticket_expires <= now {
-            return Err(TableError::ExpiredTicket);
-        }
-        if self.sessions.contains_key(&req.guid) || self.ended.contains_key(&req.guid) {
-            return Err(TableError::GuidTaken);
-        }
+        self.check_register(now, &req)?;
         let account_count = self.per_account.get(&req.account).copied().unwrap_or(0);
-        if self.sessions.len() >= self.limits.max_sessions
-            || account_count >= self.limits.max_per_account
-            || self.ended.len() >= self.limits.max_ended
-        {
-            return Err(TableError::Overloaded);
-        }
         let reply = Registered {
             guid: req.guid,
             lifetime_secs: secs_u32(self.limits.pending_lifetime),
@@ -85,6 +84,42 @@ impl SessionTable {
         self.sessions.insert(req.guid, session);
         self.reindex(req.guid);
         Ok(reply)
+    }
+
+    /// Which limit, if any, a new session of `account` (with `live` sessions now) hits.
+    /// Account quotas are checked first: an account over its quota learns that, not
+    /// that the gateway is full.
+    fn check_room(&self, account: &AccountId, live: usize) -> Result<(), TableError> {
+        let l = &self.limits;
+        if live >= l.max_per_account {
+            return Err(TableError::AccountSessionQuota);
+        }
+        if live + self.ended.of_account(account) >= l.max_ended_per_account {
+            return Err(TableError::AccountEndedQuota);
+        }
+        if self.sessions.len() >= l.max_sessions {
+            return Err(TableError::SessionLimit);
+        }
+        if self.sessions.len() + self.ended.len() >= l.max_ended {
+            return Err(TableError::EndedCapacity);
+        }
+        Ok(())
+    }
+
+    /// Whether [`SessionTable::register`] would accept `req` now (the same checks, no
+    /// change): lets a caller record the GUID durably before the table admits it.
+    pub fn check_register(&self, now: Instant, req: &RegisterRequest) -> Result<(), TableError> {
+        if self.hops.contains_key(&req.hop) {
+            return Err(TableError::HopInUse);
+        }
+        if req.ticket_expires <= now {
+            return Err(TableError::ExpiredTicket);
+        }
+        if self.sessions.contains_key(&req.guid) || self.ended.contains(&req.guid) {
+            return Err(TableError::GuidTaken);
+        }
+        let live = self.per_account.get(&req.account).copied().unwrap_or(0);
+        self.check_room(&req.account, live)
     }
 
     /// The waiting sessions of `account` whose applet is present, longest waiting first,

@@ -78,7 +78,7 @@ impl SessionTable {
                 }]
             }
             None => {
-                self.end_session(guid);
+                self.end_session(now, guid);
                 Vec::new()
             }
         }
@@ -141,12 +141,12 @@ impl SessionTable {
 
     /// A party sent CLOSE (or the caller ends the session for it): the session ends for
     /// both. Returns CLOSE with the same reason for the other party, if present.
-    pub fn close(&mut self, _now: Instant, hop: HopId, reason: CloseReason) -> Vec<Outgoing> {
+    pub fn close(&mut self, now: Instant, hop: HopId, reason: CloseReason) -> Vec<Outgoing> {
         let Some(&(guid, _)) = self.hops.get(&hop) else {
             return Vec::new();
         };
         let message = Message::Close(Close { reason });
-        self.end_session(guid)
+        self.end_session(now, guid)
             .map(|s| {
                 present_hops(&s)
                     .filter(|h| *h != hop)
@@ -184,7 +184,7 @@ impl SessionTable {
             } else {
                 Message::PeerGone(PeerGone { grace_secs: 0 })
             };
-            if let Some(s) = self.end_session(guid) {
+            if let Some(s) = self.end_session(now, guid) {
                 out.extend(present_hops(&s).map(|hop| Outgoing {
                     hop,
                     message: message.clone(),
@@ -192,20 +192,14 @@ impl SessionTable {
                 }));
             }
         }
-        while let Some(&(expires, guid)) = self.ended_due.first() {
-            if expires > now {
-                break;
-            }
-            self.ended_due.pop_first();
-            self.ended.remove(&guid);
-        }
+        self.ended.expire(now);
         out
     }
 
     /// The earliest instant at which [`SessionTable::expire`] has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let live = self.due.first().map(|(t, _)| *t);
-        let ended = self.ended_due.first().map(|(t, _)| *t);
+        let ended = self.ended.poll_timeout();
         live.into_iter().chain(ended).min()
     }
 
@@ -227,8 +221,9 @@ impl SessionTable {
         s.due = new;
     }
 
-    /// Removes a session, its hops and its account count; remembers its GUID.
-    fn end_session(&mut self, guid: Guid) -> Option<Session> {
+    /// Removes a session, its hops and its account count; remembers its GUID until its
+    /// ticket expires.
+    fn end_session(&mut self, now: Instant, guid: Guid) -> Option<Session> {
         let s = self.sessions.remove(&guid)?;
         if let Some(t) = s.due {
             self.due.remove(&(t, guid));
@@ -242,8 +237,7 @@ impl SessionTable {
                 self.per_account.remove(&s.account);
             }
         }
-        self.ended.insert(guid, s.ticket_expires);
-        self.ended_due.insert((s.ticket_expires, guid));
+        self.ended.insert(now, guid, &s.account, s.ticket_expires);
         Some(s)
     }
 }

@@ -17,26 +17,31 @@
 //! Hops are the caller's connection ids ([`HopId`]). Every operation takes `now`;
 //! [`SessionTable::poll_timeout`] says when [`SessionTable::expire`] is next due.
 //! The table never holds more than [`Limits::max_sessions`] live sessions,
-//! [`Limits::max_per_account`] per account and about [`Limits::max_ended`] remembered
-//! GUIDs; past those it refuses with [`TableError::Overloaded`]. Deadlines are kept in
-//! ordered indexes: `poll_timeout` is O(log n) and `expire` touches only what is due.
+//! [`Limits::max_per_account`] per account, [`Limits::max_ended`] GUIDs it must refuse
+//! to register again (live or ended) and [`Limits::max_ended_per_account`] of them per
+//! account; past each it refuses REGISTER with its own [`TableError`] variant, so only
+//! the account over its quota is refused. Deadlines are kept in ordered indexes:
+//! `poll_timeout` is O(log n) and `expire` touches only what is due.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::guid::Guid;
 use crate::wire::limits::{
-    MAX_ENDED_REMEMBERED, MAX_SESSIONS, MAX_SESSIONS_PER_ACCOUNT, PENDING_LIFETIME, REATTACH_GRACE,
+    MAX_ENDED_PER_ACCOUNT, MAX_ENDED_REMEMBERED, MAX_SESSIONS, MAX_SESSIONS_PER_ACCOUNT,
+    PENDING_LIFETIME, REATTACH_GRACE,
 };
 use crate::wire::signal::{AccountId, ErrorCode, Message, ResumeSecret, Role, TechnicianName};
 
 mod admit;
 mod lifecycle;
+mod remembered;
 #[cfg(test)]
 mod tests;
 
-pub use admit::{Pairing, RegisterRequest};
+pub use admit::{ticket_lists_gateway, Pairing, RegisterRequest};
 pub use lifecycle::{ReattachRequest, Reattached};
+pub use remembered::EXPIRY_GRANULARITY;
 
 /// The caller's id for one connection (hop) to the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,8 +63,12 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Most live sessions of one account.
     pub max_per_account: usize,
-    /// Most ended GUIDs remembered; when reached, REGISTER is refused.
+    /// Most GUIDs that may not register again (live sessions plus ended GUIDs whose
+    /// ticket is valid); when reached, REGISTER is refused for every account.
     pub max_ended: usize,
+    /// Most such GUIDs of one account; when reached, REGISTER is refused for that
+    /// account only.
+    pub max_ended_per_account: usize,
     /// Lifetime of a waiting session.
     pub pending_lifetime: Duration,
     /// Time a party that lost its hop has to reattach.
@@ -72,6 +81,7 @@ impl Default for Limits {
             max_sessions: MAX_SESSIONS,
             max_per_account: MAX_SESSIONS_PER_ACCOUNT,
             max_ended: MAX_ENDED_REMEMBERED,
+            max_ended_per_account: MAX_ENDED_PER_ACCOUNT,
             pending_lifetime: PENDING_LIFETIME,
             reattach_grace: REATTACH_GRACE,
         }
@@ -88,9 +98,18 @@ pub enum TableError {
     /// REGISTER with a ticket that expires at or before `now`.
     #[error("ticket expired")]
     ExpiredTicket,
-    /// A limit on sessions, per-account sessions or remembered GUIDs is reached.
-    #[error("session table full")]
-    Overloaded,
+    /// The gateway holds [`Limits::max_sessions`] live sessions.
+    #[error("gateway session limit reached")]
+    SessionLimit,
+    /// The ticket's account holds [`Limits::max_per_account`] live sessions.
+    #[error("account session quota reached")]
+    AccountSessionQuota,
+    /// The gateway remembers [`Limits::max_ended`] GUIDs (live or ended, ticket valid).
+    #[error("remembered GUID capacity reached")]
+    EndedCapacity,
+    /// The ticket's account has [`Limits::max_ended_per_account`] remembered GUIDs.
+    #[error("account remembered GUID quota reached")]
+    AccountEndedQuota,
     /// CLAIM of a GUID with no live session, or one whose applet is away.
     #[error("unknown session")]
     UnknownGuid,
@@ -114,7 +133,10 @@ impl TableError {
         match self {
             Self::GuidTaken => ErrorCode::GuidTaken,
             Self::ExpiredTicket => ErrorCode::ExpiredTicket,
-            Self::Overloaded => ErrorCode::Overloaded,
+            Self::SessionLimit
+            | Self::AccountSessionQuota
+            | Self::EndedCapacity
+            | Self::AccountEndedQuota => ErrorCode::Overloaded,
             Self::UnknownGuid => ErrorCode::UnknownGuid,
             Self::WrongAccount => ErrorCode::WrongAccount,
             Self::AlreadyClaimed => ErrorCode::AlreadyClaimed,
@@ -212,12 +234,10 @@ pub struct SessionTable {
     pub(crate) per_account: HashMap<AccountId, usize>,
     /// Every present hop: its session and role.
     pub(crate) hops: HashMap<HopId, (Guid, Role)>,
-    /// Ended GUIDs and the expiry of their ticket.
-    pub(crate) ended: HashMap<Guid, Instant>,
+    /// Ended GUIDs whose ticket is valid, by account and expiry.
+    pub(crate) ended: remembered::Remembered,
     /// Live sessions by next deadline (pending lifetime or grace end).
     pub(crate) due: BTreeSet<(Instant, Guid)>,
-    /// Ended GUIDs by ticket expiry.
-    pub(crate) ended_due: BTreeSet<(Instant, Guid)>,
 }
 
 impl SessionTable {
@@ -228,9 +248,8 @@ impl SessionTable {
             sessions: HashMap::new(),
             per_account: HashMap::new(),
             hops: HashMap::new(),
-            ended: HashMap::new(),
+            ended: remembered::Remembered::default(),
             due: BTreeSet::new(),
-            ended_due: BTreeSet::new(),
         }
     }
 
@@ -282,7 +301,34 @@ impl SessionTable {
 
     /// Whether `guid` is remembered as ended (and cannot be registered again).
     pub fn is_ended(&self, guid: &Guid) -> bool {
-        self.ended.contains_key(guid)
+        self.ended.contains(guid)
+    }
+
+    /// Number of ended GUIDs remembered.
+    pub fn ended_len(&self) -> usize {
+        self.ended.len()
+    }
+
+    /// Remembers `guid` of `account` as ended until `ticket_expires`, as if its session
+    /// had ended here: how a gateway restores what its store kept across a restart. The
+    /// limits do not apply (forgetting would allow a replay); REGISTER is refused while
+    /// they are exceeded. Returns whether the GUID was new to the table.
+    pub fn remember_ended(
+        &mut self,
+        now: Instant,
+        guid: Guid,
+        account: &AccountId,
+        ticket_expires: Instant,
+    ) -> bool {
+        if self.sessions.contains_key(&guid) {
+            return false;
+        }
+        self.ended.insert(now, guid, account, ticket_expires)
+    }
+
+    /// Bytes held by the remembered GUIDs' containers (see the module `remembered`).
+    pub fn ended_bytes(&self) -> usize {
+        self.ended.approx_bytes()
     }
 
     /// Checks every internal invariant; panics with a description if one is broken.
@@ -297,7 +343,7 @@ impl SessionTable {
         let mut present = 0;
         for (guid, s) in &self.sessions {
             *counts.entry(&s.account).or_default() += 1;
-            assert!(!self.ended.contains_key(guid), "live and ended");
+            assert!(!self.ended.contains(guid), "live and ended");
             let parties = [
                 Some((&s.applet, Role::Applet)),
                 s.console.as_ref().map(|c| (&c.party, Role::Console)),
@@ -322,10 +368,7 @@ impl SessionTable {
         }
         let filed = self.sessions.values().filter(|s| s.due.is_some()).count();
         assert_eq!(self.due.len(), filed, "no stale deadline");
-        assert_eq!(self.ended_due.len(), self.ended.len(), "ended index");
-        for (g, t) in &self.ended {
-            assert!(self.ended_due.contains(&(*t, *g)), "ended filed");
-        }
+        self.ended.check_invariants();
         assert_eq!(present, self.hops.len(), "no stale hop");
         assert_eq!(counts.len(), self.per_account.len(), "account index");
         for (a, n) in counts {
@@ -333,8 +376,8 @@ impl SessionTable {
             assert!(n <= self.limits.max_per_account, "per-account bound");
         }
         assert!(
-            self.ended.len() <= self.limits.max_ended + self.limits.max_sessions,
-            "ended bound"
+            self.ended.len() + self.sessions.len() <= self.limits.max_ended,
+            "remembered bound"
         );
     }
 }

@@ -218,17 +218,100 @@ fn limits_refuse_new_sessions() {
     t.register(now, req(now, 2, "a", 2)).expect("room");
     assert_eq!(
         t.register(now, req(now, 3, "a", 3)),
-        Err(TableError::Overloaded)
+        Err(TableError::AccountSessionQuota)
     );
     t.register(now, req(now, 4, "b", 4)).expect("room");
     assert_eq!(
         t.register(now, req(now, 5, "c", 5)),
-        Err(TableError::Overloaded)
+        Err(TableError::SessionLimit)
     );
     assert_eq!(
         t.register(now, req(now, 6, "c", 1)),
         Err(TableError::HopInUse)
     );
+    t.check_invariants();
+}
+
+/// Registers and closes `n` sessions of `account` (GUIDs from `first`), hops from `hop`.
+fn churn(t: &mut SessionTable, now: Instant, account: &str, first: u8, n: u8, hop: u64) {
+    for i in 0..n {
+        let h = hop + u64::from(i);
+        t.register(now, req(now, first + i, account, h))
+            .expect("room");
+        t.close(now, HopId(h), CloseReason::Normal);
+    }
+}
+
+#[test]
+fn an_account_over_its_remembered_quota_is_refused_and_no_other() {
+    let now = Instant::now();
+    let limits = Limits {
+        max_ended: 10,
+        max_ended_per_account: 4,
+        ..Limits::default()
+    };
+    let mut t = SessionTable::new(limits);
+    churn(&mut t, now, "a", 1, 4, 100);
+    assert_eq!(t.len(), 0, "no live session");
+    assert_eq!(
+        t.register(now, req(now, 50, "a", 1)),
+        Err(TableError::AccountEndedQuota)
+    );
+    // Another account is not affected.
+    t.register(now, req(now, 51, "b", 2))
+        .expect("other account");
+    // A live session counts against its account's quota too.
+    churn(&mut t, now, "b", 60, 3, 200);
+    assert_eq!(
+        t.register(now, req(now, 70, "b", 3)),
+        Err(TableError::AccountEndedQuota)
+    );
+    // The gateway-wide capacity: 4 + 4 remembered, two more fit, then nobody.
+    churn(&mut t, now, "c", 80, 2, 300);
+    assert_eq!(
+        t.register(now, req(now, 90, "d", 4)),
+        Err(TableError::EndedCapacity)
+    );
+    // Once the tickets expire, the GUIDs are forgotten and there is room again.
+    let later = now + Duration::from_secs(3600) + EXPIRY_GRANULARITY;
+    t.expire(later);
+    assert_eq!(t.ended_len(), 0);
+    t.register(later, req(later, 91, "a", 5))
+        .expect("room again");
+    t.check_invariants();
+}
+
+#[test]
+fn every_limit_has_its_own_message_and_the_code_overloaded() {
+    let limits = [
+        TableError::SessionLimit,
+        TableError::AccountSessionQuota,
+        TableError::EndedCapacity,
+        TableError::AccountEndedQuota,
+    ];
+    let texts: std::collections::HashSet<String> = limits.iter().map(|e| e.to_string()).collect();
+    assert_eq!(texts.len(), limits.len(), "messages must differ");
+    for e in limits {
+        assert_eq!(e.code(), ErrorCode::Overloaded);
+        assert!(
+            e.to_string().contains("limit")
+                || e.to_string().contains("quota")
+                || e.to_string().contains("capacity")
+        );
+    }
+}
+
+#[test]
+fn a_restored_guid_is_refused_until_its_ticket_expires() {
+    let now = Instant::now();
+    let mut t = SessionTable::default();
+    let expires = now + Duration::from_secs(60);
+    assert!(t.remember_ended(now, guid(1), &acct("a"), expires));
+    let mut r = req(now, 1, "a", 1);
+    r.ticket_expires = expires;
+    assert_eq!(t.register(now, r.clone()), Err(TableError::GuidTaken));
+    t.expire(expires + EXPIRY_GRANULARITY);
+    assert!(!t.is_ended(&guid(1)));
     t.check_invariants();
 }
 
@@ -307,4 +390,16 @@ fn an_away_waiting_applet_expires_with_its_session() {
     assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(600)));
     t.expire(now + Duration::from_secs(600));
     assert!(t.is_empty());
+}
+
+#[test]
+fn a_ticket_binds_to_the_gateways_it_lists() {
+    let names = vec!["gw1.example:443".to_string(), "192.0.2.1:7443".to_string()];
+    assert!(ticket_lists_gateway(["other:1", "GW1.Example:443"], &names));
+    assert!(ticket_lists_gateway(["192.0.2.1:7443"], &names));
+    assert!(!ticket_lists_gateway(
+        ["gw1.example:444", "192.0.2.1:744"],
+        &names
+    ));
+    assert!(!ticket_lists_gateway(["gw1.example:443"], &[]));
 }
