@@ -354,9 +354,11 @@ async fn a_file_survives_a_cut_of_the_applet_hop_with_both_hashes_and_chat_exact
 
     let s = start(Duration::from_secs(30)).await;
     let proxy = Proxy::start(s.gateway.local_addr()).await;
+    // The applet goes through the proxy (listed first); the gateway answers to its own
+    // address, which the ticket lists too (the gateway binding, PROTOCOL.md 3.11).
     let portal = Portal::new(
         rescue_crypto::ticket::TicketSigner::from_pkcs8(s.pki.signer.pkcs8()).unwrap(),
-        vec![proxy.addr.clone()],
+        vec![proxy.addr.clone(), s.gateway.local_addr().to_string()],
         s.pki.gateway_ca.pin(),
     );
     let pol = policy(&[Permission::FileTransfer], false);

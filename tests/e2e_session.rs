@@ -164,22 +164,25 @@ async fn a_waiting_applet_keeps_its_hop_alive_with_pings() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+async fn a_silent_socket_takes_no_session_slot_and_the_connection_limit_is_enforced() {
     let mut limits = fast_limits();
     limits.max_connections = 2;
     let setup = Setup::start_with(limits).await;
     let issued = setup.issue();
-    // Slot 1: a silent TCP peer, dropped by the gateway after the handshake timeout.
-    let started = std::time::Instant::now();
+    // A silent TCP peer holds an unauthenticated slot, not one of the two for hops.
     let _silent = tokio::net::TcpStream::connect(&setup.addr).await.unwrap();
-    // Slot 2: a waiting applet.
+    // Slot 1: a waiting applet; slot 2: a console.
     let registration = within(setup.applet(&issued).register()).await.unwrap();
-    // The console can only be served once the silent peer's slot is free.
     let console = within(setup.console()).await;
-    assert!(
-        started.elapsed() >= std::time::Duration::from_millis(450),
-        "a third connection was served while two slots were taken"
-    );
+    // A third authenticated connection is refused, naming the limit.
+    let third = within(setup.console_with(setup.pki.console.clone())).await;
+    match third {
+        Err(rescue::Error::Refused { code, message }) => {
+            assert_eq!(code, rescue_proto::wire::signal::ErrorCode::Overloaded);
+            assert!(message.contains("connection limit"), "{message}");
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
     let (a, c) = within(async {
         tokio::join!(
             registration.wait_paired(),

@@ -115,14 +115,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, slot: Arc<ConnSl
     let stream: BoxStream = Box::new(Slotted::new(stream, conn.slot.clone()));
     let mut hop = signal::framed(stream);
     let hop_id = shared.hop_id();
-    let mut role = hello(&mut hop, &conn, has_cert, console.is_some()).await;
-    if let Ok(Role::Console) = role {
-        // A console authenticated with its certificate; its requests come when the
-        // technician acts, bounded by the console idle timeout.
-        if let Err(r) = conn.authenticate() {
-            role = Err(r);
-        }
-    }
+    let role = hello(&mut hop, &conn, has_cert, console.is_some()).await;
     if let Ok(r) = &role {
         // A REATTACH instead of the first request is served by the reattach module.
         let divert = super::reattach::divert(&shared, hop, hop_id, *r, console.as_ref(), &conn);
@@ -156,6 +149,12 @@ async fn hello(hop: &mut Hop, conn: &Conn, has_cert: bool, served: bool) -> Resu
         return Err(Refusal::new(ErrorCode::VersionMismatch, why));
     }
     let role = check_role(h.role, has_cert, served)?;
+    if role == Role::Console {
+        // A console authenticated with its certificate (before its HELLO is answered,
+        // so a full pool is its answer); its requests come when the technician acts,
+        // bounded by the console idle timeout.
+        conn.authenticate()?;
+    }
     let ours = Hello {
         version: PROTOCOL_VERSION,
         role: Speaker::Gateway,
