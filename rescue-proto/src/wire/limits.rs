@@ -62,8 +62,9 @@ pub const MAX_PRE_AUTH_CONNECTIONS: usize = 1024;
 /// office behind one NAT address setting up many sessions at the same moment.
 pub const MAX_PRE_AUTH_PER_SOURCE: usize = 32;
 
-/// Time for an answer to a request (REGISTER, QUEUE, CLAIM, REATTACH, and the first
-/// request after HELLO): one round trip plus a lookup, with a wide margin.
+/// Time a peer waits for an answer to a request (REGISTER, QUEUE, CLAIM, REATTACH): one
+/// round trip plus a lookup, with a wide margin. (The gateway's wait for the first
+/// request is within [`PRE_AUTH_TIMEOUT`].)
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Interval of PING on an idle hop: keeps NAT bindings and middleboxes warm (iroh 15 s).
