@@ -72,7 +72,7 @@ impl Pools {
 
     /// Unauthenticated connections counted for `peer`'s source (tests and logs).
     #[cfg(test)]
-    pub(crate) fn from_source(&self, peer: IpAddr) -> usize {
+    pub(crate) fn count_of_source(&self, peer: IpAddr) -> usize {
         lock(&self.sources)
             .get(&source_of(peer))
             .copied()
@@ -231,10 +231,10 @@ mod tests {
             "other source"
         );
         a.authenticate().expect("room");
-        assert_eq!(pools.from_source(ip("10.0.0.1")), 1);
+        assert_eq!(pools.count_of_source(ip("10.0.0.1")), 1);
         assert!(b.authenticate().is_err(), "authenticated pool full");
         drop(b);
-        assert_eq!(pools.from_source(ip("10.0.0.1")), 0);
+        assert_eq!(pools.count_of_source(ip("10.0.0.1")), 0);
         drop(a);
         let c = pools.admit(ip("10.0.0.1"), permit()).expect("again");
         c.authenticate().expect("slot freed");

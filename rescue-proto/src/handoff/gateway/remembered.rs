@@ -5,10 +5,16 @@
 //! factor of at most 7/8) and a `(GUID, account)` pair in the vector of its expiry
 //! bucket. Expiries are rounded *up* to [`EXPIRY_GRANULARITY`], so a GUID is forgotten
 //! at most that long after its ticket expired and never before; buckets are kept in
-//! order, so [`Remembered::expire`] touches only what is due. With the `u64` account id
-//! that is 17 × 8/7 ≈ 19.4 bytes in the set and 24 bytes in a bucket, about 45 bytes
-//! an entry when both containers are full and at most about 87 bytes just after both
-//! have doubled (see [`Remembered::approx_bytes`], which a test bounds).
+//! order, so [`Remembered::expire`] touches only what is due.
+//!
+//! Cost: 17 bytes a slot in the set (at most 8/7 of the entries when full, twice that
+//! just after it doubled) plus one `(GUID, account)` pair in a bucket vector (up to
+//! twice its size while the vector grows). Measured with a counting allocator, table
+//! churned to 30,000 / 40,000 / 60,000 / 100,000 remembered GUIDs of one account: 101 /
+//! 92 / 101 / 86 bytes an entry with the string account id (a 40-byte pair plus the
+//! string's heap bytes); the `u64` account id makes the pair 24 bytes, about 70 bytes
+//! an entry. So [`crate::wire::limits::MAX_ENDED_REMEMBERED`] (100,000) costs under
+//! 10 MB. [`Remembered::approx_bytes`] computes the same from the capacities.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
