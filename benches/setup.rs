@@ -55,7 +55,8 @@ fn bed(rt: &Runtime) -> Bed {
 async fn pairing(bed: &Bed) {
     let req = SessionRequest::new(ACCOUNT, bed.pki.account_ca.pin(), Policy::default());
     let issued = bed.portal.issue(&req).unwrap();
-    let applet = Applet::from_ticket(issued.ticket).unwrap();
+    let key = bed.pki.verify_key();
+    let applet = Applet::from_ticket(issued.ticket.clone(), issued.secret.clone(), &key).unwrap();
     let registration = applet.register().await.unwrap();
     let console = Console::connect(
         &bed.addr,
@@ -65,7 +66,10 @@ async fn pairing(bed: &Bed) {
     )
     .await
     .unwrap();
-    let (a, c) = tokio::join!(registration.wait_paired(), console.claim(issued.guid));
+    let (a, c) = tokio::join!(
+        registration.wait_paired(),
+        console.claim(issued.claim_key())
+    );
     let (a, c) = (a.unwrap(), c.unwrap());
     assert_eq!(a.sas(), c.sas());
 }

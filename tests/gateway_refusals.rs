@@ -8,14 +8,14 @@ mod gateway_support;
 use common::*;
 use gateway_support::{error_of, hello, raw_hop, register_raw};
 use rescue::portal::SessionRequest;
-use rescue_proto::wire::signal::{ErrorCode, Role};
+use rescue_proto::wire::signal::{ErrorCode, Role, Speaker};
 use rescue_proto::Policy;
 
 #[tokio::test]
 async fn a_console_hello_without_a_certificate_is_wrong_account() {
     let setup = Setup::start().await;
     let mut hop = raw_hop(&setup.addr, setup.pki.gateway_ca.pin(), None).await;
-    hello(&mut hop, Role::Console).await;
+    hello(&mut hop, Speaker::Peer(Role::Console)).await;
     let (code, message) = error_of(hop).await.expect("an ERROR");
     assert_eq!(code, ErrorCode::WrongAccount, "{message}");
 }
@@ -25,7 +25,7 @@ async fn an_applet_hello_with_a_client_certificate_is_a_protocol_violation() {
     let setup = Setup::start().await;
     let cert = setup.pki.console.clone();
     let mut hop = raw_hop(&setup.addr, setup.pki.gateway_ca.pin(), Some(&cert)).await;
-    hello(&mut hop, Role::Applet).await;
+    hello(&mut hop, Speaker::Peer(Role::Applet)).await;
     let (code, message) = error_of(hop).await.expect("an ERROR");
     assert_eq!(code, ErrorCode::ProtocolViolation, "{message}");
 }
@@ -34,7 +34,7 @@ async fn an_applet_hello_with_a_client_certificate_is_a_protocol_violation() {
 async fn a_gateway_hello_from_a_client_is_a_protocol_violation() {
     let setup = Setup::start().await;
     let mut hop = raw_hop(&setup.addr, setup.pki.gateway_ca.pin(), None).await;
-    hello(&mut hop, Role::Gateway).await;
+    hello(&mut hop, Speaker::Gateway).await;
     let (code, _) = error_of(hop).await.expect("an ERROR");
     assert_eq!(code, ErrorCode::ProtocolViolation);
 }

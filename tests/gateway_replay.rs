@@ -16,7 +16,7 @@ use common::{fast_limits, fast_timeouts, within, ACCOUNT};
 use gateway_support::{error_of, register_raw};
 use rescue::devpki::DevPki;
 use rescue::directory::EndedStore;
-use rescue::portal::{Portal, SessionRequest};
+use rescue::portal::{IssuedSession, Portal, SessionRequest};
 use rescue::{Applet, Console, Gateway, GatewayConfig};
 use rescue_proto::wire::signal::ErrorCode;
 use rescue_proto::Policy;
@@ -48,10 +48,14 @@ fn request(pki: &DevPki) -> SessionRequest {
     SessionRequest::new(ACCOUNT, pki.account_ca.pin(), Policy::default())
 }
 
-fn applet(ticket: &[u8]) -> Applet {
-    Applet::from_ticket(ticket.to_vec())
-        .unwrap()
-        .with_timeouts(fast_timeouts())
+fn applet(pki: &DevPki, issued: &IssuedSession) -> Applet {
+    Applet::from_ticket(
+        issued.ticket.clone(),
+        issued.secret.clone(),
+        &pki.verify_key(),
+    )
+    .unwrap()
+    .with_timeouts(fast_timeouts())
 }
 
 async fn wait_no_live_session(gateway: &Gateway) {
@@ -73,7 +77,7 @@ async fn a_ticket_of_an_ended_session_is_refused_after_a_restart() {
     let portal = portal(&pki, vec![addr.clone()]);
     let issued = portal.issue(&request(&pki)).unwrap();
     // A whole session, then its end.
-    let registration = within(applet(&issued.ticket).register()).await.unwrap();
+    let registration = within(applet(&pki, &issued).register()).await.unwrap();
     let console = Console::connect(
         &addr,
         pki.gateway_ca.pin(),
@@ -81,9 +85,13 @@ async fn a_ticket_of_an_ended_session_is_refused_after_a_restart() {
         fast_timeouts(),
     );
     let console = within(console).await.unwrap();
-    let (a, c) =
-        within(async { tokio::join!(registration.wait_paired(), console.claim(issued.guid)) })
-            .await;
+    let (a, c) = within(async {
+        tokio::join!(
+            registration.wait_paired(),
+            console.claim(issued.claim_key())
+        )
+    })
+    .await;
     drop((a.unwrap(), c.unwrap()));
     wait_no_live_session(&first).await;
     within(first.shutdown()).await;
@@ -94,11 +102,11 @@ async fn a_ticket_of_an_ended_session_is_refused_after_a_restart() {
     let replay = register_raw(&addr, pki.gateway_ca.pin(), &issued.ticket).await;
     let (code, _) = error_of(replay).await.expect("an ERROR");
     assert_eq!(code, ErrorCode::GuidTaken);
-    let err = within(applet(&issued.ticket).register()).await.unwrap_err();
+    let err = within(applet(&pki, &issued).register()).await.unwrap_err();
     assert_eq!(err.refusal(), Some(ErrorCode::GuidTaken), "{err:?}");
     // Other tickets still register.
     let fresh = portal.issue(&request(&pki)).unwrap();
-    within(applet(&fresh.ticket).register()).await.unwrap();
+    within(applet(&pki, &fresh).register()).await.unwrap();
     within(second.shutdown()).await;
 }
 
@@ -112,7 +120,7 @@ async fn a_ticket_of_a_session_live_when_the_gateway_stopped_is_refused_after_th
     let issued = portal(&pki, vec![addr.clone()])
         .issue(&request(&pki))
         .unwrap();
-    let _waiting = within(applet(&issued.ticket).register()).await.unwrap();
+    let _waiting = within(applet(&pki, &issued).register()).await.unwrap();
     // The gateway goes away without its session ending first (no sync at the end, as
     // a killed process: the record was written at REGISTER).
     drop(first);
@@ -187,7 +195,7 @@ async fn a_ticket_that_does_not_list_the_gateway_is_refused_naming_why() {
     let here = portal(&pki, vec![addr.clone()])
         .issue(&request(&pki))
         .unwrap();
-    within(applet(&here.ticket).register()).await.unwrap();
+    within(applet(&pki, &here).register()).await.unwrap();
     within(gateway.shutdown()).await;
     within(named.shutdown()).await;
 }

@@ -25,8 +25,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use rescue_crypto::pki::AccountId;
 use rescue_proto::guid::GUID_LEN;
+use rescue_proto::AccountId;
 use rescue_proto::Guid;
 
 use super::store::{GuidStore, RememberedGuid, StoreError};

@@ -55,9 +55,7 @@ impl MemoryDirectory {
         for r in records {
             let left = Duration::from_secs(r.expires_unix.saturating_sub(now_unix));
             let expires = now.checked_add(left).unwrap_or(now);
-            if let Some(account) = table_account(r.account) {
-                table.remember_ended(now, r.guid, &account, expires);
-            }
+            table.remember_ended(now, r.guid, &r.account, expires);
         }
         if restored > 0 {
             tracing::info!(restored, "remembered GUIDs loaded from the store");
@@ -72,12 +70,6 @@ impl MemoryDirectory {
         // elsewhere while the lock was held cannot have broken it.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The table's account id of a store record.
-fn table_account(account: rescue_crypto::pki::AccountId) -> Option<AccountId> {
-    // A decimal u64 is at most 20 bytes, well within an account id's bound.
-    AccountId::new(account.to_string()).ok()
 }
 
 impl Default for MemoryDirectory {

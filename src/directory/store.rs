@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use rescue_crypto::pki::AccountId;
+use rescue_proto::AccountId;
 use rescue_proto::Guid;
 
 /// One GUID that may not register again until `expires_unix`.

@@ -241,7 +241,10 @@ mod tests {
         assert_eq!(code(applet, true, true), Some(ErrorCode::ProtocolViolation));
         assert_eq!(code(console, true, true), None);
         assert_eq!(code(console, false, false), Some(ErrorCode::WrongAccount));
-        assert_eq!(code(Speaker::Gateway, false, false), Some(ErrorCode::ProtocolViolation));
+        assert_eq!(
+            code(Speaker::Gateway, false, false),
+            Some(ErrorCode::ProtocolViolation)
+        );
     }
 
     #[test]

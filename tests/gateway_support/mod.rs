@@ -12,7 +12,7 @@ use rescue_crypto::tls::{
 use rescue_crypto::Pin;
 use rescue_proto::codec::GatewayCodec;
 use rescue_proto::wire::limits::PROTOCOL_VERSION;
-use rescue_proto::wire::signal::{ErrorCode, Hello, Message, Register, Role};
+use rescue_proto::wire::signal::{ErrorCode, Hello, Message, Register, Role, Speaker};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
@@ -43,7 +43,7 @@ pub async fn send(hop: &mut RawHop, msg: Message) {
     hop.send(&msg).await.unwrap();
 }
 
-pub async fn hello(hop: &mut RawHop, role: Role) {
+pub async fn hello(hop: &mut RawHop, role: Speaker) {
     send(
         hop,
         Message::Hello(Hello {
@@ -57,7 +57,7 @@ pub async fn hello(hop: &mut RawHop, role: Role) {
 /// HELLO as an applet, then REGISTER with these ticket bytes.
 pub async fn register_raw(addr: &str, pin: Pin, ticket: &[u8]) -> RawHop {
     let mut hop = raw_hop(addr, pin, None).await;
-    hello(&mut hop, Role::Applet).await;
+    hello(&mut hop, Speaker::Peer(Role::Applet)).await;
     send(
         &mut hop,
         Message::Register(Register::new(ticket.to_vec()).unwrap()),
