@@ -155,6 +155,9 @@ pub enum SendError {
     /// The channel is not open.
     #[error("channel not open")]
     ChannelNotOpen,
+    /// The channel label holds what a name may not hold (PROTOCOL.md 1.3).
+    #[error("channel label refused by the peer-text rule")]
+    BadLabel,
     /// No more application channels can be opened.
     #[error("too many channels")]
     TooManyChannels,

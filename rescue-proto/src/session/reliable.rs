@@ -182,6 +182,9 @@ impl Reliable {
         if label.is_empty() || label.len() > MAX_LABEL {
             return Err(SendError::TooLarge);
         }
+        if crate::text::check_peer_name("label", label).is_err() {
+            return Err(SendError::BadLabel);
+        }
         if !self.send.has_room(Class::Control, label.len()) {
             self.blocked = true;
             return Err(SendError::Backpressure);
