@@ -302,6 +302,7 @@ impl Driver {
             return;
         }
         self.ended = true;
+        self.end_reason = Some(reason);
         if let Some(g) = self.gate.as_mut() {
             g.end();
         }
