@@ -137,12 +137,12 @@ fn frame_bytes(m: Message) -> Vec<u8> {
     b.to_vec()
 }
 
-/// Whether the gateway wrote `frame` to a peer (in one write).
-fn written(setup: &GatewaySetup, frame: &[u8]) -> bool {
+/// Whether the gateway read (or wrote) `frame` in one chunk.
+fn tapped(setup: &GatewaySetup, direction: TapDirection, frame: &[u8]) -> bool {
     let chunks = setup.tap.chunks.lock().unwrap();
     chunks
         .iter()
-        .any(|(d, c)| *d == TapDirection::Written && common::contains(c, frame))
+        .any(|(d, c)| *d == direction && common::contains(c, frame))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,17 +177,22 @@ async fn after_end_the_other_side_sees_close_with_the_reason_never_peer_gone() {
         until_closed(&mut a_ev, "applet").await;
         until_closed(&mut c_ev, "console").await;
         assert!(t0.elapsed() < END_LINGER, "closed after {:?}", t0.elapsed());
-        // The gateway relayed a CLOSE with the reason and never reported a lost party.
-        let close = frame_bytes(Message::Close(Close { reason: close }));
-        let gone = frame_bytes(Message::PeerGone(PeerGone { grace_secs: 0 }));
+        // The gateway's relay ended on a peer's CLOSE carrying the reason, and it never
+        // reported a lost party.
         within(async {
-            while !written(&setup, &close) {
+            while setup.gateway.stats().relays_ended == 0 {
                 tokio::task::yield_now().await;
             }
         })
         .await;
+        let close = frame_bytes(Message::Close(Close { reason: close }));
+        let gone = frame_bytes(Message::PeerGone(PeerGone { grace_secs: 0 }));
         assert!(
-            !setup.tap.saw(&gone[..4]),
+            tapped(&setup, TapDirection::Read, &close),
+            "{ender:?} ended: no CLOSE"
+        );
+        assert!(
+            !tapped(&setup, TapDirection::Written, &gone[..4]),
             "{ender:?} ended: PEER_GONE sent"
         );
         drop((applet, console));
