@@ -69,13 +69,13 @@ async fn main() -> AnyResult<()> {
     println!(
         "session {} registered at {}; waiting for a technician...",
         registration.guid(),
-        registration.gateway()
+        terminal::shown(registration.gateway())
     );
     let stream = registration.wait_paired().await?;
     println!(
         "connected to technician {} (account {}); compare the code: {}",
-        stream.console().technician,
-        stream.console().account,
+        terminal::shown(&stream.console().technician),
+        terminal::shown(stream.console().account),
         stream.sas()
     );
     let timeout = Duration::from_secs(args.consent_timeout);
@@ -127,8 +127,8 @@ impl Consent for TerminalConsent {
             .join(", ");
         println!(
             "Allow {what} for {}@account {}? [y/N] (no answer within {} s means no)",
-            req.technician,
-            req.account,
+            terminal::shown(&req.technician),
+            terminal::shown(&req.account),
             self.timeout.as_secs()
         );
         let (tx, rx) = oneshot::channel();
@@ -188,14 +188,14 @@ async fn revoke_all(session: &Session) {
     }
     for (id, _) in grants {
         if let Err(e) = session.revoke(id).await {
-            println!("revoking grant {id} failed: {e}");
+            println!("revoking grant {id} failed: {}", terminal::shown(&e));
         }
     }
 }
 
 fn print_event(e: SessionEvent) {
     match e {
-        SessionEvent::Chat { text } => println!("technician: {text}"),
+        SessionEvent::Chat { text } => println!("technician: {}", terminal::shown(&text)),
         SessionEvent::PermissionGranted { grant_id, .. } => println!("granted (grant {grant_id})"),
         SessionEvent::PermissionDenied {
             permissions,
@@ -203,16 +203,18 @@ fn print_event(e: SessionEvent) {
         } => println!("refused {permissions:?}: {reason:?}"),
         SessionEvent::PermissionRevoked { grant_id } => println!("grant {grant_id} revoked"),
         SessionEvent::FileOffered { name, size, .. } => {
-            println!("incoming file {name} ({size} bytes)")
+            println!("incoming file {} ({size} bytes)", terminal::shown(&name))
         }
         SessionEvent::FileReceived { file, .. } => println!(
             "saved {} ({} bytes), verified: md5 {} sha256 {}",
-            file.path.display(),
+            terminal::shown(file.path.display()),
             file.size,
             file.digests.md5_hex(),
             file.digests.sha256_hex()
         ),
-        SessionEvent::FileFailed { reason, .. } => println!("file transfer failed: {reason}"),
+        SessionEvent::FileFailed { reason, .. } => {
+            println!("file transfer failed: {}", terminal::shown(&reason))
+        }
         SessionEvent::PathChanged(p) => println!("now on path {:?} ({:?})", p.id, p.kind),
         _ => {}
     }

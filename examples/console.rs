@@ -111,7 +111,7 @@ async fn main() -> AnyResult<()> {
     }
     if let Some(path) = &args.send_file {
         if let Err(e) = send_file(&session, &mut events, path).await {
-            println!("file not sent: {e}");
+            println!("file not sent: {}", terminal::shown(&e));
         }
     }
     interact(&session, &mut events).await
@@ -209,12 +209,14 @@ async fn interact(session: &Session, events: &mut Receiver<SessionEvent>) -> Any
 
 fn print_event(e: SessionEvent) {
     match e {
-        SessionEvent::Chat { text } => println!("end user: {text}"),
+        SessionEvent::Chat { text } => println!("end user: {}", terminal::shown(&text)),
         SessionEvent::PermissionRevoked { grant_id } => {
             println!("grant {grant_id} revoked")
         }
         SessionEvent::PathChanged(p) => println!("now on path {:?} ({:?})", p.id, p.kind),
-        SessionEvent::FileFailed { reason, .. } => println!("transfer failed: {reason}"),
+        SessionEvent::FileFailed { reason, .. } => {
+            println!("transfer failed: {}", terminal::shown(&reason))
+        }
         _ => {}
     }
 }

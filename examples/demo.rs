@@ -35,6 +35,8 @@ use rescue_crypto::{Digests, FileDigest};
 use rescue_proto::{Permission, PermissionSet, Policy};
 use tokio::sync::mpsc::Receiver;
 
+mod terminal;
+
 /// The whole demo must finish well within this.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest the demo waits for any one session event.
@@ -172,8 +174,8 @@ async fn connect() -> DemoResult<(Gateway, AppletSession, ConsoleSession, Policy
     let (a, c) = (applet_side?, console_side?);
     println!(
         "applet    connected to {} (account {}), SAS {}",
-        a.console().technician,
-        a.console().account,
+        terminal::shown(&a.console().technician),
+        terminal::shown(a.console().account),
         a.sas()
     );
     println!("console   connected to the applet, SAS {}", c.sas());
@@ -214,7 +216,7 @@ async fn sessions(
     let asked_before = end_user.prompts().len();
     let forbidden = console.request(FORBIDDEN).await.map(drop);
     match &forbidden {
-        Err(e) => println!("console   refused without a prompt: {e}"),
+        Err(e) => println!("console   refused without a prompt: {}", terminal::shown(e)),
         Ok(()) => return Err("a forbidden permission was granted".into()),
     }
     if end_user.prompts().len() != asked_before {
@@ -227,6 +229,9 @@ async fn sessions(
     applet.end();
     let revoked = wait_end(&mut a_ev, "applet ").await?;
     wait_end(&mut c_ev, "console").await?;
+    // Both drivers finish the end (ACK, CLOSE) before the gateway goes away.
+    terminal::wait_closed(&mut a_ev).await;
+    terminal::wait_closed(&mut c_ev).await;
     let grant_dead_after_end = console.check_grant(&grant, ASKED).is_err();
     println!(
         "console   grant {} after the end: {}",
@@ -278,7 +283,10 @@ async fn chat_both_ways(
         _ => None,
     })
     .await?;
-    println!("applet    chat from the technician: {to_applet}");
+    println!(
+        "applet    chat from the technician: {}",
+        terminal::shown(&to_applet)
+    );
     applet
         .chat("Hi Alice, yes please, the report is broken.")
         .await?;
@@ -287,7 +295,10 @@ async fn chat_both_ways(
         _ => None,
     })
     .await?;
-    println!("console   chat from the end user: {to_console}");
+    println!(
+        "console   chat from the end user: {}",
+        terminal::shown(&to_console)
+    );
     Ok((to_applet, to_console))
 }
 
@@ -329,7 +340,7 @@ async fn send_file(
     let r = file.digests;
     println!(
         "applet    received {} ({} bytes): md5 {} sha256 {}",
-        file.name,
+        terminal::shown(&file.name),
         file.size,
         r.md5_hex(),
         r.sha256_hex()
@@ -405,8 +416,8 @@ impl Consent for EndUser {
         println!(
             "applet    prompt: \"Allow {} for {}@account {}?\" -> the end user answers yes",
             names(req.permissions),
-            req.technician,
-            req.account
+            terminal::shown(&req.technician),
+            terminal::shown(&req.account)
         );
         if let Ok(mut a) = self.asked.lock() {
             a.push(req);

@@ -16,7 +16,9 @@
 //!
 //! Errors are sticky: once the tunnel failed, every read returns the same error. Use
 //! [`is_peer_gone`] or [`tunnel_error`] to tell them apart. Shutting the tunnel down
-//! sends CLOSE (with [`DataTunnel::set_close_reason`]) and shuts the hop down.
+//! sends CLOSE and shuts the hop down; the reason is the one of [`shutdown_with`] when
+//! the shutdown runs inside it (a session closing its paths: the tunnel is deep inside
+//! the end-to-end stream it was handed), else [`DataTunnel::set_close_reason`]'s.
 //!
 //! What it never does: it never buffers more than one frame of written data, never
 //! allocates on peer input (one fixed read buffer), never sends an empty DATA frame,
@@ -46,6 +48,18 @@ pub const KEEPALIVE_MISSES: u32 = 3;
 
 /// A payload read goes straight into the caller's buffer from this size on (no copy).
 const DIRECT_READ_MIN: usize = 4096;
+
+tokio::task_local! {
+    /// The CLOSE reason of tunnels shut down inside [`shutdown_with`].
+    static CLOSE_REASON: CloseReason;
+}
+
+/// Runs `fut` (typically the shutdown of a stream with a [`DataTunnel`] somewhere
+/// inside it, such as the end-to-end TLS stream of a session path) so that a tunnel shut
+/// down while it runs sends `CLOSE{reason}` (PROTOCOL.md 3.10).
+pub async fn shutdown_with<F: Future>(reason: CloseReason, fut: F) -> F::Output {
+    CLOSE_REASON.scope(reason, fut).await
+}
 
 /// Why a tunnel failed; the inner error of the `io::Error`s a [`DataTunnel`] returns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -501,7 +515,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for DataTunnel<S> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
         if !this.close_queued {
-            let reason = this.close_reason;
+            let reason = CLOSE_REASON.try_with(|r| *r).unwrap_or(this.close_reason);
             if let Some(close) = Control::new(&Message::Close(Close { reason })) {
                 this.ctl = Some((close, 0));
             }
@@ -516,6 +530,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for DataTunnel<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn shutdown_sends_close_with_the_scoped_reason() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for (scoped, want) in [
+            (None, CloseReason::Normal),
+            (Some(CloseReason::EndUser), CloseReason::EndUser),
+            (Some(CloseReason::Technician), CloseReason::Technician),
+        ] {
+            let (hop, mut gateway) = tokio::io::duplex(1024);
+            let mut t = DataTunnel::new(hop);
+            match scoped {
+                Some(r) => shutdown_with(r, t.shutdown()).await.unwrap(),
+                None => t.shutdown().await.unwrap(),
+            }
+            let mut got = Vec::new();
+            gateway.read_to_end(&mut got).await.unwrap();
+            let close = Control::new(&Message::Close(Close { reason: want })).unwrap();
+            assert_eq!(got, close.as_bytes(), "{scoped:?}");
+        }
+    }
 
     #[test]
     fn tunnel_errors_keep_their_kind_through_io_error() {

@@ -1,5 +1,6 @@
-//! Terminal plumbing shared by the `applet` and `console` examples: stdin lines for a
-//! session loop, and a bounded wait for the session driver to finish at exit.
+//! Terminal plumbing shared by the examples: the one escaping function for anything a
+//! peer supplied ([`shown`]), stdin lines for a session loop, and a bounded wait for the
+//! session driver to finish at exit.
 
 use std::time::Duration;
 
@@ -8,11 +9,22 @@ use tokio::sync::mpsc::Receiver;
 
 /// Lines typed ahead of the session loop (a person types slower than it reads).
 const STDIN_QUEUE: usize = 16;
-/// How long ending the session may take before the process exits anyway.
-const END_WAIT: Duration = Duration::from_secs(5);
+/// How long ending the session may take before the process exits anyway: the END linger
+/// (5 s, our END unanswered) plus the driver's own bound on its last writes and CLOSE.
+const END_WAIT: Duration = Duration::from_secs(12);
+
+/// Text from a peer (chat, names, file names, reasons, error messages) as it may be
+/// printed: every control, bidi or invisible character is written as `\u{..}`
+/// (`rescue_proto::text::escape_for_display`). The decoders refuse such text already;
+/// this is the second line of defence at every print, so that no peer can redraw the
+/// terminal (ANSI sequences), write its clipboard (OSC 52) or reorder a line.
+pub(crate) fn shown(text: impl std::fmt::Display) -> String {
+    rescue_proto::text::escape_for_display(&text.to_string())
+}
 
 /// Lines of stdin, read on a plain thread (a blocked read there never holds up the
 /// runtime's shutdown); the queue closes at the end of stdin or on a read error.
+#[allow(dead_code)] // the demo reads no stdin
 pub(crate) fn stdin_lines() -> Receiver<String> {
     let (tx, rx) = tokio::sync::mpsc::channel(STDIN_QUEUE);
     std::thread::spawn(move || {

@@ -16,6 +16,7 @@ pub mod party;
 pub mod paths;
 pub mod permission;
 pub mod session;
+pub mod text;
 #[doc(hidden)]
 pub mod vectors;
 pub mod wire;

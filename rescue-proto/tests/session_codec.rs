@@ -77,11 +77,12 @@ fn control() -> impl Strategy<Value = ControlMsg> {
 
 fn file_msg() -> impl Strategy<Value = FileMsg> {
     prop_oneof![
-        (any::<u32>(), any::<u64>(), "[^/]{0,40}").prop_map(|(id, size, name)| FileMsg::Offer {
-            id,
-            size,
-            name
-        }),
+        (
+            any::<u32>(),
+            any::<u64>(),
+            "[a-zA-Z0-9][a-zA-Z0-9 _-]{0,30}[a-zA-Z0-9]\\.[a-z]{1,4}"
+        )
+            .prop_map(|(id, size, name)| FileMsg::Offer { id, size, name }),
         any::<u32>().prop_map(|id| FileMsg::Accept { id }),
         any::<u32>().prop_map(|id| FileMsg::Cancel { id }),
         (
@@ -124,7 +125,7 @@ proptest! {
     }
 
     #[test]
-    fn chat_round_trips_within_the_limit(s in ".{1,200}") {
+    fn chat_round_trips_within_the_limit(s in "[\\PC&&[^\u{2028}\u{2029}]]{1,200}") {
         let p = chat::encode(&s).unwrap();
         prop_assert_eq!(chat::decode(&p), Ok(s.as_str()));
     }

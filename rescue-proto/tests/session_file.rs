@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use rescue_proto::session::file::{Digests, FileEvent, FileMsg, FileReceiver};
+use rescue_proto::session::file::{Digests, FileEvent, FileMsg, FileReceiver, MAX_FILE_SIZE};
 
 const GOOD: Digests = Digests {
     md5: [1; 16],
@@ -38,7 +38,7 @@ proptest! {
     #[test]
     fn receiver_invariants(size in 0u64..200, steps in proptest::collection::vec(step(200), 0..60)) {
         let offer = FileMsg::Offer { id: 1, size, name: "f.bin".into() };
-        let mut r = FileReceiver::on_offer(&offer, true).unwrap();
+        let mut r = FileReceiver::on_offer(&offer, true, MAX_FILE_SIZE).unwrap();
         r.accept();
         let (mut written, mut done_sent, mut failed, mut removed, mut completed) = (0u64, false, false, false, false);
         for s in steps {

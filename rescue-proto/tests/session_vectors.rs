@@ -85,6 +85,38 @@ fn rejected_frame_vectors() {
             ..
         })
     ));
+    assert_eq!(
+        Frame::decode(&v("session.bad.open_label_control")),
+        Err(FrameError::Malformed {
+            kind: FrameKind::Open,
+            what: "label text"
+        })
+    );
+}
+
+#[test]
+fn rejected_peer_text_vectors() {
+    use rescue_proto::session::chat::{self, ChatError};
+    use rescue_proto::session::file::{FileError, NameError};
+    use rescue_proto::text::CharClass;
+    match chat::decode(&v("session.chat.bad.escape")) {
+        Err(ChatError::Text(e)) => assert_eq!((e.class, e.offset), (CharClass::Control, 0)),
+        other => panic!("{other:?}"),
+    }
+    match FileMsg::decode(&v("session.file.bad.offer_bidi")) {
+        Err(FileError::BadName(NameError::Text(e))) => {
+            assert_eq!((e.class, e.ch, e.offset), (CharClass::Bidi, '\u{202e}', 1))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        FileMsg::decode(&v("session.file.bad.offer_hidden")),
+        Err(FileError::BadName(NameError::Hidden))
+    );
+    assert_eq!(
+        FileMsg::offer_id(&v("session.file.bad.offer_hidden")),
+        Some(1)
+    );
 }
 
 #[test]

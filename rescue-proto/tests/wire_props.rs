@@ -22,10 +22,14 @@ fn secret() -> impl Strategy<Value = ResumeSecret> {
 }
 
 fn text(max: usize, min: usize) -> impl Strategy<Value = String> {
-    // Printable characters of any width; the byte bound is enforced by filtering.
-    proptest::string::string_regex(&format!("[^\\p{{Cc}}]{{{min},{max}}}"))
-        .expect("valid regex")
-        .prop_filter("byte bound", move |s| s.len() <= max)
+    // Characters of any width the peer-text rule (PROTOCOL.md 1.3) lets through: no Cc,
+    // no Cf (bidi, zero-width, invisible), no line or paragraph separator, no tag; the byte
+    // bound is enforced by filtering.
+    proptest::string::string_regex(&format!(
+        "[^\\p{{Cc}}\\p{{Cf}}\\x{{2028}}\\x{{2029}}\\x{{E0000}}-\\x{{E007F}}]{{{min},{max}}}"
+    ))
+    .expect("valid regex")
+    .prop_filter("byte bound", move |s| s.len() <= max)
 }
 
 fn role() -> impl Strategy<Value = Speaker> {

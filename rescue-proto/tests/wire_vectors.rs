@@ -311,8 +311,8 @@ fn out_of_bounds_fields_are_rejected() {
         ));
     }
     assert!(matches!(
-        Paired::decode(&[1, 1, b'a', 1, 0x1b]),
-        Err(SignalError::Text { .. })
+        Paired::decode(&[1, 1, b'7', 1, 0x1b]),
+        Err(SignalError::PeerText(_))
     ));
     assert!(matches!(
         Paired::decode(&[3]),

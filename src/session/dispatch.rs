@@ -302,6 +302,7 @@ impl Driver {
             return;
         }
         self.ended = true;
+        self.end_reason = Some(reason);
         if let Some(g) = self.gate.as_mut() {
             g.end();
         }
@@ -329,9 +330,14 @@ impl Driver {
     fn on_file_payload(&mut self, payload: bytes::Bytes) {
         match FileMsg::decode(&payload) {
             Ok(m) => self.on_file_msg(m),
-            // PROTOCOL.md 7.6: a bad file message fails the transfer, not the session;
-            // without a readable id there is no transfer to fail.
-            Err(e) => tracing::debug!(error = %e, "malformed file message dropped"),
+            Err(e) => match FileMsg::offer_id(&payload) {
+                // PROTOCOL.md 7.6: an OFFER the decoder refused (a bad name) is rejected
+                // before anything is accepted.
+                Some(id) => self.reject_offer(super::TransferId(id), None, &e),
+                // A bad file message fails the transfer, not the session; without a
+                // readable id there is no transfer to fail.
+                None => tracing::debug!(error = %e, "malformed file message dropped"),
+            },
         }
     }
 

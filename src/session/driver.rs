@@ -19,10 +19,11 @@ use rescue_proto::session::frame::MAX_PAYLOAD;
 use rescue_proto::session::permission::{Gatekeeper, Grant};
 use rescue_proto::session::reliable::SessionError as CoreError;
 use rescue_proto::session::{EndReason, PathId, Reliable, CONTROL, FILE};
+use rescue_proto::wire::signal::CloseReason;
 use rescue_proto::PermissionSet;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::paths::{Inbound, PathIo, PathStream, INBOUND_QUEUE, WRITE_CHUNK};
+use super::paths::{close_reason, Inbound, PathIo, PathStream, INBOUND_QUEUE, WRITE_CHUNK};
 use super::transfer::{Incoming, Outgoing, WriteOp, WriterReport};
 use super::TransferId;
 use super::{AppChannel, PathInfo, SessionConfig, SessionError, SessionEvent, Shared};
@@ -34,6 +35,10 @@ const CONTROL_ROOM: usize = MAX_CHAT_BYTES + 64;
 const INTERNAL_QUEUE: usize = 16;
 /// How long the driver tries to hand its last events over after the session closed.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+/// How long the driver waits, once the session closed, for its paths to write their last
+/// frames (the ACK of the peer's END) and CLOSE before it reports the session closed:
+/// an application that exits right after must not cut them off (PROTOCOL.md 7.3).
+pub(crate) const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, SessionError>>;
 pub(crate) type BoxPath = Box<dyn PathStream>;
@@ -102,6 +107,8 @@ pub(crate) struct Driver {
     pub(super) outgoing: BTreeMap<TransferId, Outgoing>,
     pub(super) incoming: BTreeMap<TransferId, Incoming>,
     pub(super) ended: bool,
+    /// Why the session ended (the CLOSE reason of its paths follows from it).
+    pub(super) end_reason: Option<EndReason>,
 }
 
 impl Driver {
@@ -142,6 +149,7 @@ impl Driver {
             outgoing: BTreeMap::new(),
             incoming: BTreeMap::new(),
             ended: false,
+            end_reason: None,
         }
     }
 
@@ -262,17 +270,19 @@ impl Driver {
                 let _ = self.core.on_path_lost(now, path);
                 self.kill_path(path);
             }
+            Inbound::BadFrame(path, e) => {
+                if let Err(e) = self.core.on_bad_frame(path, e) {
+                    self.on_core_error(e);
+                }
+            }
         }
     }
 
-    /// A fatal error of the core: it has failed; the loop ends after this step.
+    /// A fatal error of the core: it has failed (and owes the peer one END, which the
+    /// next transmit sends); the loop ends after this step.
     fn on_core_error(&mut self, e: CoreError) {
         tracing::warn!(role = ?self.cfg.role, error = %e, "session failed");
-        let reason = match e {
-            CoreError::PeerStalled | CoreError::NoPath => EndReason::Timeout,
-            _ => EndReason::ProtocolError,
-        };
-        self.on_ended(reason, false);
+        self.on_ended(e.end_reason(), false);
     }
 
     fn on_command(&mut self, c: Command) {
@@ -377,7 +387,8 @@ impl Driver {
 
     pub(super) fn retire_path(&mut self, id: PathId) {
         if let Some(i) = self.paths.iter().position(|p| p.id == id) {
-            self.paths.swap_remove(i).close();
+            // The session goes on elsewhere: this hop simply ends.
+            drop(self.paths.swap_remove(i).close(CloseReason::Normal));
         }
     }
 
@@ -422,9 +433,19 @@ impl Driver {
             self.on_ended(EndReason::Timeout, false);
             self.drain_machines();
         }
-        for p in std::mem::take(&mut self.paths) {
-            p.close();
-        }
+        // Every path writes what is queued (our ACK of the peer's END, or the END owed
+        // after a failure), then CLOSE with the reason of the end (PROTOCOL.md 7.3).
+        let reason = close_reason(self.end_reason.unwrap_or(EndReason::Application));
+        let writers: Vec<_> = std::mem::take(&mut self.paths)
+            .into_iter()
+            .map(|p| p.close(reason))
+            .collect();
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            for w in writers {
+                let _ = w.await;
+            }
+        })
+        .await;
         self.audit_flush();
         let events = self.events.clone();
         let held = std::mem::take(&mut self.held);

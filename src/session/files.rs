@@ -2,8 +2,8 @@
 //! directory, hashes (MD5 + SHA-256) while receiving, and renames into place only after
 //! the sender's digests match; the sender reads and hashes in the same pass.
 //!
-//! What this never does: write outside the target directory (the peer's file name is
-//! reduced to a plain name or refused), overwrite an existing file, keep a partial file
+//! What this never does: write outside the target directory (the peer's file name must
+//! pass `rescue_proto`'s one file-name rule, `sanitize_name`, or is refused), overwrite an existing file, keep a partial file
 //! after a failure, a cancel, the end of the session or a drop, or accept more bytes than
 //! the offered size.
 
@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rescue_crypto::{Digests, FileDigest};
+use rescue_proto::session::file::{sanitize_name, NameError};
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 
-/// Longest file name accepted from a peer (bytes): the common file-system limit.
-pub const MAX_FILE_NAME: usize = 255;
 /// Largest file a receiver accepts by default: bounds the disk a peer can fill.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 4 * 1024 * 1024 * 1024;
 /// Buffer between the transfer and the file: every `tokio::fs` operation is a hop to
@@ -28,9 +27,10 @@ pub const MAX_RENAME_ATTEMPTS: u32 = 100;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FileError {
-    /// The peer's file name is empty, too long, or not a plain file name.
-    #[error("unacceptable file name")]
-    BadName,
+    /// The file name breaks the file-name rule (PROTOCOL.md 7.6), or a local path has
+    /// no UTF-8 file name.
+    #[error("unacceptable file name: {0}")]
+    BadName(#[from] NameError),
     /// The offered size exceeds the receiver's limit.
     #[error("file of {size} bytes exceeds the limit of {limit}")]
     TooLarge {
@@ -78,19 +78,6 @@ pub struct ReceivedFile {
     pub digests: Digests,
 }
 
-/// The peer's `name` reduced to a safe plain file name, or `None`.
-pub fn safe_file_name(name: &str) -> Option<&str> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_FILE_NAME
-        && name != "."
-        && name != ".."
-        && !name.starts_with('.')
-        && !name
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '/' | '\\' | ':'));
-    ok.then_some(name)
-}
-
 /// A file being received: the temporary file, the running digests and the counts.
 #[derive(Debug)]
 pub(crate) struct IncomingFile {
@@ -110,7 +97,7 @@ impl IncomingFile {
         size: u64,
         limit: u64,
     ) -> Result<Self, FileError> {
-        let name = safe_file_name(name).ok_or(FileError::BadName)?;
+        let name = sanitize_name(name)?;
         if size > limit {
             return Err(FileError::TooLarge { size, limit });
         }
@@ -310,15 +297,34 @@ mod tests {
         v
     }
 
-    #[test]
-    fn peer_names_are_plain_names_only() {
+    #[tokio::test]
+    async fn the_one_file_name_rule_guards_the_disk_too() {
+        let dir = tempfile::tempdir().unwrap();
         for bad in [
-            "", ".", "..", "../x", "a/b", "a\\b", ".hidden", "c:x", "a\0b", "a\nb",
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            ".bashrc",
+            "c:x",
+            "a\0b",
+            "a\nb",
+            "nul.txt",
+            "a\u{202e}txt.exe",
+            "a\u{2215}b",
         ] {
-            assert_eq!(safe_file_name(bad), None, "{bad:?}");
+            let err = IncomingFile::create(dir.path(), bad, 1, 10)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, FileError::BadName(_)), "{bad:?}: {err}");
         }
-        assert_eq!(safe_file_name(&"x".repeat(256)), None);
-        assert_eq!(safe_file_name("report v2.pdf"), Some("report v2.pdf"));
+        assert!(entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn numbered_names_keep_the_extension() {
         assert_eq!(numbered("a.txt", 2), "a (2).txt");
         assert_eq!(numbered("noext", 1), "noext (1)");
     }
@@ -373,7 +379,7 @@ mod tests {
         let err = IncomingFile::create(dir.path(), "../x", 1, 10)
             .await
             .unwrap_err();
-        assert!(matches!(err, FileError::BadName));
+        assert!(matches!(err, FileError::BadName(NameError::Reserved('/'))));
     }
 
     #[tokio::test]

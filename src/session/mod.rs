@@ -426,7 +426,6 @@ impl Session {
         R: tokio::io::AsyncRead + Send + Unpin + 'static,
     {
         self.console_only()?;
-        files::safe_file_name(name).ok_or(FileError::BadName)?;
         let id = self.shared.next_transfer.fetch_add(1, Ordering::Relaxed);
         let (sender, offer) = {
             let r = self
@@ -457,10 +456,10 @@ impl Session {
         path: &std::path::Path,
         grant: &Grant,
     ) -> Result<TransferId, SessionError> {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or(FileError::BadName)?;
+        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "name not UTF-8");
+            FileError::Io(e)
+        })?;
         let file = tokio::fs::File::open(path).await.map_err(FileError::Io)?;
         let size = file.metadata().await.map_err(FileError::Io)?.len();
         let reader = tokio::io::BufReader::with_capacity(files::IO_BUFFER, file);

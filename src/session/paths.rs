@@ -4,6 +4,10 @@
 //!
 //! What this never does: interpret frames (the core does), buffer more than
 //! [`PATH_QUEUE`] chunks per direction, or wait on a write without [`WRITE_TIMEOUT`].
+//! A stream the frame splitter refuses is reported as such ([`Inbound::BadFrame`]: fatal
+//! to the session, PROTOCOL.md 7.1), not as a lost path. A path closed at the end of the
+//! session writes what is queued (the ACK of the peer's END), then shuts the stream down
+//! with the CLOSE reason of the end (PROTOCOL.md 3.10, 7.3).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +15,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use rescue_proto::audit::PathKind;
-use rescue_proto::session::frame::FrameCodec;
-use rescue_proto::session::PathId;
+use rescue_proto::session::frame::{FrameCodec, FrameCodecError, FrameError};
+use rescue_proto::session::{EndReason, PathId};
+use rescue_proto::wire::signal::CloseReason;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
@@ -38,8 +43,20 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PathStream for T {}
 pub(crate) enum Inbound {
     /// One whole frame.
     Frame(PathId, Bytes),
-    /// The path failed (EOF, I/O error, bad framing, write timeout).
+    /// The path failed (EOF, I/O error, a stream ending inside a frame, write timeout).
     Lost(PathId),
+    /// The peer's byte stream broke the frame format (unknown kind, oversize length):
+    /// fatal to the session.
+    BadFrame(PathId, FrameError),
+}
+
+/// The CLOSE reason a path's hop is shut down with when the session ended for `reason`.
+pub(crate) fn close_reason(reason: EndReason) -> CloseReason {
+    match reason {
+        EndReason::EndUser => CloseReason::EndUser,
+        EndReason::Technician => CloseReason::Technician,
+        _ => CloseReason::Normal,
+    }
 }
 
 /// The driver's handle on one path.
@@ -48,6 +65,7 @@ pub(crate) struct PathIo {
     pub(crate) id: PathId,
     pub(crate) kind: PathKind,
     writer: mpsc::Sender<Bytes>,
+    close_reason: oneshot::Sender<CloseReason>,
     reader_task: JoinHandle<()>,
     writer_task: JoinHandle<()>,
 }
@@ -63,12 +81,20 @@ impl PathIo {
     ) -> Self {
         let (rd, wr) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel(PATH_QUEUE);
+        let (close_tx, close_rx) = oneshot::channel();
         let reader_task = tokio::spawn(read_loop(id, rd, inbound.clone()));
-        let writer_task = tokio::spawn(write_loop(id, wr, rx, inbound, writable));
+        let io = WriterIo {
+            rx,
+            close: close_rx,
+            inbound,
+            writable,
+        };
+        let writer_task = tokio::spawn(write_loop(id, wr, io));
         Self {
             id,
             kind,
             writer: tx,
+            close_reason: close_tx,
             reader_task,
             writer_task,
         }
@@ -84,13 +110,15 @@ impl PathIo {
         self.writer.try_send(chunk).is_ok()
     }
 
-    /// Stops reading now; the writer finishes what is queued, then shuts the stream down.
-    pub(crate) fn close(self) {
+    /// Stops reading now; the writer finishes what is queued, then shuts the stream down
+    /// (a tunnel inside it sends `CLOSE{reason}`). The returned task ends by itself once
+    /// that is done (bounded by [`WRITE_TIMEOUT`] per chunk): await it to know the last
+    /// frames went out, or drop it.
+    pub(crate) fn close(self, reason: CloseReason) -> JoinHandle<()> {
         self.reader_task.abort();
+        let _ = self.close_reason.send(reason);
         drop(self.writer);
-        // The writer task ends by itself once its queue is drained (bounded by
-        // WRITE_TIMEOUT per chunk).
-        drop(self.writer_task);
+        self.writer_task
     }
 
     /// Drops the path at once (it is dead): both tasks are aborted.
@@ -109,6 +137,11 @@ async fn read_loop<R: AsyncRead + Send + Unpin>(id: PathId, rd: R, inbound: mpsc
                     return; // the driver is gone
                 }
             }
+            // PROTOCOL.md 7.1: a frame the splitter refuses is fatal, not a lost path.
+            Err(FrameCodecError::Frame(e)) => {
+                let _ = inbound.send(Inbound::BadFrame(id, e)).await;
+                return;
+            }
             Err(e) => {
                 tracing::debug!(path = id.0, error = %e, "path read failed");
                 break;
@@ -118,13 +151,21 @@ async fn read_loop<R: AsyncRead + Send + Unpin>(id: PathId, rd: R, inbound: mpsc
     let _ = inbound.send(Inbound::Lost(id)).await;
 }
 
-async fn write_loop<W: AsyncWrite + Send + Unpin>(
-    id: PathId,
-    mut wr: W,
-    mut rx: mpsc::Receiver<Bytes>,
+/// What a path's writer task talks to.
+struct WriterIo {
+    rx: mpsc::Receiver<Bytes>,
+    close: oneshot::Receiver<CloseReason>,
     inbound: mpsc::Sender<Inbound>,
     writable: Arc<Notify>,
-) {
+}
+
+async fn write_loop<W: AsyncWrite + Send + Unpin>(id: PathId, mut wr: W, io: WriterIo) {
+    let WriterIo {
+        mut rx,
+        mut close,
+        inbound,
+        writable,
+    } = io;
     while let Some(chunk) = rx.recv().await {
         writable.notify_one();
         let res = tokio::time::timeout(WRITE_TIMEOUT, async {
@@ -138,5 +179,8 @@ async fn write_loop<W: AsyncWrite + Send + Unpin>(
             return;
         }
     }
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, wr.shutdown()).await;
+    // The queue is closed: the driver closed the path (its reason was sent first).
+    let reason = close.try_recv().unwrap_or(CloseReason::Normal);
+    let shutdown = crate::tunnel::shutdown_with(reason, wr.shutdown());
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, shutdown).await;
 }

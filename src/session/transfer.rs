@@ -229,7 +229,9 @@ impl Driver {
             .gate
             .as_ref()
             .is_some_and(|g| g.is_granted(Permission::FileTransfer));
-        let accepted = FileReceiver::on_offer(m, permitted).and_then(|r| {
+        // PROTOCOL.md 7.6: grant, size limit and name are all checked before ACCEPT.
+        let limit = self.cfg.max_file_size;
+        let accepted = FileReceiver::on_offer(m, permitted, limit).and_then(|r| {
             let full = self.incoming.len() >= MAX_INCOMING || self.incoming.contains_key(&id);
             match &self.cfg.download_dir {
                 Some(dir) if !full => Ok((r, dir.clone())),
@@ -239,15 +241,11 @@ impl Driver {
         let (mut receiver, dir) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                let _ = self.core.send(FILE, FileMsg::Reject { id: id.0 }.encode());
-                if let FileMsg::Offer { name, .. } = m {
-                    self.audit_file_failed(name, &format!("rejected: {e}"));
-                }
-                let ev = SessionEvent::FileFailed {
-                    id,
-                    reason: e.to_string(),
+                let name = match m {
+                    FileMsg::Offer { name, .. } => Some(name.as_str()),
+                    _ => None,
                 };
-                return self.deliver(Delivery::Event(ev));
+                return self.reject_offer(id, name, &e);
             }
         };
         let (name, size) = (receiver.offer().0.to_owned(), receiver.offer().1);
@@ -267,6 +265,25 @@ impl Driver {
             name,
             size,
         }));
+    }
+
+    /// Answers an offer with REJECT: no grant, no room, too large, or a bad name (then
+    /// `name` is `None`: a name the decoder refused is never audited or shown).
+    pub(super) fn reject_offer(
+        &mut self,
+        id: TransferId,
+        name: Option<&str>,
+        e: &pfile::FileError,
+    ) {
+        let _ = self.core.send(FILE, FileMsg::Reject { id: id.0 }.encode());
+        if let Some(name) = name {
+            self.audit_file_failed(name, &format!("rejected: {e}"));
+        }
+        let ev = SessionEvent::FileFailed {
+            id,
+            reason: e.to_string(),
+        };
+        self.deliver(Delivery::Event(ev));
     }
 
     fn spawn_writer(

@@ -59,6 +59,8 @@ impl ConsoleName {
         if technician.is_empty() || technician.len() > MAX_TECHNICIAN_NAME_LEN {
             return None;
         }
+        // PROTOCOL.md 1.3: the end user reads this name; it is a name under the peer-text rule.
+        rescue_proto::text::check_peer_name("technician", &technician).ok()?;
         Some(Self {
             account,
             technician,
@@ -94,6 +96,7 @@ mod tests {
         #[test]
         fn console_uri_round_trips(account in any::<u64>(), technician in "\\PC{1,40}") {
             prop_assume!(technician.len() <= MAX_TECHNICIAN_NAME_LEN);
+            prop_assume!(rescue_proto::text::check_peer_name("technician", &technician).is_ok());
             let name = ConsoleName { account: AccountId(account), technician };
             let uri = name.to_uri();
             prop_assert!(uri.is_ascii());
@@ -116,6 +119,10 @@ mod tests {
         assert!(ConsoleName::from_uri("urn:rescue:account:1:technician:").is_none());
         assert!(ConsoleName::from_uri("urn:rescue:account:1:technician:%4").is_none());
         assert!(ConsoleName::from_uri("urn:rescue:account:1:technician:%FF").is_none());
+        for bad in ["%1B%5B2J", "evil%E2%80%AE", "a%E2%80%8Bb", "a%0Ab"] {
+            let uri = format!("urn:rescue:account:1:technician:{bad}");
+            assert!(ConsoleName::from_uri(&uri).is_none(), "{bad}");
+        }
         assert!(
             ConsoleName::from_uri("urn:rescue:account:99999999999999999999:technician:a").is_none()
         );

@@ -180,6 +180,10 @@ fn malformed_tickets_get_typed_errors() {
     t.gateways = vec!["x".into()];
     t.group = "g".repeat(MAX_GROUP_LEN + 1);
     assert_eq!(signer.sign(&t), Err(TicketError::Group));
+    t.group = "support\u{1b}[2J".into();
+    assert_eq!(signer.sign(&t), Err(TicketError::Group));
+    t.group = "\u{202e}troppus".into();
+    assert_eq!(signer.sign(&t), Err(TicketError::Group));
     // A reserved policy flag (offset 101 is the policy flag byte).
     let mut body = encode_body(&vector_ticket()).unwrap();
     body[101] |= 0x80;
@@ -205,7 +209,7 @@ fn arb_ticket() -> impl Strategy<Value = Ticket> {
         any::<[u8; 32]>(),
         0u32..(1 << 15),
         any::<(bool, bool)>(),
-        "\\PC{0,16}",
+        "[\\PC&&[^\u{2028}\u{2029}]]{0,16}",
         any::<u64>(),
     )
         .prop_map(|(g, a, gws, p1, p2, bits, (aio, ex), group, exp)| Ticket {

@@ -97,9 +97,10 @@ fn push_short(out: &mut Vec<u8>, s: &[u8]) -> Result<(), TicketError> {
     Ok(())
 }
 
-/// PROTOCOL.md: "group: 0 to 64 bytes of UTF-8".
+/// PROTOCOL.md: "group: 0 to 64 bytes of UTF-8", a name under the peer-text rule (1.3).
 fn check_group(g: &[u8]) -> Result<(), TicketError> {
-    if g.len() > MAX_GROUP_LEN || core::str::from_utf8(g).is_err() {
+    let text = core::str::from_utf8(g).map_err(|_| TicketError::Group)?;
+    if g.len() > MAX_GROUP_LEN || rescue_proto::text::check_peer_name("group", text).is_err() {
         return Err(TicketError::Group);
     }
     Ok(())

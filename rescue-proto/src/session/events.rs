@@ -142,6 +142,18 @@ pub enum SessionError {
     Failed,
 }
 
+impl SessionError {
+    /// The END reason this failure is reported with, to the peer and the application:
+    /// [`EndReason::Timeout`] for a stalled peer or a lost path, otherwise
+    /// [`EndReason::ProtocolError`].
+    pub fn end_reason(&self) -> EndReason {
+        match self {
+            Self::PeerStalled | Self::NoPath => EndReason::Timeout,
+            _ => EndReason::ProtocolError,
+        }
+    }
+}
+
 /// Why [`Reliable::send`](super::reliable::Reliable::send) (or `open_channel`, `close_channel`) refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -155,6 +167,9 @@ pub enum SendError {
     /// The channel is not open.
     #[error("channel not open")]
     ChannelNotOpen,
+    /// The channel label holds what a name may not hold (PROTOCOL.md 1.3).
+    #[error("channel label refused by the peer-text rule")]
+    BadLabel,
     /// No more application channels can be opened.
     #[error("too many channels")]
     TooManyChannels,

@@ -15,13 +15,13 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+pub use super::file_name::{sanitize_name, NameError, LOOKALIKE_SLASHES, MAX_NAME_LEN};
 use super::permission::{Grant, PermissionError, Requester};
 use crate::permission::Permission;
 
 /// Largest file offered or accepted: 64 GiB, bounds what a peer can make us write.
+/// A receiver may set a lower limit ([`FileReceiver::on_offer`]).
 pub const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024 * 1024;
-/// Longest file name in bytes (common file-system limit).
-pub const MAX_NAME_LEN: usize = 255;
 /// Bytes of file data per CHUNK (fits a frame with room for the chunk header).
 pub const CHUNK_SIZE: usize = 32 * 1024;
 
@@ -44,7 +44,7 @@ pub enum FileMsg {
         id: u32,
         /// Size in bytes.
         size: u64,
-        /// Name (sanitised by the receiver).
+        /// Name; a decoded OFFER's name passed [`sanitize_name`].
         name: String,
     },
     /// Receiver takes it.
@@ -101,12 +101,17 @@ pub enum FileError {
     /// The message is malformed.
     #[error("malformed file message")]
     Malformed,
-    /// The name is empty, too long, `.`/`..`, or has a separator or control character.
-    #[error("unacceptable file name")]
-    BadName,
-    /// The size exceeds [`MAX_FILE_SIZE`].
-    #[error("file too large")]
-    TooLarge,
+    /// The name breaks the file-name rule (PROTOCOL.md 7.6; [`sanitize_name`]).
+    #[error("unacceptable file name: {0}")]
+    BadName(#[from] NameError),
+    /// The size exceeds the receiver's limit (at most [`MAX_FILE_SIZE`]).
+    #[error("file of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// The offered size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A chunk out of order, too big, or beyond the offered size; or DONE early.
     #[error("file data out of order or beyond the offered size")]
     BadChunk,
@@ -156,22 +161,6 @@ pub enum FileEvent {
     Failed(FileError),
 }
 
-/// Checks a peer-supplied file name (PROTOCOL.md 7.6).
-pub fn sanitize_name(name: &str) -> Result<String, FileError> {
-    let bad = name.is_empty()
-        || name.len() > MAX_NAME_LEN
-        || name == "."
-        || name == ".."
-        || name
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c == ':' || c.is_control());
-    if bad {
-        Err(FileError::BadName)
-    } else {
-        Ok(name.to_owned())
-    }
-}
-
 const T_OFFER: u8 = 1;
 const T_ACCEPT: u8 = 2;
 const T_REJECT: u8 = 3;
@@ -211,7 +200,17 @@ impl FileMsg {
         b.freeze()
     }
 
-    /// Decodes one message; CHUNK data shares `p`'s memory.
+    /// The transfer id of an OFFER payload, whatever else is wrong with it: a receiver
+    /// whose [`FileMsg::decode`] refused an OFFER (a bad name) answers REJECT with it.
+    pub fn offer_id(p: &[u8]) -> Option<u32> {
+        match p {
+            [T_OFFER, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => None,
+        }
+    }
+
+    /// Decodes one message; CHUNK data shares `p`'s memory. An OFFER whose name breaks
+    /// [`sanitize_name`] is refused here (`BadName`), so no decoded OFFER carries one.
     pub fn decode(p: &Bytes) -> Result<Self, FileError> {
         let mut r = p.clone();
         if r.len() < 5 {
@@ -229,9 +228,8 @@ impl FileMsg {
         Ok(match t {
             T_OFFER if r.len() >= 8 => {
                 let size = r.get_u64();
-                let name = core::str::from_utf8(&r)
-                    .map_err(|_| FileError::BadName)?
-                    .to_owned();
+                let name = core::str::from_utf8(&r).map_err(|_| FileError::Malformed)?;
+                let name = sanitize_name(name)?.to_owned();
                 Self::Offer { id, size, name }
             }
             T_ACCEPT => exact(&r, 0).map(|_| Self::Accept { id })?,
@@ -307,9 +305,12 @@ impl FileSender {
         size: u64,
     ) -> Result<(Self, FileMsg), FileError> {
         requester.verify(grant, Permission::FileTransfer)?;
-        let name = sanitize_name(name)?;
+        let name = sanitize_name(name)?.to_owned();
         if size > MAX_FILE_SIZE {
-            return Err(FileError::TooLarge);
+            return Err(FileError::TooLarge {
+                size,
+                limit: MAX_FILE_SIZE,
+            });
         }
         let s = Self {
             id,
@@ -417,21 +418,24 @@ pub struct FileReceiver {
 }
 
 impl FileReceiver {
-    /// Takes an OFFER. `permitted` is the caller's check that file transfer is allowed
-    /// (on the applet: [`Gatekeeper::is_granted`](super::permission::Gatekeeper::is_granted)
-    /// of file transfer); without it the result is `NotPermitted` and the caller sends
-    /// `FileMsg::Reject`.
-    pub fn on_offer(msg: &FileMsg, permitted: bool) -> Result<Self, FileError> {
+    /// Takes an OFFER, before anything is accepted. `permitted` is the caller's check
+    /// that file transfer is allowed (on the applet:
+    /// [`Gatekeeper::is_granted`](super::permission::Gatekeeper::is_granted) of file
+    /// transfer); `max_size` is the receiver's limit (capped at [`MAX_FILE_SIZE`]). On any
+    /// error (`NotPermitted`, `TooLarge`, `BadName`) the caller sends `FileMsg::Reject`:
+    /// PROTOCOL.md 7.6 refuses these before ACCEPT.
+    pub fn on_offer(msg: &FileMsg, permitted: bool, max_size: u64) -> Result<Self, FileError> {
         let FileMsg::Offer { id, size, name } = msg else {
             return Err(FileError::Unexpected);
         };
         if !permitted {
             return Err(FileError::NotPermitted);
         }
-        if *size > MAX_FILE_SIZE {
-            return Err(FileError::TooLarge);
+        let limit = max_size.min(MAX_FILE_SIZE);
+        if *size > limit {
+            return Err(FileError::TooLarge { size: *size, limit });
         }
-        let name = sanitize_name(name)?;
+        let name = sanitize_name(name)?.to_owned();
         Ok(Self {
             id: *id,
             name,

@@ -255,8 +255,12 @@ impl Frame {
         match self.kind {
             FrameKind::Data => Ok(()),
             FrameKind::Open if len == 0 || len > MAX_LABEL => bad("label length"),
-            FrameKind::Open if core::str::from_utf8(&self.payload).is_err() => bad("label UTF-8"),
-            FrameKind::Open => Ok(()),
+            FrameKind::Open => match core::str::from_utf8(&self.payload) {
+                Err(_) => bad("label UTF-8"),
+                // PROTOCOL.md 7.1: a label is a name under the peer-text rule (1.3).
+                Ok(l) if crate::text::check_peer_name("label", l).is_err() => bad("label text"),
+                Ok(_) => Ok(()),
+            },
             FrameKind::End if len != 1 || self.end_reason().is_none() => bad("end reason"),
             FrameKind::Ping | FrameKind::Pong if len != PING_TOKEN_LEN => bad("token length"),
             FrameKind::Close | FrameKind::Ack | FrameKind::Switch | FrameKind::Resume
@@ -435,6 +439,14 @@ mod tests {
             Frame {
                 kind: FrameKind::Open,
                 ..Frame::data(16, 0, 0, Bytes::from_static(b"\xff"))
+            },
+            Frame {
+                kind: FrameKind::Open,
+                ..Frame::data(16, 0, 0, Bytes::from_static("app\u{1b}[2J".as_bytes()))
+            },
+            Frame {
+                kind: FrameKind::Open,
+                ..Frame::data(16, 0, 0, Bytes::from_static("\u{202e}ppa".as_bytes()))
             },
         ];
         for f in cases {

@@ -34,6 +34,7 @@ pub mod chat;
 pub mod control;
 mod events;
 pub mod file;
+mod file_name;
 pub mod frame;
 mod path;
 pub mod permission;

@@ -26,6 +26,12 @@ use crate::permission::{Permission, PermissionSet, Policy};
 pub const MAX_PENDING_QUESTIONS: usize = 4;
 /// Most requests a console keeps outstanding; bounds its table.
 pub const MAX_OUTSTANDING_REQUESTS: usize = 16;
+/// Most requests the [`Gatekeeper`] holds unanswered: asked of the end user, or answered
+/// but the answer not yet taken by [`Gatekeeper::poll_outgoing`]. Each of them is still
+/// outstanding at the console (it has not even been sent its answer), so an honest
+/// console never makes more than [`MAX_OUTSTANDING_REQUESTS`]; one more is a flood and a
+/// protocol violation ([`PermissionError::RequestFlood`]), not a queue that grows.
+pub const MAX_UNANSWERED_REQUESTS: usize = MAX_OUTSTANDING_REQUESTS;
 /// Default time the end user has to answer; silence means no.
 pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -68,6 +74,10 @@ pub enum PermissionError {
     /// (a protocol violation: end the session).
     #[error("unsolicited or excessive answer from the peer")]
     Unsolicited,
+    /// The console sent a request while [`MAX_UNANSWERED_REQUESTS`] of its requests
+    /// were still unanswered (a protocol violation: end the session).
+    #[error("more than {MAX_UNANSWERED_REQUESTS} requests unanswered: request flood")]
+    RequestFlood,
 }
 
 /// What the [`Gatekeeper`] tells the applet's driver.
@@ -139,11 +149,20 @@ impl Gatekeeper {
         }
     }
 
-    /// A control message from the console. `Err` only for messages an applet never
-    /// receives (GRANT, DENY): end the session.
+    /// A control message from the console. `Err` for messages an applet never receives
+    /// (GRANT, DENY) and for a request beyond [`MAX_UNANSWERED_REQUESTS`]
+    /// (`RequestFlood`): end the session.
     pub fn handle(&mut self, now: Instant, msg: ControlMsg) -> Result<(), PermissionError> {
         if self.ended {
             return Ok(());
+        }
+        let is_request = matches!(
+            msg,
+            ControlMsg::Request { .. } | ControlMsg::RequestAll { .. }
+        );
+        // PROTOCOL.md 7.4: a console never has more than 16 requests outstanding.
+        if is_request && self.unanswered() >= MAX_UNANSWERED_REQUESTS {
+            return Err(PermissionError::RequestFlood);
         }
         match msg {
             ControlMsg::Request {
@@ -166,6 +185,17 @@ impl Gatekeeper {
             _ => return Err(PermissionError::Unsolicited),
         }
         Ok(())
+    }
+
+    /// Requests received and not yet answered on the wire: open questions plus answers
+    /// waiting in the outgoing queue.
+    fn unanswered(&self) -> usize {
+        let queued = self
+            .out
+            .iter()
+            .filter(|m| matches!(m, ControlMsg::Grant { .. } | ControlMsg::Deny { .. }))
+            .count();
+        self.questions.len() + queued
     }
 
     fn on_request(&mut self, now: Instant, request_id: u32, asked: PermissionSet) {
@@ -518,6 +548,46 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_request_flood_beyond_the_bound_is_a_violation_not_a_queue() {
+        let now = Instant::now();
+        let mut g = Gatekeeper::new(
+            policy(&[Permission::Reboot], false),
+            DEFAULT_CONSENT_TIMEOUT,
+        );
+        let req = |request_id| ControlMsg::Request {
+            request_id,
+            permission: Permission::Scripts, // forbidden: a DENY queued per request
+        };
+        for id in 0..MAX_UNANSWERED_REQUESTS as u32 {
+            assert_eq!(g.handle(now, req(id)), Ok(()));
+        }
+        // Nobody took the DENYs (the console does not read): one more is a flood.
+        assert_eq!(g.handle(now, req(99)), Err(PermissionError::RequestFlood));
+        let queued = std::iter::from_fn(|| g.poll_outgoing()).count();
+        assert_eq!(queued, MAX_UNANSWERED_REQUESTS);
+        // Answers that went out free their slots: an honest console's pace is fine.
+        for id in 100..100 + 4 * MAX_UNANSWERED_REQUESTS as u32 {
+            assert_eq!(g.handle(now, req(id)), Ok(()));
+            assert!(g.poll_outgoing().is_some());
+        }
+        // Open questions count too (asked, not yet answered by the end user).
+        let mut g = Gatekeeper::new(
+            policy(&[Permission::Reboot], false),
+            DEFAULT_CONSENT_TIMEOUT,
+        );
+        let ask = |request_id| ControlMsg::Request {
+            request_id,
+            permission: Permission::Reboot,
+        };
+        for id in 0..MAX_UNANSWERED_REQUESTS as u32 {
+            assert_eq!(g.handle(now, ask(id)), Ok(()));
+        }
+        assert_eq!(g.handle(now, ask(99)), Err(PermissionError::RequestFlood));
+        // A REVOKE is no request: never refused as a flood.
+        assert_eq!(g.handle(now, ControlMsg::Revoke { grant_id: 5 }), Ok(()));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!  path lost ─────────────► another path up? it becomes the send path (RESUME) : wait
 //!  peer RESUME{x} on Q ───► replay [x, first_seq(Q)) on Q; Q becomes the send path
 //!  END sent/received ─────► Ended ─► END acknowledged / ACK flushed / linger ─► Closed
+//!  fatal error ───────────► Failed ─► one END{reason} on the send path, nothing else
 //! ```
 //!
 //! Every direction has one sequence space shared by all channels; the receiver delivers
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::channels::{Channels, Lookup, Role, FIRST_APP_CHANNEL};
-use super::frame::{encode_parts, ChannelId, EndReason, Frame, FrameKind};
+use super::frame::{encode_parts, ChannelId, EndReason, Frame, FrameError, FrameKind};
 use super::frame::{HEADER_LEN, MAX_LABEL, MAX_PAYLOAD};
 use super::path::{Path, PathControl};
 use super::sendbuf::{Class, Outgoing, SendBuf, MAX_BUFFER_BYTES, MAX_BUFFER_FRAMES};
@@ -112,6 +113,8 @@ pub struct Reliable {
     no_path_since: Option<Instant>,
     end_seq: Option<u64>,
     linger_until: Option<Instant>,
+    /// After a fatal error: the END still owed to the peer (PROTOCOL.md 7.1).
+    farewell: Option<EndReason>,
     paths: Vec<Path>,
     send_path: Option<PathId>,
     ping_counter: u64,
@@ -137,6 +140,7 @@ impl Reliable {
             no_path_since: Some(now),
             end_seq: None,
             linger_until: None,
+            farewell: None,
             paths: Vec::new(),
             send_path: None,
             ping_counter: 0,
@@ -181,6 +185,9 @@ impl Reliable {
         }
         if label.is_empty() || label.len() > MAX_LABEL {
             return Err(SendError::TooLarge);
+        }
+        if crate::text::check_peer_name("label", label).is_err() {
+            return Err(SendError::BadLabel);
         }
         if !self.send.has_room(Class::Control, label.len()) {
             self.blocked = true;
@@ -263,6 +270,20 @@ impl Reliable {
             .ok_or(PathError::Unknown)
     }
 
+    /// The driver's frame splitter ([`frame::FrameCodec`](super::frame::FrameCodec))
+    /// refused the byte stream of `path` (an unknown kind, an oversize length): as fatal
+    /// as a frame [`Reliable::handle_frame`] refuses (PROTOCOL.md 7.1), not a lost path.
+    /// Ignored, like its frames, for a path that is not up.
+    pub fn on_bad_frame(&mut self, path: PathId, e: FrameError) -> Result<(), SessionError> {
+        if self.state == State::Failed {
+            return Err(SessionError::Failed);
+        }
+        if self.path(path).is_none() {
+            return Ok(());
+        }
+        Err(self.fail(e.into()))
+    }
+
     /// One whole frame (from [`frame::FrameCodec`](super::frame::FrameCodec)) received on
     /// `path` at `now`. A fatal error fails the session; close every path. Frames from a
     /// path that is not up (never announced, or already dropped) are ignored: anything
@@ -315,7 +336,10 @@ impl Reliable {
     /// Appends the next frame for `path` to `out`; `false` when there is nothing to send
     /// on it now. Call until `false` after every input and timeout.
     pub fn poll_transmit(&mut self, now: Instant, path: PathId, out: &mut BytesMut) -> bool {
-        if matches!(self.state, State::Failed | State::Closed) {
+        if self.state == State::Failed {
+            return self.transmit_farewell(path, out);
+        }
+        if self.state == State::Closed {
             return false;
         }
         let ack = self.next_expected;
@@ -441,9 +465,40 @@ impl Reliable {
         self.paths.iter_mut().find(|p| p.id == id)
     }
 
+    /// The session failed: nothing more is sent or delivered, except one END telling
+    /// the peer (unless an END already went out or came in), so that its grants die now
+    /// and not when its own timers run out (PROTOCOL.md 7.1).
     fn fail(&mut self, e: SessionError) -> SessionError {
+        let end_owed = match self.state {
+            State::Open => true,
+            State::Ended { by_peer } => !by_peer && self.end_seq.is_none(),
+            State::Closed | State::Failed => false,
+        };
+        if end_owed && self.send_path.is_some() {
+            self.farewell = Some(e.end_reason());
+        }
         self.state = State::Failed;
         e
+    }
+
+    /// The END owed after a failure, once, on the send path; unbuffered (never replayed).
+    fn transmit_farewell(&mut self, path: PathId, out: &mut BytesMut) -> bool {
+        if self.send_path != Some(path) {
+            return false;
+        }
+        let Some(reason) = self.farewell.take() else {
+            return false;
+        };
+        let seq = self.send.next_seq();
+        encode_parts(
+            FrameKind::End,
+            0,
+            seq,
+            self.next_expected,
+            &[reason as u8],
+            out,
+        );
+        true
     }
 
     fn queue(

@@ -174,3 +174,88 @@ fn end_goes_out_despite_full_buffer_and_closes_both() {
     assert!(eb.contains(&Event::Closed));
     assert!(a.is_closed() && b.is_closed());
 }
+
+/// Everything `from` transmits on path 1 now, decoded.
+fn drain_frames(from: &mut Reliable, now: Instant) -> Vec<Frame> {
+    let mut out = BytesMut::new();
+    while from.poll_transmit(now, PathId(1), &mut out) {}
+    let mut frames = Vec::new();
+    while !out.is_empty() {
+        let len = HEADER_LEN + u32::from_be_bytes([out[19], out[20], out[21], out[22]]) as usize;
+        frames.push(Frame::decode(&out.split_to(len).freeze()).unwrap());
+    }
+    frames
+}
+
+#[test]
+fn a_fatal_error_sends_one_end_so_the_peer_fails_at_once() {
+    let (mut a, mut b, now) = pair();
+    a.send(CHAT, Bytes::from_static(b"before")).unwrap();
+    pump(&mut a, &mut b, now).unwrap();
+    while b.poll_event().is_some() {}
+    // `a` sends an ACK for a frame `b` never sent: `b` fails.
+    let bad = raw(FrameKind::Ack, 0, 0, 9, &[]);
+    assert!(matches!(
+        b.handle_frame(now, PathId(1), bad),
+        Err(SessionError::AckOutOfRange { .. })
+    ));
+    assert!(b.is_closed());
+    b.send(CHAT, Bytes::from_static(b"after")).unwrap_err();
+    let frames = drain_frames(&mut b, now);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].end_reason(), Some(EndReason::ProtocolError));
+    assert_eq!(drain_frames(&mut b, now), vec![], "the END goes out once");
+    let mut end = BytesMut::new();
+    frames[0].encode(&mut end);
+    a.handle_frame(now, PathId(1), end.freeze()).unwrap();
+    let ev: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(ev.contains(&Event::Ended {
+        reason: EndReason::ProtocolError,
+        by_peer: true
+    }));
+}
+
+#[test]
+fn a_stream_the_splitter_refuses_is_fatal_not_a_lost_path() {
+    let (_, mut b, now) = pair();
+    assert_eq!(
+        b.on_bad_frame(PathId(1), FrameError::Oversize(70_000)),
+        Err(SessionError::Frame(FrameError::Oversize(70_000)))
+    );
+    assert!(b.is_closed());
+    let frames = drain_frames(&mut b, now);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].end_reason(), Some(EndReason::ProtocolError));
+    // A path that is not up is ignored, like its frames.
+    let (_, mut c, _) = pair();
+    assert_eq!(
+        c.on_bad_frame(PathId(9), FrameError::UnknownKind(0x7f)),
+        Ok(())
+    );
+    assert!(!c.is_closed());
+}
+
+#[test]
+fn a_stalled_peer_is_told_with_end_timeout_and_no_end_follows_an_end() {
+    let (mut a, _b, now) = pair();
+    a.send(CHAT, Bytes::from_static(b"x")).unwrap();
+    drain_frames(&mut a, now);
+    let t = now + STALL_TIMEOUT + Duration::from_secs(1);
+    a.handle_frame(t, PathId(1), raw(FrameKind::Ping, 0, 0, 0, &[0; 8]))
+        .unwrap();
+    assert_eq!(a.handle_timeout(t), Err(SessionError::PeerStalled));
+    let frames = drain_frames(&mut a, t);
+    let ends: Vec<_> = frames.iter().filter_map(Frame::end_reason).collect();
+    assert_eq!(ends, vec![EndReason::Timeout]);
+    // A side that already sent its END owes no second one.
+    let (mut a, _b, now) = pair();
+    a.end(EndReason::EndUser);
+    let ends = drain_frames(&mut a, now)
+        .iter()
+        .filter_map(Frame::end_reason)
+        .count();
+    assert_eq!(ends, 1);
+    let bad = raw(FrameKind::Ack, 0, 0, 9, &[]);
+    assert!(a.handle_frame(now, PathId(1), bad).is_err());
+    assert_eq!(drain_frames(&mut a, now), vec![]);
+}

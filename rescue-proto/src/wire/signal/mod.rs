@@ -56,12 +56,15 @@ pub enum SignalError {
         /// The length found.
         len: usize,
     },
-    /// A text is not UTF-8 or holds a control character.
-    #[error("{field} is not clean UTF-8 text")]
+    /// A text is not UTF-8.
+    #[error("{field} is not UTF-8 text")]
     Text {
         /// Which field.
         field: &'static str,
     },
+    /// A text holds a code point peer text may not hold (PROTOCOL.md 1.3).
+    #[error(transparent)]
+    PeerText(#[from] crate::text::PeerTextError),
     /// A code (role, error code, close reason, kind, address family) is not defined.
     #[error("unknown {field} {code:#x}")]
     UnknownCode {

@@ -42,7 +42,8 @@ impl Speaker {
     }
 }
 
-/// Checks a length-prefixed UTF-8 text: `min..=max` bytes, no control characters.
+/// Checks a length-prefixed UTF-8 text: `min..=max` bytes, and the peer-text rule of
+/// PROTOCOL.md 1.3 (names are checked as names, the ERROR message as prose).
 fn check_text(field: &'static str, s: &str, min: usize, max: usize) -> Result<(), SignalError> {
     if s.len() < min || s.len() > max {
         return Err(SignalError::Length {
@@ -50,11 +51,16 @@ fn check_text(field: &'static str, s: &str, min: usize, max: usize) -> Result<()
             len: s.len(),
         });
     }
-    if s.chars().any(char::is_control) {
-        return Err(SignalError::Text { field });
+    if field == ERROR_TEXT_FIELD {
+        crate::text::check_peer_text(field, s)?;
+    } else {
+        crate::text::check_peer_name(field, s)?;
     }
     Ok(())
 }
+
+/// The field name of [`ErrorText`]: the one signalling text that is prose, not a name.
+const ERROR_TEXT_FIELD: &str = "message";
 
 macro_rules! bounded_text {
     ($(#[$doc:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {
@@ -68,7 +74,7 @@ macro_rules! bounded_text {
             /// Greatest length in bytes.
             pub const MAX_LEN: usize = $max;
 
-            /// Checks the length bounds and that there is no control character.
+            /// Checks the length bounds and the peer-text rule (PROTOCOL.md 1.3).
             pub fn new(s: impl Into<String>) -> Result<Self, SignalError> {
                 let s = s.into();
                 check_text($field, &s, $min, $max)?;
@@ -102,13 +108,13 @@ macro_rules! bounded_text {
 }
 
 bounded_text!(
-    /// A technician's display name from the console certificate: 1 to 128 bytes of UTF-8
-    /// without control characters (the end user sees it).
+    /// A technician's display name from the console certificate: 1 to 128 bytes of UTF-8,
+    /// a name under PROTOCOL.md 1.3 (the end user sees it).
     TechnicianName, "technician", 1, MAX_TECHNICIAN_NAME_LEN
 );
 
 bounded_text!(
-    /// The text of an ERROR: 0 to 128 bytes of UTF-8 without control characters.
+    /// The text of an ERROR: 0 to 128 bytes of UTF-8, prose under PROTOCOL.md 1.3.
     #[derive(Default)]
     ErrorText, "message", 0, MAX_ERROR_MESSAGE_LEN
 );
@@ -250,6 +256,14 @@ mod tests {
         assert!(TechnicianName::new("a".repeat(MAX_TECHNICIAN_NAME_LEN)).is_ok());
         assert!(TechnicianName::new("a".repeat(MAX_TECHNICIAN_NAME_LEN + 1)).is_err());
         assert!(TechnicianName::new("Eve\u{7}").is_err());
+        for bad in ["Eve\u{1b}[2J", "\u{202e}evE", "Ev\u{200b}e", "Ev\u{200d}e"] {
+            assert!(matches!(
+                TechnicianName::new(bad),
+                Err(SignalError::PeerText(e)) if e.field == "technician"
+            ));
+        }
+        assert!(ErrorText::new("busy \u{1b}]52;c;AAAA\u{7}").is_err());
+        assert!(ErrorText::new("emoji \u{1f468}\u{200d}\u{1f469}").is_ok());
         assert!(TechnicianName::from_utf8(&[0xff]).is_err());
         assert!(ErrorText::new("").is_ok());
     }
