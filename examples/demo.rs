@@ -134,11 +134,11 @@ async fn connect() -> DemoResult<(Gateway, AppletSession, ConsoleSession, Policy
     };
     let issued = portal.issue(&SessionRequest::new(account, pki.account_ca.pin(), policy))?;
     println!(
-        "portal    issued session {}, policy allows {}; its session secret goes to the applet \
-         and the console, never to the gateway",
+        "portal    issued session {}, policy allows {}",
         issued.guid,
         names(policy.allowed)
     );
+    println!("portal    its session secret goes to the applet and the console, never to a gateway");
 
     // The applet download carries the ticket and the session secret; the applet checks
     // the portal's signature before it shows anything from the ticket.
