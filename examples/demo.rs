@@ -45,6 +45,12 @@ const EVENT_WAIT: Duration = Duration::from_secs(20);
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Size of the generated file: a few MiB, so progress and chunking show.
 const FILE_SIZE: usize = 4 * 1024 * 1024;
+/// The part of the file sent before the session moves to its direct path (a little over
+/// the first MiB, whose arrival the receiver reports).
+const RELAYED_PART: usize = 1_300_000;
+/// How long after the relayed session is up the applet starts looking for a direct path
+/// (so that chat, the consent prompt and the first MiB visibly cross the relay first).
+const DIRECT_AFTER: Duration = Duration::from_millis(1500);
 /// The permission the technician asks for (the policy allows it).
 const ASKED: Permission = Permission::FileTransfer;
 /// A permission the policy forbids (refused without asking the end user).
@@ -69,6 +75,8 @@ pub(crate) struct Outcome {
     pub(crate) file_equal: bool,
     /// Grant ids the end user saw revoked.
     pub(crate) revoked: Vec<u32>,
+    /// The path of each side when the file finished (applet, console).
+    pub(crate) file_paths: (Option<PathKind>, Option<PathKind>),
     /// Whether the technician's grant was refused after the end.
     pub(crate) grant_dead_after_end: bool,
     /// The end user's verified audit log (JSON lines).
@@ -197,6 +205,7 @@ async fn sessions(
     a_cfg.consent = Some(ConsentConfig::new(end_user.clone()).with_timeout(CONSENT_TIMEOUT));
     a_cfg.download_dir = Some(downloads);
     a_cfg.audit = Some(audit);
+    a_cfg.direct.first_round_after = DIRECT_AFTER;
     let c_cfg = SessionConfig::console(&c, policy);
     let mut applet = Session::start(a, PathKind::Relay, a_cfg);
     let mut console = Session::start(c, PathKind::Relay, c_cfg);
@@ -223,7 +232,16 @@ async fn sessions(
         return Err("the end user was asked about a forbidden permission".into());
     }
 
+    println!(
+        "applet    path: {} (console: {})",
+        path_name(applet.path().map(|p| p.kind)),
+        path_name(console.path().map(|p| p.kind))
+    );
     let (digests, file_equal) = send_file(&console, &grant, dir, &mut a_ev, &mut c_ev).await?;
+    let file_paths = (
+        applet.path().map(|p| p.kind),
+        console.path().map(|p| p.kind),
+    );
 
     println!("applet    the end user ends the session");
     applet.end();
@@ -262,6 +280,7 @@ async fn sessions(
         digests,
         file_equal,
         revoked,
+        file_paths,
         grant_dead_after_end,
         audit: log.lines,
         gateway: GatewayStats::default(),
@@ -318,8 +337,43 @@ async fn send_file(
     let mut d = FileDigest::new();
     d.update(&data);
     let source = d.finish();
-    println!("console   sends report.bin ({} bytes)", data.len());
-    console.send_path(&src, grant).await?;
+    println!(
+        "console   sends report.bin ({} bytes), the first MiB over the relay",
+        data.len()
+    );
+    // Through a pipe: the first MiB at once, the rest once both sides are on the direct
+    // path, so the transfer visibly starts on the relay and finishes direct.
+    let (mut pipe, reader) = tokio::io::duplex(64 * 1024);
+    let (gate, opened) = tokio::sync::oneshot::channel::<()>();
+    let (first, rest) = data.split_at(RELAYED_PART);
+    let (first, rest) = (first.to_vec(), rest.to_vec());
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = pipe.write_all(&first).await;
+        let _ = opened.await;
+        let _ = pipe.write_all(&rest).await;
+    });
+    console
+        .send_file(reader, "report.bin", data.len() as u64, grant)
+        .await?;
+    wait_for(a_ev, |e| match e {
+        SessionEvent::FileProgress { done, .. } if done >= 1 << 20 => Some(()),
+        _ => None,
+    })
+    .await?;
+    println!("applet    received the first MiB over the relay");
+    for (who, ev) in [("console", &mut *c_ev), ("applet ", &mut *a_ev)] {
+        let kind = wait_for(ev, |e| match e {
+            SessionEvent::PathChanged(p) if p.kind != PathKind::Relay => Some(p.kind),
+            _ => None,
+        })
+        .await?;
+        println!(
+            "{who}   path: {} (the session moved off the relay)",
+            path_name(Some(kind))
+        );
+    }
+    let _ = gate.send(());
     let sent = wait_for(c_ev, |e| match e {
         SessionEvent::FileSent { digests, .. } => Some(Ok(digests)),
         SessionEvent::FileFailed { reason, .. } => Some(Err(reason)),
@@ -423,6 +477,16 @@ impl Consent for EndUser {
             a.push(req);
         }
         Box::pin(async { ConsentAnswer::Allow })
+    }
+}
+
+/// The word the examples print for a path.
+fn path_name(kind: Option<PathKind>) -> &'static str {
+    match kind {
+        Some(PathKind::Relay) => "relay",
+        Some(PathKind::DirectTcp) => "direct-tcp",
+        Some(PathKind::DirectUdp) => "direct-udp",
+        _ => "none",
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod config;
 pub mod devpki;
+pub(crate) mod direct;
 pub mod directory;
 pub mod error;
 pub mod gateway;

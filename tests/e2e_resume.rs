@@ -395,7 +395,10 @@ async fn a_file_survives_a_cut_of_the_applet_hop_with_both_hashes_and_chat_exact
     let mut a_cfg = SessionConfig::applet(&a, pol);
     a_cfg.consent = Some(ConsentConfig::new(rec).with_timeout(Duration::from_secs(5)));
     a_cfg.download_dir = Some(dir.path().to_owned());
-    let c_cfg = SessionConfig::console(&c, pol);
+    // This test is about resuming through the gateway: no direct path.
+    a_cfg.direct.policy = rescue::session::DirectPolicy::Off;
+    let mut c_cfg = SessionConfig::console(&c, pol);
+    c_cfg.direct.policy = rescue::session::DirectPolicy::Off;
     let (mut a_rc, a_path) = Reconnect::applet(&applet, a, timeouts.clone()).unwrap();
     let (mut c_rc, c_path) =
         Reconnect::console(c, &gw, pin, s.pki.console.clone(), timeouts.clone()).unwrap();

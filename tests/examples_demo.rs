@@ -7,7 +7,7 @@
 #[path = "../examples/demo.rs"]
 mod demo;
 
-use rescue::session::SessionError;
+use rescue::session::{PathKind, SessionError};
 use rescue_proto::audit::{AuditEvent, Record};
 use rescue_proto::session::control::DenyReason;
 use rescue_proto::Permission;
@@ -74,8 +74,19 @@ async fn the_demo_shows_what_it_claims() {
         .last()
         .is_some_and(|l| l.contains("session_ended")));
 
-    // The gateway relayed at least the file's bytes towards the applet.
-    assert!(out.gateway.bytes_console_to_applet > received_size(&out.audit));
+    // The file started on the relay and finished on the direct path: the gateway relayed
+    // its first MiB towards the applet, not the whole file.
+    assert_eq!(
+        out.file_paths,
+        (Some(PathKind::DirectTcp), Some(PathKind::DirectTcp))
+    );
+    let relayed = out.gateway.bytes_console_to_applet;
+    assert!(relayed > 1 << 20, "relayed {relayed}");
+    assert!(relayed < received_size(&out.audit), "relayed {relayed}");
+    assert!(
+        log.contains("direct_tcp"),
+        "audit lacks the path change:\n{log}"
+    );
 }
 
 /// The file size recorded in the audit trail (`u64::MAX` if absent: the caller fails).

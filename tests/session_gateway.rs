@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use common::*;
 use rescue::session::SessionEvent;
-use rescue::session::{ConsentAnswer, ConsentConfig, PathKind, Session, SessionConfig};
+use rescue::session::{
+    ConsentAnswer, ConsentConfig, DirectPolicy, PathKind, Session, SessionConfig,
+};
 use rescue_proto::Permission;
 use session_support::{content, digests, policy, wait_for, Recorder};
 
@@ -23,7 +25,10 @@ async fn chat_consent_and_a_verified_file_through_the_gateway() {
     let mut a_cfg = SessionConfig::applet(&a, pol);
     a_cfg.consent = Some(ConsentConfig::new(rec.clone()).with_timeout(Duration::from_secs(5)));
     a_cfg.download_dir = Some(dir.path().to_owned());
-    let c_cfg = SessionConfig::console(&c, pol);
+    // This test is about the relay: no direct path.
+    a_cfg.direct.policy = DirectPolicy::Off;
+    let mut c_cfg = SessionConfig::console(&c, pol);
+    c_cfg.direct.policy = DirectPolicy::Off;
     let mut applet = Session::start(a, PathKind::Relay, a_cfg);
     let mut console = Session::start(c, PathKind::Relay, c_cfg);
     assert_eq!(applet.sas(), console.sas());

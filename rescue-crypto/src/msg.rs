@@ -1,5 +1,5 @@
 //! The messages the two ends exchange inside the inner TLS before the session layer:
-//! BIND and the three SAS messages (PROTOCOL.md 6.4 and 6.5).
+//! BIND, the three SAS messages and, on direct paths, NOMINATE (PROTOCOL.md 6.4, 6.5).
 //!
 //! Each message is a type byte and a fixed-length body, so [`InnerMsg::decode`] knows
 //! from the first byte how much it needs; it returns `Ok(None)` while bytes are missing,
@@ -15,6 +15,8 @@ pub const TYPE_SAS_COMMIT: u8 = 0x02;
 pub const TYPE_SAS_NONCE: u8 = 0x03;
 /// Type byte of SAS_REVEAL.
 pub const TYPE_SAS_REVEAL: u8 = 0x04;
+/// Type byte of NOMINATE (the console picks this direct path; no body).
+pub const TYPE_NOMINATE: u8 = 0x05;
 /// Length of a SAS nonce or commitment.
 pub const SAS_FIELD_LEN: usize = 32;
 /// Longest message (BIND): type, role, tag.
@@ -37,6 +39,9 @@ pub enum InnerMsg {
     SasNonce([u8; SAS_FIELD_LEN]),
     /// The applet's nonce, revealed.
     SasReveal([u8; SAS_FIELD_LEN]),
+    /// On a direct path, after BIND: the console (the controlling side) will use this
+    /// connection. The applet uses no direct connection that was not nominated.
+    Nominate,
 }
 
 /// A message that cannot be decoded.
@@ -56,6 +61,7 @@ impl InnerMsg {
     pub const fn len(&self) -> usize {
         match self {
             InnerMsg::Bind { .. } => MAX_MSG_LEN,
+            InnerMsg::Nominate => 1,
             _ => 1 + SAS_FIELD_LEN,
         }
     }
@@ -76,6 +82,7 @@ impl InnerMsg {
             InnerMsg::SasCommit(v) => push(&mut out, TYPE_SAS_COMMIT, v),
             InnerMsg::SasNonce(v) => push(&mut out, TYPE_SAS_NONCE, v),
             InnerMsg::SasReveal(v) => push(&mut out, TYPE_SAS_REVEAL, v),
+            InnerMsg::Nominate => out.push(TYPE_NOMINATE),
         }
         out
     }
@@ -89,6 +96,7 @@ impl InnerMsg {
         let need = match ty {
             TYPE_BIND => MAX_MSG_LEN,
             TYPE_SAS_COMMIT | TYPE_SAS_NONCE | TYPE_SAS_REVEAL => 1 + SAS_FIELD_LEN,
+            TYPE_NOMINATE => return Ok(Some((InnerMsg::Nominate, 1))),
             other => return Err(MsgError::UnknownType(other)),
         };
         let Some(body) = buf.get(1..need) else {
@@ -136,12 +144,17 @@ mod tests {
             any::<[u8; 32]>().prop_map(InnerMsg::SasCommit),
             any::<[u8; 32]>().prop_map(InnerMsg::SasNonce),
             any::<[u8; 32]>().prop_map(InnerMsg::SasReveal),
+            Just(InnerMsg::Nominate),
         ]
     }
 
     #[test]
     fn bad_type_and_role_are_rejected() {
-        assert_eq!(InnerMsg::decode(&[0x05]), Err(MsgError::UnknownType(5)));
+        assert_eq!(InnerMsg::decode(&[0x06]), Err(MsgError::UnknownType(6)));
+        assert_eq!(
+            InnerMsg::decode(&[TYPE_NOMINATE, 9]),
+            Ok(Some((InnerMsg::Nominate, 1)))
+        );
         assert_eq!(
             InnerMsg::decode(&[0x00, 1, 2]),
             Err(MsgError::UnknownType(0))

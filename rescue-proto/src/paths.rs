@@ -94,6 +94,8 @@ pub struct DirectConfig {
     pub retry_max: Duration,
     /// Most switches to a direct path per [`SWITCH_WINDOW`] (at least 1).
     pub max_switches: usize,
+    /// Wait after the relayed session is up before the first round (default 0: at once).
+    pub first_round_after: Duration,
 }
 
 impl Default for DirectConfig {
@@ -105,6 +107,7 @@ impl Default for DirectConfig {
             retry_base: RETRY_BASE,
             retry_max: RETRY_MAX,
             max_switches: MAX_SWITCHES,
+            first_round_after: Duration::ZERO,
         }
     }
 }
@@ -209,7 +212,7 @@ impl PathManager {
         };
         let first = match (role, cfg.policy) {
             (_, DirectPolicy::Off) | (Role::Console, _) => None,
-            (Role::Applet, _) => Some(now),
+            (Role::Applet, _) => Some(now + cfg.first_round_after),
         };
         Self {
             role,

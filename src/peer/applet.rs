@@ -13,7 +13,7 @@ use rescue_proto::Guid;
 
 use super::e2e::{Local, Pinning};
 use super::inner::{self, ConsoleIdentity, E2eStream, FirstPath};
-use super::{connect_gateway, drive, send_all, DriveLimits};
+use super::{connect_gateway_from, drive, send_all, DriveLimits};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
 use crate::signal::Hop;
@@ -33,6 +33,7 @@ pub struct Applet {
 /// An applet registered at a gateway, waiting for a technician.
 pub struct Registration {
     hop: Hop,
+    hop_local: Option<std::net::IpAddr>,
     state: HandoffApplet,
     gateway: String,
     ticket: Ticket,
@@ -47,6 +48,7 @@ pub struct AppletSession {
     stream: E2eStream,
     sas: Sas,
     path_key: PathKey,
+    hop_local: Option<std::net::IpAddr>,
     console: ConsoleIdentity,
     guid: Guid,
     gateway: String,
@@ -142,7 +144,7 @@ impl Applet {
 
     async fn register_at(&self, gateway: &str) -> Result<Registration, Error> {
         let tls = rescue_crypto::tls::applet_gateway_client_config(self.ticket.gateway_ca_pin)?;
-        let mut hop = connect_gateway(gateway, tls, &self.timeouts).await?;
+        let (mut hop, hop_local) = connect_gateway_from(gateway, tls, &self.timeouts).await?;
         let register = Register::new(self.ticket_bytes.clone())
             .map_err(|e| Error::Config(format!("ticket: {e}")))?;
         let (state, first) = HandoffApplet::register(Instant::now(), register);
@@ -162,6 +164,7 @@ impl Applet {
             Some(PeerEvent::Registered { guid, .. }) if guid == self.ticket.guid => {
                 Ok(Registration {
                     hop,
+                    hop_local,
                     state,
                     gateway: gateway.to_owned(),
                     ticket: self.ticket.clone(),
@@ -244,6 +247,7 @@ impl Registration {
             stream: up.stream,
             sas: up.sas,
             path_key: up.path_key,
+            hop_local: self.hop_local,
             console,
             guid: self.ticket.guid,
             gateway: self.gateway,
@@ -276,6 +280,18 @@ impl AppletSession {
     /// The end-to-end stream.
     pub fn into_stream(self) -> E2eStream {
         self.stream
+    }
+
+    /// What the path manager needs to set up direct paths of this session.
+    pub(crate) fn direct_setup(&self) -> crate::direct::DirectSetup {
+        crate::direct::DirectSetup {
+            guid: self.guid,
+            path_key: self.path_key.clone(),
+            end: crate::direct::End::Applet {
+                leaf: self.console.leaf.clone(),
+            },
+            hop_local: self.hop_local,
+        }
     }
 
     /// The stream, the path key and the resume secret, for `reconnect`.

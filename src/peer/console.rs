@@ -89,6 +89,8 @@ pub struct ConsoleSession {
     stream: E2eStream,
     sas: Sas,
     path_key: PathKey,
+    /// The console certificate, for the inner TLS of direct paths.
+    identity: Box<Identity>,
     guid: Guid,
     /// The resume secret from PAIRED (for REATTACH).
     resume_secret: Option<rescue_proto::wire::signal::ResumeSecret>,
@@ -214,6 +216,7 @@ impl Console {
             stream: up.stream,
             sas: up.sas,
             path_key: up.path_key,
+            identity: Box::new(self.identity.clone()),
             guid,
             resume_secret,
         })
@@ -234,6 +237,18 @@ impl ConsoleSession {
     /// The end-to-end stream.
     pub fn into_stream(self) -> E2eStream {
         self.stream
+    }
+
+    /// What the path manager needs to set up direct paths of this session.
+    pub(crate) fn direct_setup(&self) -> crate::direct::DirectSetup {
+        crate::direct::DirectSetup {
+            guid: self.guid,
+            path_key: self.path_key.clone(),
+            end: crate::direct::End::Console {
+                identity: self.identity.clone(),
+            },
+            hop_local: None,
+        }
     }
 
     /// The stream, the path key and the resume secret, for `reconnect`.

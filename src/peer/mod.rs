@@ -54,7 +54,7 @@ mod console;
 pub(crate) mod e2e;
 pub(crate) mod inner;
 mod reconnect;
-mod sas;
+pub(crate) mod sas;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,9 +81,20 @@ pub(crate) async fn connect_gateway(
     tls: Arc<rustls::ClientConfig>,
     timeouts: &PeerTimeouts,
 ) -> Result<Hop, Error> {
+    Ok(connect_gateway_from(addr, tls, timeouts).await?.0)
+}
+
+/// [`connect_gateway`], also returning this end's local address of the hop (the
+/// interface that reaches the gateway: a direct-path candidate).
+pub(crate) async fn connect_gateway_from(
+    addr: &str,
+    tls: Arc<rustls::ClientConfig>,
+    timeouts: &PeerTimeouts,
+) -> Result<(Hop, Option<std::net::IpAddr>), Error> {
     let tcp = timeout(timeouts.connect, TcpStream::connect(addr))
         .await
         .map_err(|_| Error::Timeout("TCP connect"))??;
+    let local = tcp.local_addr().ok().map(|a| a.ip());
     // Small signalling frames should not wait for Nagle; DATA is written in large chunks.
     let _ = tcp.set_nodelay(true);
     let connector = tokio_rustls::TlsConnector::from(tls);
@@ -94,7 +105,7 @@ pub(crate) async fn connect_gateway(
     .await
     .map_err(|_| Error::Timeout("outer TLS handshake"))?
     .map_err(Error::Tls)?;
-    Ok(signal::framed(Box::new(stream)))
+    Ok((signal::framed(Box::new(stream)), local))
 }
 
 /// A hand-off machine of `rescue_proto::handoff`, as the driver sees it.

@@ -1,6 +1,8 @@
 //! What the driver does with the machines' output: core events, control messages
 //! (the applet's [`Gatekeeper`], the console's `Requester`), chat, and session end.
 
+use rescue_proto::audit::PathKind;
+use rescue_proto::session::candidates::{Candidates, CANDIDATES_TYPE};
 use rescue_proto::session::chat;
 use rescue_proto::session::control::ControlMsg;
 use rescue_proto::session::file::FileMsg;
@@ -12,6 +14,7 @@ use rescue_proto::{Permission, PermissionSet};
 use super::consent::ConsentRequest;
 use super::driver::{now, Delivery, Driver, Internal, Reply};
 use super::{SessionError, SessionEvent};
+use crate::direct::Note;
 
 impl Driver {
     /// Runs every machine until none has output left; returns how much was handled.
@@ -67,11 +70,22 @@ impl Driver {
                 }
             }
             Event::PathRetired { path } => {
+                // Make before break: while a direct path is current the relay stays up
+                // (keepalives only), so that the session is back on it at once if the
+                // direct path dies.
+                let kind = self.path_info(path).map(|i| i.kind);
+                if kind == Some(PathKind::Relay) && self.direct.is_some() {
+                    return;
+                }
                 self.retire_path(path);
                 let _ = self.core.on_path_lost(now(), path);
             }
             Event::PathLost { path, .. } => {
+                let kind = self.path_info(path).map(|i| i.kind);
                 self.kill_path(path);
+                if kind.is_some_and(|k| k != PathKind::Relay) {
+                    self.note_direct(Note::DirectLost);
+                }
                 self.deliver(Delivery::Event(SessionEvent::PathLost { id: path }));
             }
             Event::Ended { reason, by_peer } => self.on_ended(reason, by_peer),
@@ -80,6 +94,9 @@ impl Driver {
     }
 
     fn on_control(&mut self, payload: &[u8]) {
+        if payload.first() == Some(&CANDIDATES_TYPE) {
+            return self.on_candidates(payload);
+        }
         let msg = match ControlMsg::decode(payload) {
             Ok(m) => m,
             Err(e) => {
@@ -99,6 +116,22 @@ impl Driver {
             // PROTOCOL.md 7.4: an unsolicited answer is a violation: end the session.
             tracing::warn!(error = %e, "control protocol violation");
             self.end(EndReason::ProtocolError);
+        }
+    }
+
+    /// CANDIDATES go from the applet to the console only; a malformed list is a protocol
+    /// violation (PROTOCOL.md 7.4); a console without direct paths ignores them.
+    fn on_candidates(&mut self, payload: &[u8]) {
+        if self.cfg.role != super::Role::Console {
+            tracing::warn!("CANDIDATES from the console");
+            return self.end(EndReason::ProtocolError);
+        }
+        match Candidates::decode(payload) {
+            Ok(c) => self.note_direct(Note::Candidates(c)),
+            Err(e) => {
+                tracing::warn!(error = %e, "bad CANDIDATES");
+                self.end(EndReason::ProtocolError);
+            }
         }
     }
 

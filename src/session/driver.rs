@@ -27,6 +27,7 @@ use super::paths::{close_reason, Inbound, PathIo, PathStream, INBOUND_QUEUE, WRI
 use super::transfer::{Incoming, Outgoing, WriteOp, WriterReport};
 use super::TransferId;
 use super::{AppChannel, PathInfo, SessionConfig, SessionError, SessionEvent, Shared};
+use crate::direct::{Note, Request};
 
 /// Room a control-class send needs before a command is taken: the largest control
 /// payload (a chat message) plus slack.
@@ -52,6 +53,7 @@ pub(crate) enum Command {
     SendFile(Box<Outgoing>, FileMsg, Reply<TransferId>),
     OpenChannel(String, Reply<AppChannel>),
     AddPath(BoxPath, PathKind, Reply<PathId>),
+    ClosePath(PathId, Reply<()>),
 }
 
 /// Bulk writes: application channel data and file chunks, in order per source.
@@ -109,6 +111,8 @@ pub(crate) struct Driver {
     pub(super) ended: bool,
     /// Why the session ended (the CLOSE reason of its paths follows from it).
     pub(super) end_reason: Option<EndReason>,
+    /// The path manager's queues, when direct paths are on.
+    pub(super) direct: Option<(mpsc::Sender<Note>, mpsc::Receiver<Request>)>,
 }
 
 impl Driver {
@@ -150,6 +154,7 @@ impl Driver {
             incoming: BTreeMap::new(),
             ended: false,
             end_reason: None,
+            direct: None,
         }
     }
 
@@ -194,6 +199,7 @@ impl Driver {
                 None => self.end(EndReason::Application),
             },
             Some(b) = self.bulk_rx.recv(), if bulk_ready && accept => self.on_bulk(b),
+            Some(r) = direct_request(&mut self.direct), if ctrl_ready && !self.ended => self.on_direct(r),
             () = writable.notified() => {}
         }
     }
@@ -315,9 +321,37 @@ impl Driver {
                     .map(|id| self.new_channel(id, label));
                 let _ = reply.send(r.map_err(Into::into));
             }
+            Command::ClosePath(id, reply) => {
+                // As if its transport failed: the core replays on another path.
+                let _ = reply.send(self.core.on_path_lost(now(), id).map_err(Into::into));
+            }
             Command::AddPath(stream, kind, reply) => {
                 let _ = reply.send(self.add_path(stream, kind));
             }
+        }
+    }
+
+    /// A request of the path manager: candidates to send, a bound direct path to add.
+    fn on_direct(&mut self, r: Request) {
+        match r {
+            Request::SendCandidates(payload) => {
+                if let Err(e) = self.core.send(CONTROL, payload) {
+                    tracing::debug!(error = %e, "candidates not sent");
+                }
+            }
+            Request::AddPath(stream, kind) => {
+                if let Err(e) = self.add_path(Box::new(stream), kind) {
+                    tracing::info!(error = %e, "direct path refused by the session");
+                }
+            }
+        }
+    }
+
+    /// Tells the path manager something (dropped if its queue is full: it learns of a lost
+    /// path again from its own set-up attempts).
+    pub(super) fn note_direct(&self, n: Note) {
+        if let Some((tx, _)) = &self.direct {
+            let _ = tx.try_send(n);
         }
     }
 
@@ -429,6 +463,8 @@ impl Driver {
     }
 
     async fn shutdown(mut self) {
+        // The path manager ends with the session (its listener and dials with it).
+        self.direct = None;
         if !self.ended {
             self.on_ended(EndReason::Timeout, false);
             self.drain_machines();
@@ -462,6 +498,16 @@ impl Driver {
     }
 }
 
+/// The next request of the path manager, or never when there is none.
+async fn direct_request(
+    direct: &mut Option<(mpsc::Sender<Note>, mpsc::Receiver<Request>)>,
+) -> Option<Request> {
+    match direct {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Answers a call that came in after the end of the session.
 fn refuse(c: Command) {
     fn no<T>(r: Reply<T>) {
@@ -473,6 +519,7 @@ fn refuse(c: Command) {
         Command::SendFile(_, _, r) => no(r),
         Command::OpenChannel(_, r) => no(r),
         Command::AddPath(_, _, r) => no(r),
+        Command::ClosePath(_, r) => no(r),
     }
 }
 

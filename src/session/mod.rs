@@ -48,6 +48,7 @@ pub use consent::{Consent, ConsentAnswer, ConsentConfig, ConsentRequest};
 pub use files::{FileError, ReceivedFile};
 pub use paths::PathStream;
 pub use rescue_proto::audit::PathKind;
+pub use rescue_proto::paths::{DirectConfig, DirectPolicy};
 pub use rescue_proto::session::permission::Grant;
 pub use rescue_proto::session::Role;
 
@@ -116,6 +117,14 @@ pub struct SessionConfig {
     pub call_timeout: Duration,
     /// Bound on a permission request's wait for the answer.
     pub request_timeout: Duration,
+    /// Direct paths: which to try (TCP, then UDP by default; `policy: Off` stays on the
+    /// relay) and the path manager's timers. Only a session configured from a paired
+    /// applet or console ([`SessionConfig::applet`], [`SessionConfig::console`]) on a
+    /// relayed first path looks for one.
+    pub direct: DirectConfig,
+    /// What the path manager needs (path key, pinned leaf or identity); set by
+    /// [`SessionConfig::applet`] and [`SessionConfig::console`].
+    pub(crate) direct_setup: Option<Arc<crate::direct::DirectSetup>>,
 }
 
 impl SessionConfig {
@@ -135,6 +144,8 @@ impl SessionConfig {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            direct: DirectConfig::default(),
+            direct_setup: None,
         }
     }
 }
@@ -339,7 +350,14 @@ impl Session {
         let (bulk_tx, bulk_rx) = mpsc::channel(BULK_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(cfg.event_capacity.max(1));
         let (call_timeout, request_timeout) = (cfg.call_timeout, cfg.request_timeout);
-        let d = driver::Driver::new(cfg, shared.clone(), cmd_rx, (bulk_tx, bulk_rx), ev_tx);
+        let direct = match &cfg.direct_setup {
+            Some(setup) if kind == PathKind::Relay && cfg.direct.policy != DirectPolicy::Off => {
+                Some(crate::direct::spawn(setup.clone(), cfg.direct))
+            }
+            _ => None,
+        };
+        let mut d = driver::Driver::new(cfg, shared.clone(), cmd_rx, (bulk_tx, bulk_rx), ev_tx);
+        d.direct = direct;
         tokio::spawn(d.run(Box::new(stream), kind));
         Session {
             shared,
@@ -485,6 +503,15 @@ impl Session {
     ) -> Result<PathId, SessionError> {
         let s = Box::new(stream);
         self.call(|reply| Command::AddPath(s, kind, reply), self.call_timeout)
+            .await?
+    }
+
+    /// Closes path `id` at once, as if its transport had failed: the session goes on
+    /// over another path (the relay, while a direct path is current), replaying what the
+    /// closed one may have lost; the path manager tries a direct path again later. Paths
+    /// are named by [`SessionEvent::PathChanged`].
+    pub async fn close_path(&self, id: PathId) -> Result<(), SessionError> {
+        self.call(|reply| Command::ClosePath(id, reply), self.call_timeout)
             .await?
     }
 

@@ -1,5 +1,6 @@
 //! Wiring a session onto the roles' end-to-end streams: the applet's and the console's
-//! paired sessions carry the SAS, the GUID and (on the applet) the verified technician.
+//! paired sessions carry the SAS, the GUID, (on the applet) the verified technician, and
+//! what the path manager needs to bind direct paths (path key, pinned leaf or identity).
 //!
 //! ```no_run
 //! # async fn f(a: rescue::AppletSession, policy: rescue_proto::Policy) {
@@ -26,6 +27,7 @@ impl SessionConfig {
         cfg.guid = Some(s.guid());
         let who = s.console();
         cfg.peer = PeerInfo::new(&who.technician, &who.account.to_string());
+        cfg.direct_setup = Some(std::sync::Arc::new(s.direct_setup()));
         cfg
     }
 
@@ -34,6 +36,7 @@ impl SessionConfig {
         let mut cfg = Self::new(Role::Console, policy);
         cfg.sas = Some(s.sas());
         cfg.guid = Some(s.guid());
+        cfg.direct_setup = Some(std::sync::Arc::new(s.direct_setup()));
         cfg
     }
 }

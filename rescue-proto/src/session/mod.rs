@@ -29,6 +29,7 @@
 //! 4. sleep until the earliest of `poll_timeout()` (and the gatekeeper's), then call
 //!    `handle_timeout(now)`.
 
+pub mod candidates;
 pub mod channels;
 pub mod chat;
 pub mod control;
