@@ -30,6 +30,8 @@ mod terminal;
 #[derive(Parser, Debug)]
 #[command(about = "rescue applet (end user side)")]
 struct Args {
+    #[command(flatten)]
+    direct: terminal::DirectArgs,
     /// The signed ticket file (from `gateway --issue-ticket`).
     #[arg(long)]
     ticket: PathBuf,
@@ -81,6 +83,7 @@ async fn main() -> AnyResult<()> {
     let timeout = Duration::from_secs(args.consent_timeout);
     let prompt = Arc::new(TerminalConsent::new(timeout));
     let mut cfg = SessionConfig::applet(&stream, policy);
+    cfg.direct = args.direct.config();
     cfg.consent = Some(ConsentConfig::new(prompt.clone()).with_timeout(timeout));
     if let Some(dir) = &args.download_dir {
         std::fs::create_dir_all(dir)?;
@@ -215,7 +218,7 @@ fn print_event(e: SessionEvent) {
         SessionEvent::FileFailed { reason, .. } => {
             println!("file transfer failed: {}", terminal::shown(&reason))
         }
-        SessionEvent::PathChanged(p) => println!("now on path {:?} ({:?})", p.id, p.kind),
+        SessionEvent::PathChanged(p) => println!("path: {}", terminal::path_name(p.kind)),
         _ => {}
     }
 }

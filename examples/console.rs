@@ -33,6 +33,8 @@ const TRANSFER_IDLE: Duration = Duration::from_secs(150);
 #[derive(Parser, Debug)]
 #[command(about = "rescue console (technician side)")]
 struct Args {
+    #[command(flatten)]
+    direct: terminal::DirectArgs,
     /// The gateway (host:port).
     #[arg(long, default_value = "127.0.0.1:7443")]
     gateway: String,
@@ -102,7 +104,8 @@ async fn main() -> AnyResult<()> {
     );
     // The policy is enforced on the end user's side (from the ticket); the console's
     // copy only decides what its own audit trail would leave out.
-    let cfg = SessionConfig::console(&stream, Policy::default());
+    let mut cfg = SessionConfig::console(&stream, Policy::default());
+    cfg.direct = args.direct.config();
     let mut session = Session::start(stream, PathKind::Relay, cfg);
     let mut events = session.events().ok_or("no event stream")?;
     if let Some(text) = &args.chat {
@@ -213,7 +216,7 @@ fn print_event(e: SessionEvent) {
         SessionEvent::PermissionRevoked { grant_id } => {
             println!("grant {grant_id} revoked")
         }
-        SessionEvent::PathChanged(p) => println!("now on path {:?} ({:?})", p.id, p.kind),
+        SessionEvent::PathChanged(p) => println!("path: {}", terminal::path_name(p.kind)),
         SessionEvent::FileFailed { reason, .. } => {
             println!("transfer failed: {}", terminal::shown(&reason))
         }

@@ -480,14 +480,9 @@ impl Consent for EndUser {
     }
 }
 
-/// The word the examples print for a path.
+/// The word the examples print for a path (`none` before the first).
 fn path_name(kind: Option<PathKind>) -> &'static str {
-    match kind {
-        Some(PathKind::Relay) => "relay",
-        Some(PathKind::DirectTcp) => "direct-tcp",
-        Some(PathKind::DirectUdp) => "direct-udp",
-        _ => "none",
-    }
+    kind.map_or("none", terminal::path_name)
 }
 
 /// Permission names, comma-separated.

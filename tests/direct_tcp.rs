@@ -206,3 +206,41 @@ async fn with_direct_paths_off_on_one_side_the_session_stays_relayed_and_quiet()
     .await;
     assert_eq!(t, "still here");
 }
+
+#[tokio::test]
+async fn the_session_goes_on_directly_when_the_gateway_goes_away() {
+    let setup = Setup::start().await;
+    let mut p = pair(&setup, DirectConfig::default(), DirectConfig::default()).await;
+    path_becomes(&mut p.c_ev, PathKind::DirectTcp).await;
+    path_becomes(&mut p.a_ev, PathKind::DirectTcp).await;
+    let Setup { gateway, .. } = setup;
+    within(gateway.shutdown()).await;
+    // Both ends see their relay path go ...
+    for ev in [&mut p.a_ev, &mut p.c_ev] {
+        wait_for(ev, |e| match e {
+            SessionEvent::PathLost { .. } => Some(()),
+            SessionEvent::Ended { reason, .. } => panic!("the session ended: {reason:?}"),
+            _ => None,
+        })
+        .await;
+    }
+    // ... and the session goes on over the direct path.
+    p.console.chat("the gateway is gone").await.unwrap();
+    let t = wait_for(&mut p.a_ev, |e| match e {
+        SessionEvent::Chat { text } => Some(text),
+        SessionEvent::Ended { reason, .. } => panic!("the session ended: {reason:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(t, "the gateway is gone");
+    p.applet.chat("still direct").await.unwrap();
+    let t = wait_for(&mut p.c_ev, |e| match e {
+        SessionEvent::Chat { text } => Some(text),
+        SessionEvent::Ended { reason, .. } => panic!("the session ended: {reason:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(t, "still direct");
+    assert!(!p.applet.is_ended() && !p.console.is_ended());
+    assert_eq!(p.applet.path().map(|i| i.kind), Some(PathKind::DirectTcp));
+}

@@ -45,3 +45,50 @@ pub(crate) async fn wait_closed(events: &mut Receiver<SessionEvent>) {
     let ended = async { while events.recv().await.is_some() {} };
     let _ = tokio::time::timeout(END_WAIT, ended).await;
 }
+
+/// The word the examples print for a path kind (`relay`, `direct-tcp`, `direct-udp`).
+pub(crate) fn path_name(kind: rescue::session::PathKind) -> &'static str {
+    use rescue::session::PathKind;
+    match kind {
+        PathKind::Relay => "relay",
+        PathKind::DirectTcp => "direct-tcp",
+        PathKind::DirectUdp => "direct-udp",
+        _ => "other",
+    }
+}
+
+/// The direct-path flags both the applet and the console take.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct DirectArgs {
+    /// Direct paths to try once the relayed session runs: off, tcp, udp or any.
+    #[arg(long, default_value = "any", value_parser = parse_direct)]
+    pub(crate) direct: rescue::session::DirectPolicy,
+    /// Seconds the TCP phase of a direct-path round lasts (the applet listens, the
+    /// console dials) before UDP is tried.
+    #[arg(long, value_name = "SECS", default_value_t = rescue_proto::paths::TCP_WINDOW.as_secs())]
+    pub(crate) direct_window: u64,
+}
+
+// The demo shares this module but takes no flags.
+#[allow(dead_code)]
+impl DirectArgs {
+    /// The session's direct-path settings.
+    pub(crate) fn config(&self) -> rescue::session::DirectConfig {
+        rescue::session::DirectConfig {
+            policy: self.direct,
+            tcp_window: std::time::Duration::from_secs(self.direct_window.max(1)),
+            ..rescue::session::DirectConfig::default()
+        }
+    }
+}
+
+fn parse_direct(s: &str) -> Result<rescue::session::DirectPolicy, String> {
+    use rescue::session::DirectPolicy;
+    match s {
+        "off" => Ok(DirectPolicy::Off),
+        "tcp" => Ok(DirectPolicy::Tcp),
+        "udp" => Ok(DirectPolicy::Udp),
+        "any" => Ok(DirectPolicy::Any),
+        _ => Err(format!("{s:?}: expected off, tcp, udp or any")),
+    }
+}

@@ -45,6 +45,7 @@ fn protocol_vectors() {
         tag: path_key.bind_tag(&Exporter::from_bytes([0x09; 32]), &guid, Role::Applet),
     };
     assert_eq!(later.encode(), vector("bind.path.applet"));
+    assert_eq!(InnerMsg::Nominate.encode(), vector("nominate"));
     assert_eq!(
         InnerMsg::decode(&vector("bind.console")),
         Ok(Some((bind, 34)))

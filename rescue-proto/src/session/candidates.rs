@@ -184,6 +184,22 @@ mod tests {
         assert_eq!(Candidates::decode(&[1, 0]), Err(CandidatesError::WrongType));
     }
 
+    #[test]
+    fn protocol_vector() {
+        let doc = include_str!("../../../PROTOCOL.md");
+        let v = crate::vectors::vector(doc, "session.control.candidates").expect("vector");
+        let c = Candidates::new(
+            1,
+            vec![
+                "192.0.2.1:50000".parse().unwrap(),
+                "[2001:db8::1]:50000".parse().unwrap(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.encode().as_ref(), &v[..]);
+        assert_eq!(Candidates::decode(&v), Ok(c));
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics_and_accepts_only_what_it_would_encode(
