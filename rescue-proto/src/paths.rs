@@ -15,7 +15,7 @@
 //!                                             Dial{0}, Dial{1} .. every DIAL_STAGGER
 //!  (a connection finishes TLS + BIND)  ◄───►  on_direct_up(DirectTcp) ─► Use(DirectTcp)
 //!  tcp window over, no TCP path:              tcp window over: StopTcp, Rendezvous
-//!  StopTcp; the UDP deadline runs             (punch, XTCP, TLS, BIND) ─► Use(DirectUdp)
+//!  StopTcp, Rendezvous (await UDP_TOKEN)      (punch, XTCP, TLS, BIND) ─► Use(DirectUdp)
 //!  round over without a path: back off       UDP deadline over: StopUdp, round over
 //! ```
 //!
@@ -139,7 +139,8 @@ pub enum Action {
         /// The round.
         round: u32,
     },
-    /// Console: ask the gateway for a UDP rendezvous (RENDEZVOUS) for this round.
+    /// The UDP phase of this round: the console asks the gateway for a rendezvous
+    /// (RENDEZVOUS); the applet waits for the UDP_TOKEN that brings.
     Rendezvous {
         /// The round.
         round: u32,
@@ -284,13 +285,15 @@ impl PathManager {
         }
     }
 
-    /// Console: every dial of the round failed before the window ended.
-    pub fn on_tcp_failed(&mut self, now: Instant) {
+    /// Console: every dial of the round failed before the window ended. The dials stop;
+    /// the UDP phase still starts when the window ends, not before, so that the applet
+    /// (whose window started earlier) is waiting for its UDP_TOKEN when the gateway sends
+    /// it.
+    pub fn on_tcp_failed(&mut self, _now: Instant) {
         if let Phase::Tcp { round, .. } = self.phase {
             if self.role == Role::Console && self.next_dial >= self.candidates {
                 self.actions.push_back(Action::StopTcp { round });
                 self.next_dial_at = None;
-                self.start_udp(now);
             }
         }
     }
@@ -399,6 +402,7 @@ impl PathManager {
                 round,
                 until: now + self.cfg.udp_window,
             };
+            self.actions.push_back(Action::Rendezvous { round });
         }
         self.actions.push_back(Action::SendCandidates { round });
     }
@@ -413,10 +417,8 @@ impl PathManager {
             round: self.round,
             until: now + self.cfg.udp_window,
         };
-        if self.role == Role::Console {
-            self.actions
-                .push_back(Action::Rendezvous { round: self.round });
-        }
+        self.actions
+            .push_back(Action::Rendezvous { round: self.round });
     }
 
     fn round_failed(&mut self, now: Instant) {

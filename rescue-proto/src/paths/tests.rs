@@ -29,7 +29,13 @@ fn the_applet_listens_then_waits_for_udp_then_backs_off_doubling() {
     let t1 = t0 + TCP_WINDOW;
     assert_eq!(a.poll_timeout(), Some(t1));
     a.handle_timeout(t1);
-    assert_eq!(actions(&mut a), [Action::StopTcp { round: 1 }]);
+    assert_eq!(
+        actions(&mut a),
+        [
+            Action::StopTcp { round: 1 },
+            Action::Rendezvous { round: 1 }
+        ]
+    );
     assert_eq!(
         a.phase(),
         Phase::Udp {
@@ -105,7 +111,11 @@ fn the_console_asks_for_udp_when_the_tcp_window_ends_or_every_dial_failed() {
     let mut c = PathManager::new(Role::Console, DirectConfig::default(), t0);
     c.on_candidates(t0, 1, 1);
     let _ = actions(&mut c);
+    // Every dial failed: they stop, and the UDP phase starts with the window's end.
     c.on_tcp_failed(t0 + secs(1));
+    assert_eq!(actions(&mut c), [Action::StopTcp { round: 1 }]);
+    c.handle_timeout(t0 + TCP_WINDOW);
+    // (StopTcp again: harmless, the dials are gone already.)
     assert_eq!(
         actions(&mut c),
         [
@@ -113,7 +123,7 @@ fn the_console_asks_for_udp_when_the_tcp_window_ends_or_every_dial_failed() {
             Action::Rendezvous { round: 1 }
         ]
     );
-    c.on_udp_failed(t0 + secs(2));
+    c.on_udp_failed(t0 + TCP_WINDOW + secs(1));
     assert_eq!(actions(&mut c), [Action::StopUdp { round: 1 }]);
     assert_eq!(c.phase(), Phase::Relayed(None));
     // A stale round number is ignored, the next round is served.
@@ -186,7 +196,13 @@ fn policies_restrict_what_is_tried() {
     assert_eq!(actions(&mut c), [Action::Rendezvous { round: 1 }]);
     let mut a = PathManager::new(Role::Applet, udp, t0);
     a.handle_timeout(t0);
-    assert_eq!(actions(&mut a), [Action::SendCandidates { round: 1 }]);
+    assert_eq!(
+        actions(&mut a),
+        [
+            Action::Rendezvous { round: 1 },
+            Action::SendCandidates { round: 1 }
+        ]
+    );
 
     let tcp = DirectConfig {
         policy: DirectPolicy::Tcp,
