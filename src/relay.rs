@@ -8,7 +8,7 @@
 //! the session (the other hop gets CLOSE), and any other frame type is a protocol
 //! violation (the offender gets ERROR, the other hop gets PEER_GONE). The gateway's
 //! relay also takes RENDEZVOUS (PROTOCOL.md 3.13) and inserts UDP_TOKEN and PEER_ADDR
-//! frames at frame boundaries of either hop, through a [`RelaySignals`] hook; the DATA
+//! frames at frame boundaries of either hop, through a signalling hook (the gateway's); the DATA
 //! path does not change (a control frame waits for the boundary, as a PONG does).
 //!
 //! What it never does: it never decrypts, inspects or rewrites DATA payloads, never
