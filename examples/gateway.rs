@@ -38,6 +38,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// UDP port of the rendezvous socket (direct UDP paths), on the listen address
+    /// (default: the same port number as the TCP listener; 0: any free port).
+    #[arg(long, value_name = "PORT")]
+    udp_port: Option<u16>,
     /// Development PKI folder to serve with (see --init-pki).
     #[arg(long)]
     pki: Option<PathBuf>,
@@ -91,6 +95,7 @@ fn parse_permission(s: &str) -> Result<Permission, String> {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    udp_port: Option<u16>,
     pki: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     #[serde(default)]
@@ -161,6 +166,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let state = State {
         ended: state_dir.join("ended-guids"),
         names,
+        udp_port: args.udp_port.or(file.udp_port),
     };
     serve(pki, listen, state, &file.limits).await
 }
@@ -169,6 +175,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 struct State {
     ended: PathBuf,
     names: Vec<String>,
+    udp_port: Option<u16>,
 }
 
 fn issue_ticket(
@@ -229,19 +236,22 @@ async fn serve(
     apply(&mut config, limits);
     config.ended_store = rescue::directory::EndedStore::File(state.ended.clone());
     config.names = state.names;
+    config.udp_port = state.udp_port;
     let gateway = Gateway::bind(listen, config).await?;
     println!(
-        "gateway listening on {} (account {account}; ended GUIDs in {}); Ctrl-C to stop",
+        "gateway listening on {} (UDP rendezvous on port {}; account {account}; ended GUIDs in {}); Ctrl-C to stop",
         gateway.local_addr(),
+        gateway.udp_local_addr().port(),
         state.ended.display()
     );
     tokio::signal::ctrl_c().await?;
     let stats = gateway.shutdown().await;
     println!(
-        "stopped: {} connections, {} sessions paired, {} bytes forwarded",
+        "stopped: {} connections, {} sessions paired, {} bytes forwarded, {} UDP rendezvous completed",
         stats.connections,
         stats.paired,
-        stats.bytes_forwarded()
+        stats.bytes_forwarded(),
+        stats.rendezvous.pairs_completed
     );
     Ok(())
 }

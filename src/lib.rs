@@ -28,6 +28,7 @@ pub mod relay;
 pub mod session;
 pub(crate) mod signal;
 pub mod tunnel;
+pub(crate) mod udp_path;
 
 pub use config::{GatewayLimits, PeerTimeouts};
 pub use error::Error;

@@ -6,7 +6,10 @@
 //! the current frame is still to come. Control frames stay between the peer and the
 //! gateway: PING is answered with PONG on the same hop, PONG is absorbed, CLOSE ends
 //! the session (the other hop gets CLOSE), and any other frame type is a protocol
-//! violation (the offender gets ERROR, the other hop gets PEER_GONE).
+//! violation (the offender gets ERROR, the other hop gets PEER_GONE). The gateway's
+//! relay also takes RENDEZVOUS (PROTOCOL.md 3.13) and inserts UDP_TOKEN and PEER_ADDR
+//! frames at frame boundaries of either hop, through a signalling hook (the gateway's); the DATA
+//! path does not change (a control frame waits for the boundary, as a PONG does).
 //!
 //! What it never does: it never decrypts, inspects or rewrites DATA payloads, never
 //! buffers more than one fixed [`RELAY_BUFFER`] per direction plus one small control
@@ -18,6 +21,8 @@
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+
+pub(crate) use frame::Control;
 use std::time::Duration;
 
 use rescue_proto::Guid;
@@ -222,7 +227,10 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let span = tracing::info_span!("relay", %guid);
-    run(a, b, limits, shutdown, None).instrument(span).await.0
+    run(a, b, limits, shutdown, None, None)
+        .instrument(span)
+        .await
+        .0
 }
 
 /// Reattach mode of [`run`]: the survivor's PEER_GONE, and a hop displaced by a REATTACH.
@@ -308,29 +316,63 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = Hop> + Send,
 {
+    let ctx = (guid, limits, shutdown, grace);
+    relay_with_signals(a, b, ctx, displaced, None).await
+}
+
+/// What the gateway's relay needs besides the hops: the session, its limits, the
+/// shutdown token and the reattach grace.
+pub(crate) type RelayContext<'l> = (Guid, &'l RelayLimits, CancellationToken, Duration);
+
+/// [`relay_reattachable_until`] with the gateway's signalling hook: RENDEZVOUS is
+/// handed to `signals`, and the frames it yields are inserted at frame boundaries.
+pub(crate) async fn relay_with_signals<'s, A, B, F>(
+    a: A,
+    b: B,
+    (guid, limits, shutdown, grace): RelayContext<'_>,
+    displaced: F,
+    signals: Option<Box<dyn RelaySignals + 's>>,
+) -> (RelayStats, Option<Survivor<A, B>>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Hop> + Send,
+{
     let span = tracing::info_span!("relay", %guid);
     let gone = frame::peer_gone_for(grace);
     let displaced: Pin<Box<dyn Future<Output = Hop> + Send + '_>> = Box::pin(displaced);
-    let (stats, core) = run(a, b, limits, shutdown, Some((gone, displaced)))
+    let (stats, core) = run(a, b, limits, shutdown, Some((gone, displaced)), signals)
         .instrument(span)
         .await;
     let survivor = core.into_survivor(stats.forced);
     (stats, survivor)
 }
 
-async fn run<A, B>(
+/// The gateway's side of the in-relay signalling (PROTOCOL.md 3.13). Both calls are
+/// synchronous and short: the relay holds no lock and awaits nothing across them.
+pub(crate) trait RelaySignals: Send {
+    /// A RENDEZVOUS came from `from`: the UDP_TOKEN frames for hop A and hop B, or
+    /// `None` when it is not answered (it is then ignored).
+    fn rendezvous(&mut self, from: Hop) -> Option<[Control; 2]>;
+    /// A frame to insert on a hop (PEER_ADDR), when one is ready.
+    fn poll_insert(&mut self, cx: &mut Context<'_>) -> Poll<(Hop, Control)>;
+}
+
+async fn run<'s, A, B>(
     a: A,
     b: B,
     limits: &RelayLimits,
     shutdown: CancellationToken,
     reattach: Option<ReattachMode<'_>>,
-) -> (RelayStats, Core<A, B>)
+    signals: Option<Box<dyn RelaySignals + 's>>,
+) -> (RelayStats, Core<'s, A, B>)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let start = Instant::now();
     let mut core = Core::new(a, b, limits, start);
+    core.signals = signals;
     let mut displaced = None;
     if let Some((gone, d)) = reattach {
         core.reattach = Some(gone);
@@ -423,7 +465,7 @@ impl Timers {
 }
 
 /// Both directions of one session and the two hops.
-struct Core<A, B> {
+struct Core<'s, A, B> {
     a: A,
     b: B,
     /// Reads hop A, writes hop B.
@@ -439,9 +481,13 @@ struct Core<A, B> {
     reattach: Option<frame::Control>,
     /// Reattach mode: the hop that vanished (the other is being kept).
     detached: Option<Hop>,
+    /// The gateway's signalling hook (RENDEZVOUS, UDP_TOKEN, PEER_ADDR).
+    signals: Option<Box<dyn RelaySignals + 's>>,
+    /// A frame from the hook waiting for room in its hop's outbox.
+    insert: Option<(Hop, Control)>,
 }
 
-impl<A, B> Core<A, B>
+impl<A, B> Core<'_, A, B>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -457,6 +503,48 @@ where
             end: None,
             reattach: None,
             detached: None,
+            signals: None,
+            insert: None,
+        }
+    }
+
+    /// Moves frames from the signalling hook into the outboxes while there is room.
+    fn poll_inserts(&mut self, cx: &mut Context<'_>) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        if self.end.is_some() {
+            return;
+        }
+        loop {
+            let (hop, frame) = match self.insert.take() {
+                Some(x) => x,
+                None => match signals.poll_insert(cx) {
+                    Poll::Ready(x) => x,
+                    Poll::Pending => return,
+                },
+            };
+            let outbox = match hop {
+                Hop::A => &mut self.out_a,
+                Hop::B => &mut self.out_b,
+            };
+            if !outbox.put(frame) {
+                // Re-polled when the outbox drains (a write is progress).
+                self.insert = Some((hop, frame));
+                return;
+            }
+        }
+    }
+
+    /// A RENDEZVOUS from `hop`: its UDP_TOKENs go out at the next frame boundaries.
+    fn on_rendezvous(&mut self, hop: Hop) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        if let Some([to_a, to_b]) = signals.rendezvous(hop) {
+            // The scan made sure both outboxes have room.
+            let queued = self.out_a.put(to_a) & self.out_b.put(to_b);
+            debug_assert!(queued, "UDP_TOKEN found no room");
         }
     }
 
@@ -503,13 +591,16 @@ where
     /// Drives both directions; ready when both are done.
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..MAX_SPINS {
+            self.poll_inserts(cx);
             let ops = self.out_a.ops() + self.out_b.ops();
+            let signals = self.signals.is_some();
             let ab = self.ab.poll(
                 cx,
                 Pin::new(&mut self.a),
                 Pin::new(&mut self.b),
                 &mut self.out_b,
                 &mut self.out_a,
+                signals,
             );
             if let Poll::Ready(ev) = ab {
                 self.on_event(Hop::A, ev);
@@ -521,6 +612,7 @@ where
                 Pin::new(&mut self.a),
                 &mut self.out_a,
                 &mut self.out_b,
+                signals,
             );
             if let Poll::Ready(ev) = ba {
                 self.on_event(Hop::B, ev);
@@ -557,6 +649,10 @@ where
 
     /// Reacts to an event of the direction that reads `hop`.
     fn on_event(&mut self, hop: Hop, ev: DirEvent) {
+        if matches!(ev, DirEvent::Rendezvous) {
+            self.on_rendezvous(hop);
+            return;
+        }
         let lost = match &ev {
             DirEvent::ReadEnded { .. } => Some(hop),
             DirEvent::WriteFailed(_) => Some(hop.other()),
@@ -570,7 +666,7 @@ where
             Hop::B => (&mut self.ba, &mut self.ab),
         };
         let end = match ev {
-            DirEvent::Done => return,
+            DirEvent::Done | DirEvent::Rendezvous => return,
             DirEvent::Closed(reason) => {
                 from.finish(Some(frame::close(reason)), false);
                 to.finish(None, false);
@@ -679,19 +775,32 @@ mod dir {
         WriteFailed(io::Error),
         /// The reading hop broke the protocol.
         Violation(FrameViolation),
+        /// The reading hop sent RENDEZVOUS (only with a signalling hook; both outboxes
+        /// have room for a frame).
+        Rendezvous,
     }
 
-    /// Control frames waiting for a frame boundary on one hop's write side (at most one).
+    /// Control frames waiting for a frame boundary on one hop's write side: at most
+    /// [`OUTBOX_SLOTS`] (a PONG, and with the gateway's signalling one UDP_TOKEN or
+    /// PEER_ADDR). Fixed slots: nothing is allocated per frame.
     #[derive(Debug, Default)]
     pub(super) struct Outbox {
-        frame: Option<Control>,
+        frames: [Option<Control>; OUTBOX_SLOTS],
         pos: usize,
         ops: u64,
     }
 
+    /// Control frames one hop's outbox holds.
+    const OUTBOX_SLOTS: usize = 2;
+
     impl Outbox {
         pub(super) fn is_empty(&self) -> bool {
-            self.frame.is_none()
+            self.frames[0].is_none()
+        }
+
+        /// Whether another frame fits.
+        pub(super) fn has_room(&self) -> bool {
+            self.frames.iter().any(Option::is_none)
         }
 
         /// Count of frames queued plus frames sent, to detect progress.
@@ -699,14 +808,18 @@ mod dir {
             self.ops
         }
 
-        fn put(&mut self, c: Control) {
-            debug_assert!(self.frame.is_none());
+        /// Queues `c` behind the frames already queued; `false` (nothing queued) when
+        /// full. An empty frame is dropped (nothing to send).
+        pub(super) fn put(&mut self, c: Control) -> bool {
             if c.as_bytes().is_empty() {
-                return;
+                return true;
             }
-            self.frame = Some(c);
-            self.pos = 0;
+            let Some(slot) = self.frames.iter_mut().find(|f| f.is_none()) else {
+                return false;
+            };
+            *slot = Some(c);
             self.ops += 1;
+            true
         }
 
         fn poll_write<W: AsyncWrite>(
@@ -714,7 +827,7 @@ mod dir {
             cx: &mut Context<'_>,
             mut w: Pin<&mut W>,
         ) -> Poll<io::Result<()>> {
-            while let Some(f) = &self.frame {
+            while let Some(f) = &self.frames[0] {
                 let rest = f.as_bytes().get(self.pos..).unwrap_or_default();
                 let n = ready!(w.as_mut().poll_write(cx, rest))?;
                 if n == 0 {
@@ -722,7 +835,9 @@ mod dir {
                 }
                 self.pos += n;
                 if self.pos >= f.as_bytes().len() {
-                    self.frame = None;
+                    self.frames.rotate_left(1);
+                    self.frames[OUTBOX_SLOTS - 1] = None;
+                    self.pos = 0;
                     self.ops += 1;
                 }
             }
@@ -891,6 +1006,7 @@ mod dir {
             w: Pin<&mut W>,
             out: &mut Outbox,
             back: &mut Outbox,
+            signals: bool,
         ) -> Poll<DirEvent>
         where
             R: AsyncRead,
@@ -898,7 +1014,7 @@ mod dir {
         {
             match self.phase {
                 Phase::Done => Poll::Pending,
-                Phase::Running => self.poll_running(cx, r, w, out, back),
+                Phase::Running => self.poll_running(cx, r, w, out, back, signals),
                 Phase::Sealing { .. } | Phase::Skipping => {
                     let done = if matches!(self.phase, Phase::Skipping) {
                         ready!(self.poll_skipping(cx, r))
@@ -934,6 +1050,7 @@ mod dir {
             mut w: Pin<&mut W>,
             out: &mut Outbox,
             back: &mut Outbox,
+            signals: bool,
         ) -> Poll<DirEvent>
         where
             R: AsyncRead,
@@ -961,7 +1078,7 @@ mod dir {
                     }
                     Poll::Pending => {}
                 }
-                match self.scan(!out.is_empty(), back) {
+                match self.scan(!out.is_empty(), back, signals) {
                     Ok(scanned) => progress |= scanned,
                     Err(ev) => return Poll::Ready(ev),
                 }
@@ -1150,8 +1267,10 @@ mod dir {
 
         /// Checks frames in `[validated, filled)`; handles control frames once every
         /// byte before them is written. `hold` stops at the next frame boundary so that
-        /// a queued control frame can go out. Ok(true) if anything advanced.
-        fn scan(&mut self, hold: bool, back: &mut Outbox) -> Result<bool, DirEvent> {
+        /// a queued control frame can go out (so `out` is empty when a control frame is
+        /// handled). `signals`: RENDEZVOUS is the gateway's (else a violation).
+        /// Ok(true) if anything advanced.
+        fn scan(&mut self, hold: bool, back: &mut Outbox, signals: bool) -> Result<bool, DirEvent> {
             let mut advanced = false;
             self.stalled = false;
             loop {
@@ -1193,10 +1312,13 @@ mod dir {
                     continue;
                 }
                 let code = ty.code();
-                if !matches!(
-                    ty,
-                    FrameType::Ping | FrameType::Pong | FrameType::Close | FrameType::Error
-                ) {
+                let rendezvous = signals && ty == FrameType::Rendezvous;
+                if !rendezvous
+                    && !matches!(
+                        ty,
+                        FrameType::Ping | FrameType::Pong | FrameType::Close | FrameType::Error
+                    )
+                {
                     return Err(violation(UnexpectedType(code)));
                 }
                 if len > frame::MAX_CONTROL_PAYLOAD {
@@ -1211,16 +1333,18 @@ mod dir {
                 let msg = Message::decode(ty, payload.unwrap_or_default());
                 let msg = msg.map_err(|_| violation(Malformed(code)))?;
                 let event = match msg {
+                    Message::Ping(_) | Message::Rendezvous(_) if !back.has_room() => {
+                        // Earlier answers are still going out: wait for them.
+                        self.stalled = true;
+                        return Ok(advanced);
+                    }
                     Message::Ping(ping) => {
-                        if !back.is_empty() {
-                            // The previous PONG is still going out: wait for it.
-                            self.stalled = true;
-                            return Ok(advanced);
-                        }
                         back.put(frame::pong(ping.nonce));
                         self.stats.pings += 1;
                         None
                     }
+                    // PROTOCOL.md 3.13: answered (or ignored) by the gateway's hook.
+                    Message::Rendezvous(_) => Some(DirEvent::Rendezvous),
                     Message::Close(close) => Some(DirEvent::Closed(close.reason)),
                     Message::Error(e) => Some(DirEvent::PeerError(e.code)),
                     _ => None,

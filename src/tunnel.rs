@@ -12,7 +12,12 @@
 //! | CLOSE     | end of stream: reads return 0 bytes                               |
 //! | PEER_GONE | `io::ErrorKind::ConnectionAborted`, [`TunnelError::PeerGone`]     |
 //! | ERROR     | `io::ErrorKind::ConnectionReset`, [`TunnelError::Gateway`]        |
+//! | UDP_TOKEN, PEER_ADDR | queued for [`TunnelSignals`] (PROTOCOL.md 3.13)        |
 //! | other     | `io::ErrorKind::InvalidData`, [`TunnelError::Protocol`]           |
+//!
+//! [`DataTunnel::signals`] gives the handle through which the path manager sends
+//! RENDEZVOUS (at the next frame boundary) and receives UDP_TOKEN and PEER_ADDR while
+//! the end-to-end TLS runs over the tunnel (see [`signals`]).
 //!
 //! Errors are sticky: once the tunnel failed, every read returns the same error. Use
 //! [`is_peer_gone`] or [`tunnel_error`] to tell them apart. Shutting the tunnel down
@@ -22,7 +27,7 @@
 //!
 //! What it never does: it never buffers more than one frame of written data, never
 //! allocates on peer input (one fixed read buffer), never sends an empty DATA frame,
-//! and never sends anything but DATA, PING, PONG and CLOSE.
+//! and never sends anything but DATA, PING, PONG, CLOSE and (when asked) RENDEZVOUS.
 
 use std::future::Future;
 use std::io;
@@ -31,12 +36,16 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use rescue_proto::wire::frame::{FrameError, FrameType, Header, HEADER_LEN, MAX_PAYLOAD};
-use rescue_proto::wire::signal::{Close, CloseReason, ErrorCode, Message, Ping};
+use rescue_proto::wire::signal::{Close, CloseReason, ErrorCode, Message, Ping, Rendezvous};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::relay::frame::{self as ctl, Control, CONTROL_FRAME_MAX};
 use crate::relay::FrameViolation;
+
+pub mod signals;
+
+pub use signals::{TunnelGone, TunnelSignal, TunnelSignals, MAX_QUEUED_SIGNALS};
 
 /// Read buffer of a tunnel: holds one maximal frame; larger payload reads go straight
 /// into the caller's buffer.
@@ -131,6 +140,8 @@ pub struct DataTunnel<S> {
     close_reason: CloseReason,
     close_queued: bool,
     keepalive: Option<Keepalive>,
+    /// Gateway signalling (RENDEZVOUS out, UDP_TOKEN and PEER_ADDR in).
+    signals: signals::Guard,
 }
 
 /// PING scheduling on an idle hop.
@@ -168,7 +179,14 @@ impl<S> DataTunnel<S> {
             close_reason: CloseReason::Normal,
             close_queued: false,
             keepalive: None,
+            signals: signals::Guard::default(),
         }
+    }
+
+    /// The handle on this tunnel's gateway signalling (RENDEZVOUS, UDP_TOKEN,
+    /// PEER_ADDR); it stays valid, reporting [`TunnelGone`], after the tunnel is gone.
+    pub fn signals(&self) -> TunnelSignals {
+        TunnelSignals::new(self.signals.0.clone())
     }
 
     /// Sends PING when nothing came from the gateway for `interval` (the protocol's
@@ -227,11 +245,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {
         }
         self.wbuf.clear();
         self.wpos = 0;
-        while let Some((frame, pos)) = self.ctl.as_mut() {
+        loop {
+            if self.ctl.is_none() && self.signals.0.take_rendezvous() {
+                // At a frame boundary: nothing of a DATA frame is pending.
+                self.ctl = Control::new(&Message::Rendezvous(Rendezvous)).map(|c| (c, 0));
+            }
+            let Some((frame, pos)) = self.ctl.as_mut() else {
+                break;
+            };
             let rest = frame.as_bytes().get(*pos..).unwrap_or_default();
             if rest.is_empty() {
                 self.ctl = None;
-                break;
+                continue;
             }
             let n = ready!(Pin::new(&mut self.inner).poll_write(cx, rest))?;
             if n == 0 {
@@ -350,6 +375,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {
                 | FrameType::Close
                 | FrameType::PeerGone
                 | FrameType::Error
+                | FrameType::UdpToken
+                | FrameType::PeerAddr
         ) {
             return self.violation(FrameViolation::UnexpectedType(ty.code()));
         }
@@ -371,6 +398,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {
                 return Poll::Ready(Err(self.fail(e)));
             }
             Message::Error(e) => return Poll::Ready(Err(self.fail(TunnelError::Gateway(e.code)))),
+            Message::UdpToken(t) => self.signals.0.push(TunnelSignal::UdpToken(t)),
+            Message::PeerAddr(a) => self.signals.0.push(TunnelSignal::PeerAddr(a)),
             _ => return self.violation(FrameViolation::UnexpectedType(ty.code())),
         }
         self.rpos += header.frame_len();
@@ -456,6 +485,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for DataTunnel<S> {
         }
         match this.poll_read_inner(cx, buf) {
             Poll::Pending => {
+                // A RENDEZVOUS requested from now on wakes this reader to send it.
+                this.signals.0.register(cx.waker());
+                if this.ctl.is_none() && this.wbuf.is_empty() {
+                    if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
                 ready!(this.poll_keepalive(cx))?;
                 Poll::Pending
             }

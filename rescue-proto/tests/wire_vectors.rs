@@ -350,6 +350,7 @@ fn out_of_bounds_fields_are_rejected() {
 fn the_limits_table_matches_the_constants() {
     use rescue_proto::wire::limits::*;
     let secs = |d: std::time::Duration| format!("{} s", d.as_secs());
+    let ms = |d: std::time::Duration| format!("{} ms", d.as_millis());
     let expected = [
         ("MAX_PAYLOAD", format!("{MAX_PAYLOAD} B")),
         ("MAX_TICKET_LEN", format!("{MAX_TICKET_LEN} B")),
@@ -387,6 +388,20 @@ fn the_limits_table_matches_the_constants() {
         ),
         ("MAX_ENDED_REMEMBERED", MAX_ENDED_REMEMBERED.to_string()),
         ("MAX_ENDED_PER_ACCOUNT", MAX_ENDED_PER_ACCOUNT.to_string()),
+        ("UDP_TOKEN_LIFETIME", secs(UDP_TOKEN_LIFETIME)),
+        ("MAX_TOKENS_PER_HOP", MAX_TOKENS_PER_HOP.to_string()),
+        ("RENDEZVOUS_INTERVAL", secs(RENDEZVOUS_INTERVAL)),
+        ("MAX_RENDEZVOUS_TOKENS", MAX_RENDEZVOUS_TOKENS.to_string()),
+        ("MAX_PROBES_PER_SOURCE", MAX_PROBES_PER_SOURCE.to_string()),
+        ("PROBE_RATE_WINDOW", secs(PROBE_RATE_WINDOW)),
+        ("MAX_PROBE_SOURCES", MAX_PROBE_SOURCES.to_string()),
+        ("PROBE_LEN", format!("{PROBE_LEN} B")),
+        ("PROBE_ATTEMPTS", PROBE_ATTEMPTS.to_string()),
+        ("PROBE_RETRY_INTERVAL", ms(PROBE_RETRY_INTERVAL)),
+        ("PEER_ADDR_TIMEOUT", secs(PEER_ADDR_TIMEOUT)),
+        ("PUNCH_TIMEOUT", secs(PUNCH_TIMEOUT)),
+        ("PUNCH_INITIAL_RTO", ms(PUNCH_INITIAL_RTO)),
+        ("MAX_PUNCH_SYNS", MAX_PUNCH_SYNS.to_string()),
     ];
     for (name, value) in expected {
         let row = DOC
@@ -396,4 +411,50 @@ fn the_limits_table_matches_the_constants() {
         let cell = row.split('|').nth(2).map(str::trim);
         assert_eq!(cell, Some(value.as_str()), "{name}");
     }
+}
+
+/// PROBE (PROTOCOL.md 3.13): the two vectors parse to the probes they spell and encode
+/// back to the same bytes; each `bad.probe.*` vector is refused with its typed error.
+#[test]
+fn probe_vectors_parse_encode_and_refuse() {
+    use rescue_proto::wire::probe::{Probe, ProbeFormatError, PROBE_LEN};
+    use rescue_proto::Role;
+    for (name, role, start) in [
+        ("probe.applet", Role::Applet, 0xa0),
+        ("probe.console", Role::Console, 0xb0),
+    ] {
+        let want = Probe {
+            role,
+            token: RendezvousToken::from_bytes(seq(start)),
+        };
+        let bytes = v(name);
+        assert_eq!(bytes.len(), PROBE_LEN, "{name}");
+        assert_eq!(Probe::parse(&bytes), Ok(want.clone()), "{name}");
+        assert_eq!(want.to_bytes().to_vec(), bytes, "{name}");
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                Probe::parse(&bytes[..cut]),
+                Err(ProbeFormatError::Length(cut)),
+                "{name}[..{cut}]"
+            );
+        }
+    }
+    assert_eq!(
+        Probe::parse(&v("bad.probe.magic")),
+        Err(ProbeFormatError::Magic)
+    );
+    assert_eq!(
+        Probe::parse(&v("bad.probe.version")),
+        Err(ProbeFormatError::Version(2))
+    );
+    assert_eq!(
+        Probe::parse(&v("bad.probe.role")),
+        Err(ProbeFormatError::Role(3))
+    );
+    assert_eq!(
+        Probe::parse(&v("bad.probe.trailing")),
+        Err(ProbeFormatError::Length(PROBE_LEN + 1))
+    );
+    let listed = names(DOC).filter(|n| n.contains("probe")).count();
+    assert_eq!(listed, 6, "every probe vector in PROTOCOL.md is checked");
 }

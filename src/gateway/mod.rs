@@ -17,6 +17,7 @@ mod console;
 mod pairing;
 mod reattach;
 mod stats;
+mod udp;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -41,7 +42,7 @@ use crate::directory::{Directory, EndedStore, FileStore, GuidStore, MemoryDirect
 use crate::error::Error;
 use crate::io::Tap;
 
-pub use stats::GatewayStats;
+pub use stats::{GatewayStats, ProbeRefusals, RendezvousStats};
 
 use stats::Counters;
 
@@ -84,6 +85,13 @@ pub struct GatewayConfig {
     /// An optional observer of every byte the gateway reads or writes inside the outer
     /// TLS (tests use it to prove the gateway never sees end-to-end plaintext).
     pub tap: Option<Arc<dyn Tap>>,
+    /// The port of the UDP rendezvous socket (PROTOCOL.md 3.13), bound on the IP address
+    /// of the TLS listener. `None` (the default): the same port number as the listener;
+    /// `Some(0)`: one the OS picks. Peers learn it in UDP_TOKEN.
+    pub udp_port: Option<u16>,
+    /// Limits of the UDP rendezvous; `Default` gives the protocol's constants
+    /// (`rescue_proto::wire::limits`, PROTOCOL.md section 5).
+    pub rendezvous: rescue_proto::handoff::rendezvous::Limits,
 }
 
 impl GatewayConfig {
@@ -112,6 +120,8 @@ impl GatewayConfig {
             ended_store: EndedStore::Memory,
             directory: None,
             tap: None,
+            udp_port: None,
+            rendezvous: Default::default(),
         }
     }
 }
@@ -127,12 +137,17 @@ pub(crate) struct Shared {
     pub(crate) pools: admission::Pools,
     pub(crate) stats: stats::Counters,
     pub(crate) shutdown: CancellationToken,
+    /// The UDP rendezvous: socket, token table.
+    pub(crate) udp: Arc<udp::Udp>,
+    /// Its counters.
+    pub(crate) rendezvous_stats: Arc<udp::RendezvousCounters>,
 }
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].
 pub struct Gateway {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    udp_addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -143,9 +158,16 @@ impl Gateway {
         Self::serve(listener, config)
     }
 
-    /// Starts serving on an already bound listener.
+    /// Starts serving on an already bound listener (and binds the UDP rendezvous
+    /// socket on its address, see [`GatewayConfig::udp_port`]).
     pub fn serve(listener: TcpListener, mut config: GatewayConfig) -> Result<Self, Error> {
         let local_addr = listener.local_addr()?;
+        let udp_port = config.udp_port.unwrap_or(local_addr.port());
+        let udp = udp::Udp::bind(
+            SocketAddr::new(local_addr.ip(), udp_port),
+            config.rendezvous.clone(),
+        )?;
+        let udp_addr = udp.local_addr()?;
         let tls = gateway_server_config(&config.identity, &config.account_roots)?;
         let directory = match config.directory.clone() {
             Some(d) => d,
@@ -167,12 +189,20 @@ impl Gateway {
             rendezvous: reattach::Rendezvous::default(),
             stats: stats::Counters::default(),
             shutdown: CancellationToken::new(),
+            udp: Arc::new(udp),
+            rendezvous_stats: Arc::default(),
         });
         tokio::spawn(sweep(shared.clone()));
+        tokio::spawn(udp::serve(
+            shared.udp.clone(),
+            shared.rendezvous_stats.clone(),
+            shared.shutdown.clone(),
+        ));
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Self {
             shared,
             local_addr,
+            udp_addr,
             task,
         })
     }
@@ -182,9 +212,14 @@ impl Gateway {
         self.local_addr
     }
 
+    /// The address of the UDP rendezvous socket (PROTOCOL.md 3.13).
+    pub fn udp_local_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
     /// A snapshot of the gateway's counters.
     pub fn stats(&self) -> GatewayStats {
-        self.shared.stats.snapshot(self.shared.directory.len())
+        self.shared.snapshot()
     }
 
     /// Graceful shutdown: stop accepting, tell waiting peers and running relays to close
@@ -197,7 +232,7 @@ impl Gateway {
         // The accept loop itself waits `grace` for its connections, so allow a margin.
         let _ = tokio::time::timeout(grace + SHUTDOWN_MARGIN, task).await;
         maintain_store(&shared);
-        shared.stats.snapshot(shared.directory.len())
+        shared.snapshot()
     }
 }
 
@@ -324,6 +359,17 @@ async fn sweep(shared: Arc<Shared>) {
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Shared {
+    fn snapshot(&self) -> GatewayStats {
+        let mut s = self.stats.snapshot(self.directory.len());
+        s.rendezvous = self.rendezvous_stats.snapshot();
+        s
+    }
+
+    /// The rendezvous hook of a relay that starts now.
+    pub(crate) fn relay_hook(&self) -> udp::RelayHook {
+        self.udp.hook(self.rendezvous_stats.clone())
+    }
+
     /// A fresh id for a new connection.
     pub(crate) fn hop_id(&self) -> HopId {
         HopId(self.next_hop.fetch_add(1, Ordering::Relaxed))

@@ -43,7 +43,7 @@ use super::conn::{refuse, Conn, Hop, Refusal};
 use super::stats::Counters;
 use super::Shared;
 use crate::io::{BoxStream, Rewind};
-use crate::relay::{relay_reattachable_until, Survivor};
+use crate::relay::{relay_with_signals, Survivor};
 use crate::signal::{self, RecvError};
 
 /// One party's hop at the rendezvous.
@@ -464,16 +464,10 @@ pub(crate) async fn relay_session(shared: &Shared, guid: Guid, pair: (Entry, Ent
                 Err(_) => std::future::pending().await,
             }
         };
-        let (stats, survivor) = relay_reattachable_until(
-            a,
-            c,
-            guid,
-            &shared.config.relay,
-            shared.shutdown.clone(),
-            grace,
-            displaced,
-        )
-        .await;
+        // Each run of the relay has its own rendezvous (a REATTACH starts afresh).
+        let hook: Box<dyn crate::relay::RelaySignals> = Box::new(shared.relay_hook());
+        let ctx = (guid, &shared.config.relay, shared.shutdown.clone(), grace);
+        let (stats, survivor) = relay_with_signals(a, c, ctx, displaced, Some(hook)).await;
         Counters::add(&shared.stats.bytes_a2c, stats.a_to_b.bytes);
         Counters::add(&shared.stats.bytes_c2a, stats.b_to_a.bytes);
         Counters::bump(&shared.stats.relays_ended);

@@ -23,6 +23,58 @@ pub struct GatewayStats {
     pub bytes_console_to_applet: u64,
     /// Sessions currently in the directory (waiting or paired).
     pub live_sessions: usize,
+    /// The UDP rendezvous (PROTOCOL.md 3.13).
+    pub rendezvous: RendezvousStats,
+}
+
+/// Counters of the UDP rendezvous.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RendezvousStats {
+    /// RENDEZVOUS frames received from running relays.
+    pub requests: u64,
+    /// RENDEZVOUS not answered (from the applet, too soon, one running, table full).
+    pub requests_ignored: u64,
+    /// Tokens handed out (two per answered RENDEZVOUS).
+    pub tokens_issued: u64,
+    /// Probes that spent a token.
+    pub probes_accepted: u64,
+    /// Datagrams dropped, by reason.
+    pub probes_refused: ProbeRefusals,
+    /// Rendezvous whose two probes arrived (PEER_ADDR sent to both).
+    pub pairs_completed: u64,
+    /// PEER_ADDR frames that found their relay gone or its inbox full.
+    pub peer_addr_dropped: u64,
+}
+
+/// Datagrams the rendezvous socket dropped, by the reason of PROTOCOL.md 3.13.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProbeRefusals {
+    /// Over the source's rate.
+    pub rate_limited: u64,
+    /// Not a probe (length, magic, version, role).
+    pub malformed: u64,
+    /// A token that was never issued (forged).
+    pub unknown_token: u64,
+    /// A token of the other party.
+    pub wrong_party: u64,
+    /// A stale token.
+    pub expired: u64,
+    /// A token already spent.
+    pub replayed: u64,
+}
+
+impl ProbeRefusals {
+    /// All refused datagrams.
+    pub fn total(&self) -> u64 {
+        self.rate_limited
+            + self.malformed
+            + self.unknown_token
+            + self.wrong_party
+            + self.expired
+            + self.replayed
+    }
 }
 
 impl GatewayStats {
@@ -64,6 +116,29 @@ impl Counters {
             bytes_applet_to_console: get(&self.bytes_a2c),
             bytes_console_to_applet: get(&self.bytes_c2a),
             live_sessions,
+            rendezvous: RendezvousStats::default(),
+        }
+    }
+}
+
+impl super::udp::RendezvousCounters {
+    pub(crate) fn snapshot(&self) -> RendezvousStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RendezvousStats {
+            requests: get(&self.requests),
+            requests_ignored: get(&self.requests_ignored),
+            tokens_issued: get(&self.tokens_issued),
+            probes_accepted: get(&self.probes_accepted),
+            probes_refused: ProbeRefusals {
+                rate_limited: get(&self.rate_limited),
+                malformed: get(&self.malformed),
+                unknown_token: get(&self.unknown_token),
+                wrong_party: get(&self.wrong_party),
+                expired: get(&self.expired),
+                replayed: get(&self.replayed),
+            },
+            pairs_completed: get(&self.pairs_completed),
+            peer_addr_dropped: get(&self.peer_addr_dropped),
         }
     }
 }

@@ -6,6 +6,8 @@
 //! - [`applet`] and [`console`]: one `Expect*` type per awaited message; each consumes
 //!   itself on `handle` and says what to send and what happened.
 //! - [`keepalive::Keepalive`]: PING scheduling and idle detection for one hop.
+//! - [`rendezvous::RendezvousTable`]: the gateway's UDP rendezvous (tokens, probes,
+//!   PEER_ADDR pairs) with its limits.
 //!
 //! Nothing here performs I/O, reads a clock or draws random numbers: time is an
 //! argument (`now: Instant`), and resume secrets are drawn by the caller from a CSPRNG.
@@ -16,6 +18,7 @@ pub mod console;
 pub mod gateway;
 pub mod keepalive;
 mod peer;
+pub mod rendezvous;
 
 pub use gateway::{ConsoleIdentity, HopId, SessionTable, TableError};
 pub use peer::{Connected, EndReason, Ended, PeerAway, PeerError, PeerEvent, Relaying, Step};

@@ -4,6 +4,8 @@
 
 use core::time::Duration;
 
+pub use super::probe::PROBE_LEN;
+
 /// Protocol version sent in HELLO; a peer with another version is refused.
 pub const PROTOCOL_VERSION: u16 = 1;
 
@@ -101,3 +103,57 @@ pub const MAX_ENDED_REMEMBERED: usize = 100_000;
 /// is refused at its own quota and cannot fill the gateway's memory for the others.
 /// 40,000 is one tenant at 1,000 set-ups a minute with 30-minute tickets, plus a third.
 pub const MAX_ENDED_PER_ACCOUNT: usize = 40_000;
+
+/// Lifetime of a UDP_TOKEN (PROTOCOL.md 3.13): a peer probes within a round trip of
+/// receiving it; [`REQUEST_TIMEOUT`] leaves a wide margin. After it, the token is
+/// stale; the gateway remembers it for one more lifetime, to say so.
+pub const UDP_TOKEN_LIFETIME: Duration = Duration::from_secs(10);
+
+/// Live (unspent, unexpired) tokens one hop holds: one rendezvous runs at a time per
+/// session, so each party has at most one token to probe with.
+pub const MAX_TOKENS_PER_HOP: usize = 1;
+
+/// Least time between two RENDEZVOUS of one session that the gateway answers: a
+/// console retrying a failed punch backs off anyway; a flood gets nothing.
+pub const RENDEZVOUS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Most tokens in a gateway's rendezvous table, live or remembered (spent, stale):
+/// 4,096 sessions in rendezvous at once, at about 100 bytes a token under 1 MiB. Full:
+/// RENDEZVOUS is not answered (the session stays relayed).
+pub const MAX_RENDEZVOUS_TOKENS: usize = 8192;
+
+/// Most probes the gateway handles from one source (an IPv4 address or an IPv6 /64) per
+/// [`PROBE_RATE_WINDOW`]: a peer sends [`PROBE_ATTEMPTS`], so 32 leave room for an
+/// office behind one NAT address; more is a flood and is dropped unread.
+pub const MAX_PROBES_PER_SOURCE: u32 = 32;
+
+/// The window of [`MAX_PROBES_PER_SOURCE`].
+pub const PROBE_RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Most sources the probe rate limiter tracks; when all are in their window, a probe
+/// from yet another source is dropped until a window ends (bounded memory, about
+/// 64 KiB).
+pub const MAX_PROBE_SOURCES: usize = 4096;
+
+/// Probes a peer sends for one token (a lost datagram is sent again), at most one per
+/// [`PROBE_RETRY_INTERVAL`]; they go to the gateway, never to the other party.
+pub const PROBE_ATTEMPTS: u32 = 5;
+
+/// Pause between two probes of one token, until PEER_ADDR arrives.
+pub const PROBE_RETRY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long a peer waits for PEER_ADDR after its first probe: the other party may
+/// probe later, but both tokens are stale after [`UDP_TOKEN_LIFETIME`].
+pub const PEER_ADDR_TIMEOUT: Duration = UDP_TOKEN_LIFETIME;
+
+/// Longest a punch (the XTCP simultaneous open toward the address in PEER_ADDR) may
+/// take before the UDP path is given up.
+pub const PUNCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first SYN retransmission timeout of a punch (then doubling): with
+/// [`PUNCH_TIMEOUT`], at most [`MAX_PUNCH_SYNS`] datagrams go to an address the other
+/// party named, at most two a second (ICE's consent spirit, RFC 7675).
+pub const PUNCH_INITIAL_RTO: Duration = Duration::from_millis(500);
+
+/// SYNs of one punch: at 0, 0.5, 1.5, 3.5 and 7.5 s, within [`PUNCH_TIMEOUT`].
+pub const MAX_PUNCH_SYNS: u32 = 5;
