@@ -18,7 +18,6 @@
 //! probe socket is closed and the XTCP socket bound on the same port the moment
 //! PEER_ADDR arrives. A SYN of the other side that arrives in between is lost and sent
 //! again by its retransmission.
-#![allow(dead_code)] // Driven by the path manager (src/paths), which lands separately.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

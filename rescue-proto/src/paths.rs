@@ -298,6 +298,18 @@ impl PathManager {
         }
     }
 
+    /// Applet: this round has no TCP candidate to offer (no listener, no usable address):
+    /// its TCP phase ends now and the UDP phase starts, as the console's does when it gets
+    /// the empty CANDIDATES.
+    pub fn on_no_candidates(&mut self, now: Instant) {
+        if let Phase::Tcp { round, .. } = self.phase {
+            if self.role == Role::Applet {
+                self.actions.push_back(Action::StopTcp { round });
+                self.start_udp(now);
+            }
+        }
+    }
+
     /// The UDP attempt of the round failed (no token, no peer address, punch timed out).
     pub fn on_udp_failed(&mut self, now: Instant) {
         if let Phase::Udp { round, .. } = self.phase {

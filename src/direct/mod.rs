@@ -12,8 +12,9 @@
 //! through two bounded queues ([`Note`] in, [`Request`] out) and ends with the session.
 
 pub(crate) mod tcp;
+pub(crate) mod udp;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -41,8 +42,11 @@ pub(crate) struct DirectSetup {
     /// Binds later paths (derived from K and the first path's exporter).
     pub(crate) path_key: PathKey,
     pub(crate) end: End,
-    /// The applet's local address on its hop to the gateway (its first candidate).
-    pub(crate) hop_local: Option<IpAddr>,
+    /// This end's and the gateway's address on the relayed hop (the applet's first
+    /// candidate; the gateway's UDP rendezvous).
+    pub(crate) hop: crate::peer::HopAddrs,
+    /// The gateway's rendezvous messages on the relayed hop.
+    pub(crate) signals: Option<crate::tunnel::TunnelSignals>,
 }
 
 /// This end's credentials for the inner TLS of a direct path.
@@ -115,6 +119,7 @@ pub(crate) fn spawn(
         work: JoinSet::new(),
         round_addrs: Vec::new(),
         dials_left: 0,
+        udp: JoinSet::new(),
     };
     tokio::spawn(task.run());
     (note_tx, req_rx)
@@ -128,6 +133,10 @@ enum Outcome {
     Bound(tcp::TcpPath),
     /// One dial or accepted connection of the current round failed.
     Failed(crate::error::Error),
+    /// The UDP path of the current round is bound (and nominated).
+    UdpBound(udp::UdpPathStream),
+    /// The UDP phase of the current round failed.
+    UdpFailed(String),
 }
 
 struct Task {
@@ -143,6 +152,8 @@ struct Task {
     round_addrs: Vec<SocketAddr>,
     /// Dials of the current round not finished yet (console).
     dials_left: usize,
+    /// The UDP phase of the current round.
+    udp: JoinSet<Outcome>,
 }
 
 impl Task {
@@ -161,6 +172,11 @@ impl Task {
                 },
                 () = sleep_until(wake) => self.manager.handle_timeout(Instant::now()),
                 Some(done) = self.work.join_next(), if !self.work.is_empty() => {
+                    if let Ok(outcome) = done {
+                        self.on_outcome(outcome).await;
+                    }
+                }
+                Some(done) = self.udp.join_next(), if !self.udp.is_empty() => {
                     if let Ok(outcome) = done {
                         self.on_outcome(outcome).await;
                     }
@@ -204,10 +220,17 @@ impl Task {
                     self.work.abort_all();
                     self.dials_left = 0;
                 }
-                // The UDP phase is not built yet: it fails at once, so the manager backs
-                // off (the session stays on the relay).
-                Action::Rendezvous { .. } => self.manager.on_udp_failed(Instant::now()),
-                Action::StopUdp { .. } | Action::Use(_) | Action::FallBack => {}
+                Action::Rendezvous { .. } => {
+                    let (setup, role) = (self.setup.clone(), self.setup.role());
+                    self.udp.spawn(async move {
+                        match udp::establish(&setup, role).await {
+                            Ok(p) => Outcome::UdpBound(p),
+                            Err(e) => Outcome::UdpFailed(e),
+                        }
+                    });
+                }
+                Action::StopUdp { .. } => self.udp.abort_all(),
+                Action::Use(_) | Action::FallBack => {}
             }
         }
         true
@@ -217,14 +240,16 @@ impl Task {
     async fn send_candidates(&mut self, round: u32) -> bool {
         let addrs = match &self.listener {
             Some((r, l)) if *r == round => match l.local_addr() {
-                Ok(local) => tcp::candidates(local.port(), local.is_ipv6(), self.setup.hop_local),
+                Ok(local) => tcp::candidates(local.port(), local.is_ipv6(), self.setup.hop.local),
                 Err(_) => Vec::new(),
             },
             _ => Vec::new(),
         };
+        if addrs.is_empty() {
+            // No TCP this round: both ends go to the UDP phase now.
+            self.manager.on_no_candidates(Instant::now());
+        }
         let Ok(msg) = Candidates::new(round, addrs) else {
-            // Nothing to announce (no listener, no usable address): this round's TCP
-            // phase cannot succeed; the manager's window runs out.
             return true;
         };
         self.requests
@@ -281,6 +306,18 @@ impl Task {
                     .requests
                     .send(Request::AddPath(Box::new(path), PathKind::DirectTcp))
                     .await;
+            }
+            Outcome::UdpBound(path) => {
+                if self.manager.on_direct_up(now, PathKind::DirectUdp) {
+                    let _ = self
+                        .requests
+                        .send(Request::AddPath(Box::new(path), PathKind::DirectUdp))
+                        .await;
+                }
+            }
+            Outcome::UdpFailed(e) => {
+                tracing::info!(error = %e, "no UDP path this round");
+                self.manager.on_udp_failed(now);
             }
             Outcome::Failed(e) => {
                 tracing::debug!(error = %e, "direct connection failed");

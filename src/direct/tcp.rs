@@ -160,7 +160,8 @@ mod tests {
             end: End::Applet {
                 leaf: pki.console.chain()[0].clone(),
             },
-            hop_local: None,
+            hop: crate::peer::HopAddrs::default(),
+            signals: None,
         };
         (listen().await.unwrap(), setup)
     }
@@ -172,7 +173,8 @@ mod tests {
             end: End::Console {
                 identity: Box::new(identity),
             },
-            hop_local: None,
+            hop: crate::peer::HopAddrs::default(),
+            signals: None,
         }
     }
 

@@ -33,7 +33,7 @@ pub struct Applet {
 /// An applet registered at a gateway, waiting for a technician.
 pub struct Registration {
     hop: Hop,
-    hop_local: Option<std::net::IpAddr>,
+    hop_addrs: super::HopAddrs,
     state: HandoffApplet,
     gateway: String,
     ticket: Ticket,
@@ -48,7 +48,8 @@ pub struct AppletSession {
     stream: E2eStream,
     sas: Sas,
     path_key: PathKey,
-    hop_local: Option<std::net::IpAddr>,
+    hop_addrs: super::HopAddrs,
+    signals: crate::tunnel::TunnelSignals,
     console: ConsoleIdentity,
     guid: Guid,
     gateway: String,
@@ -144,7 +145,7 @@ impl Applet {
 
     async fn register_at(&self, gateway: &str) -> Result<Registration, Error> {
         let tls = rescue_crypto::tls::applet_gateway_client_config(self.ticket.gateway_ca_pin)?;
-        let (mut hop, hop_local) = connect_gateway_from(gateway, tls, &self.timeouts).await?;
+        let (mut hop, hop_addrs) = connect_gateway_from(gateway, tls, &self.timeouts).await?;
         let register = Register::new(self.ticket_bytes.clone())
             .map_err(|e| Error::Config(format!("ticket: {e}")))?;
         let (state, first) = HandoffApplet::register(Instant::now(), register);
@@ -164,7 +165,7 @@ impl Applet {
             Some(PeerEvent::Registered { guid, .. }) if guid == self.ticket.guid => {
                 Ok(Registration {
                     hop,
-                    hop_local,
+                    hop_addrs,
                     state,
                     gateway: gateway.to_owned(),
                     ticket: self.ticket.clone(),
@@ -247,7 +248,8 @@ impl Registration {
             stream: up.stream,
             sas: up.sas,
             path_key: up.path_key,
-            hop_local: self.hop_local,
+            hop_addrs: self.hop_addrs,
+            signals: up.signals,
             console,
             guid: self.ticket.guid,
             gateway: self.gateway,
@@ -290,7 +292,8 @@ impl AppletSession {
             end: crate::direct::End::Applet {
                 leaf: self.console.leaf.clone(),
             },
-            hop_local: self.hop_local,
+            hop: self.hop_addrs,
+            signals: Some(self.signals.clone()),
         }
     }
 

@@ -13,7 +13,7 @@ use rescue_proto::Guid;
 
 use super::e2e::Local;
 use super::inner::{self, E2eStream, FirstPath};
-use super::{connect_gateway, drive, send_all, DriveLimits};
+use super::{connect_gateway_from, drive, send_all, DriveLimits, HopAddrs};
 use crate::config::PeerTimeouts;
 use crate::error::Error;
 use crate::signal::Hop;
@@ -74,6 +74,7 @@ impl std::fmt::Debug for ClaimKey {
 /// A console connected to a gateway with its certificate.
 pub struct Console {
     hop: Hop,
+    hop_addrs: HopAddrs,
     /// The hand-off machine; `None` only if a request failed half-way.
     state: Option<HandoffConsole>,
     identity: Identity,
@@ -91,6 +92,8 @@ pub struct ConsoleSession {
     path_key: PathKey,
     /// The console certificate, for the inner TLS of direct paths.
     identity: Box<Identity>,
+    hop_addrs: HopAddrs,
+    signals: crate::tunnel::TunnelSignals,
     guid: Guid,
     /// The resume secret from PAIRED (for REATTACH).
     resume_secret: Option<rescue_proto::wire::signal::ResumeSecret>,
@@ -121,7 +124,7 @@ impl Console {
         let name =
             ConsoleName::from_cert(leaf).map_err(|e| Error::ConsoleIdentity(e.to_string()))?;
         let tls = rescue_crypto::tls::console_gateway_client_config(gateway_ca_pin, &identity)?;
-        let mut hop = connect_gateway(gateway, tls, &timeouts).await?;
+        let (mut hop, hop_addrs) = connect_gateway_from(gateway, tls, &timeouts).await?;
         let (state, hello) = HandoffConsole::start(Instant::now());
         send_all(&mut hop, [hello]).await?;
         let idle = |s: &HandoffConsole, _: Option<&PeerEvent>| matches!(s, HandoffConsole::Idle(_));
@@ -135,6 +138,7 @@ impl Console {
         .await?;
         Ok(Self {
             hop,
+            hop_addrs,
             state: Some(state),
             identity,
             name,
@@ -217,6 +221,8 @@ impl Console {
             sas: up.sas,
             path_key: up.path_key,
             identity: Box::new(self.identity.clone()),
+            hop_addrs: self.hop_addrs,
+            signals: up.signals,
             guid,
             resume_secret,
         })
@@ -247,7 +253,8 @@ impl ConsoleSession {
             end: crate::direct::End::Console {
                 identity: self.identity.clone(),
             },
-            hop_local: None,
+            hop: self.hop_addrs,
+            signals: Some(self.signals.clone()),
         }
     }
 

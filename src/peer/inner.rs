@@ -139,6 +139,7 @@ pub(crate) async fn first_path(
 ) -> Result<FirstPathUp, Error> {
     let setup = async {
         let tunnel = DataTunnel::new(signal::unframe(hop)).with_keepalive(first.keepalive);
+        let signals = tunnel.signals();
         let mut path =
             e2e::establish(tunnel, first.guid, local, Binding::First(first.secret)).await?;
         let sas = match local {
@@ -150,6 +151,7 @@ pub(crate) async fn first_path(
             stream: E2eStream::new(path.stream),
             sas,
             console: path.console,
+            signals,
         })
     };
     timeout(first.wait, setup)
@@ -166,6 +168,8 @@ pub(crate) struct FirstPathUp {
     pub(crate) console: Option<ConsoleIdentity>,
     /// The key later paths of this session are bound with.
     pub(crate) path_key: PathKey,
+    /// The gateway's rendezvous messages on this hop (for a UDP path).
+    pub(crate) signals: crate::tunnel::TunnelSignals,
 }
 
 /// What both ends bring to the first path.

@@ -84,17 +84,27 @@ pub(crate) async fn connect_gateway(
     Ok(connect_gateway_from(addr, tls, timeouts).await?.0)
 }
 
-/// [`connect_gateway`], also returning this end's local address of the hop (the
-/// interface that reaches the gateway: a direct-path candidate).
+/// The two ends of a hop: this end's local address (the interface that reaches the
+/// gateway: a direct-path candidate) and the gateway's (its UDP rendezvous is there).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HopAddrs {
+    pub(crate) local: Option<std::net::IpAddr>,
+    pub(crate) gateway: Option<std::net::IpAddr>,
+}
+
+/// [`connect_gateway`], also returning the hop's addresses.
 pub(crate) async fn connect_gateway_from(
     addr: &str,
     tls: Arc<rustls::ClientConfig>,
     timeouts: &PeerTimeouts,
-) -> Result<(Hop, Option<std::net::IpAddr>), Error> {
+) -> Result<(Hop, HopAddrs), Error> {
     let tcp = timeout(timeouts.connect, TcpStream::connect(addr))
         .await
         .map_err(|_| Error::Timeout("TCP connect"))??;
-    let local = tcp.local_addr().ok().map(|a| a.ip());
+    let local = HopAddrs {
+        local: tcp.local_addr().ok().map(|a| a.ip()),
+        gateway: tcp.peer_addr().ok().map(|a| a.ip()),
+    };
     // Small signalling frames should not wait for Nagle; DATA is written in large chunks.
     let _ = tcp.set_nodelay(true);
     let connector = tokio_rustls::TlsConnector::from(tls);

@@ -2,9 +2,10 @@
 //! for a direct TCP path in one round of the path manager ([`crate::paths`]). They travel
 //! inside the end-to-end session, never through the gateway's signalling.
 //!
-//! `0x06, round u32, count u8 (1..=MAX_CANDIDATES), count × (family u8 4|6, address 4|16,
-//! port u16)`. Decoding is strict: an unknown family, a zero port, a count of 0 or above
-//! the limit, a short or long payload is an error (fatal on the control channel).
+//! `0x06, round u32, count u8 (0..=MAX_CANDIDATES), count × (family u8 4|6, address 4|16,
+//! port u16)`. A count of 0 says "no TCP this round": the UDP phase starts at once.
+//! Decoding is strict: an unknown family, a zero port, a count above the limit, a short or
+//! long payload is an error (fatal on the control channel).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -20,7 +21,7 @@ pub const CANDIDATES_TYPE: u8 = 0x06;
 pub struct Candidates {
     /// The path manager's round.
     pub round: u32,
-    /// The addresses, in the applet's order of preference (1 to [`MAX_CANDIDATES`]).
+    /// The addresses, in the applet's order of preference (0 to [`MAX_CANDIDATES`]).
     addrs: Vec<SocketAddr>,
 }
 
@@ -34,7 +35,7 @@ pub enum CandidatesError {
     /// The payload ends early or has bytes after the last address.
     #[error("CANDIDATES length does not match its count")]
     BadLength,
-    /// No address, or more than [`MAX_CANDIDATES`].
+    /// More than [`MAX_CANDIDATES`] addresses.
     #[error("CANDIDATES count {0} out of bounds")]
     Count(usize),
     /// A family byte other than 4 or 6.
@@ -48,7 +49,7 @@ pub enum CandidatesError {
 impl Candidates {
     /// Checks and wraps a round's addresses.
     pub fn new(round: u32, addrs: Vec<SocketAddr>) -> Result<Self, CandidatesError> {
-        if addrs.is_empty() || addrs.len() > MAX_CANDIDATES {
+        if addrs.len() > MAX_CANDIDATES {
             return Err(CandidatesError::Count(addrs.len()));
         }
         if let Some(bad) = addrs.iter().find(|a| !dialable(a)) {
@@ -96,7 +97,7 @@ impl Candidates {
             .ok_or(CandidatesError::BadLength)?;
         let (&count, mut rest) = rest.split_first().ok_or(CandidatesError::BadLength)?;
         let count = usize::from(count);
-        if count == 0 || count > MAX_CANDIDATES {
+        if count > MAX_CANDIDATES {
             return Err(CandidatesError::Count(count));
         }
         let mut addrs = Vec::with_capacity(count);
@@ -165,10 +166,8 @@ mod tests {
         let mut fam = wire.to_vec();
         fam[6] = 5;
         assert_eq!(Candidates::decode(&fam), Err(CandidatesError::Family(5)));
-        assert_eq!(
-            Candidates::decode(&[6, 0, 0, 0, 1, 0]),
-            Err(CandidatesError::Count(0))
-        );
+        let none = Candidates::decode(&[6, 0, 0, 0, 1, 0]).unwrap();
+        assert!(none.addrs().is_empty(), "0 addresses: no TCP this round");
         assert_eq!(
             Candidates::decode(&[6, 0, 0, 0, 1, 9]),
             Err(CandidatesError::Count(9))
