@@ -165,6 +165,9 @@ enum Op {
     Kill,
     KillSeenLate,
     DropOld,
+    /// The current (direct) path dies and nothing replaces it: the session falls back to
+    /// an older path that was kept open after SWITCH (make before break, the relay).
+    KillFallBack,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -175,6 +178,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Kill),
         1 => Just(Op::KillSeenLate),
         1 => Just(Op::DropOld),
+        1 => Just(Op::KillFallBack),
     ]
 }
 
@@ -235,6 +239,14 @@ fn run(ops: Vec<Op>) {
                     net.lose(0, id);
                     net.new_path([0, 1]);
                     net.step(3);
+                    net.lose(1, id);
+                }
+            }
+            Op::KillFallBack => {
+                let live = net.links.values().filter(|l| !l.cut).count();
+                if let Some(id) = current_path(&net).filter(|_| live > 1) {
+                    net.cut(id);
+                    net.lose(0, id);
                     net.lose(1, id);
                 }
             }
