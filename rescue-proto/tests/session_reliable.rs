@@ -159,7 +159,11 @@ impl Net {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Send { side: usize, ch: usize, len: usize },
+    Send {
+        side: usize,
+        ch: usize,
+        len: usize,
+    },
     Step(usize),
     Switch,
     Kill,
