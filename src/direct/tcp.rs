@@ -18,8 +18,7 @@ use tokio::time::timeout;
 use super::{DirectSetup, End};
 use crate::error::Error;
 use crate::peer::e2e::{self, Binding, Local, Pinning};
-use crate::peer::inner::Tls;
-use crate::peer::sas::{read_msg, write_msg};
+use crate::peer::tls::{read_msg, write_msg, Tls};
 
 /// Longest a direct connection may take from TCP connect (or accept) to BIND and
 /// NOMINATE; slower ones are dropped.

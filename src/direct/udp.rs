@@ -16,8 +16,7 @@ use tokio::time::timeout;
 use super::tcp::{nominate, DIRECT_SETUP_TIMEOUT};
 use super::{DirectSetup, End};
 use crate::peer::e2e::{self, Binding, Local, Pinning};
-use crate::peer::inner::Tls;
-use crate::peer::sas::read_msg;
+use crate::peer::tls::{read_msg, Tls};
 use crate::udp_path::{self, UdpPathConfig};
 
 /// A bound UDP path: the end-to-end TLS over XTCP, and the socket that carries it.

@@ -140,7 +140,7 @@ pub(crate) struct Shared {
     /// The UDP rendezvous: socket, token table.
     pub(crate) udp: Arc<udp::Udp>,
     /// Its counters.
-    pub(crate) rendezvous_stats: Arc<udp::RendezvousCounters>,
+    pub(crate) rendezvous_stats: Arc<stats::RendezvousCounters>,
 }
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rescue_proto::handoff::rendezvous::ProbeError;
+
 /// A snapshot of a gateway's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -121,7 +123,7 @@ impl Counters {
     }
 }
 
-impl super::udp::RendezvousCounters {
+impl RendezvousCounters {
     pub(crate) fn snapshot(&self) -> RendezvousStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         RendezvousStats {
@@ -140,5 +142,36 @@ impl super::udp::RendezvousCounters {
             pairs_completed: get(&self.pairs_completed),
             peer_addr_dropped: get(&self.peer_addr_dropped),
         }
+    }
+}
+
+/// Rendezvous counters (relaxed atomics), shared by the hooks and the socket task.
+#[derive(Default)]
+pub(crate) struct RendezvousCounters {
+    pub(crate) requests: AtomicU64,
+    pub(crate) requests_ignored: AtomicU64,
+    pub(crate) tokens_issued: AtomicU64,
+    pub(crate) probes_accepted: AtomicU64,
+    pub(crate) pairs_completed: AtomicU64,
+    pub(crate) peer_addr_dropped: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) unknown_token: AtomicU64,
+    pub(crate) wrong_party: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) replayed: AtomicU64,
+}
+
+impl RendezvousCounters {
+    pub(crate) fn refused(&self, e: ProbeError) {
+        let c = match e {
+            ProbeError::RateLimited => &self.rate_limited,
+            ProbeError::Malformed(_) => &self.malformed,
+            ProbeError::UnknownToken => &self.unknown_token,
+            ProbeError::WrongParty => &self.wrong_party,
+            ProbeError::Expired => &self.expired,
+            _ => &self.replayed,
+        };
+        Counters::bump(c);
     }
 }

@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use rescue_proto::handoff::rendezvous::{
-    Limits, ProbeAccepted, ProbeError, RendezvousTable, StartError,
-};
+use rescue_proto::handoff::rendezvous::{Limits, ProbeAccepted, RendezvousTable, StartError};
 use rescue_proto::wire::limits::PROBE_LEN;
 use rescue_proto::wire::signal::{Message, PeerAddr, RendezvousToken, UdpToken};
 use rescue_proto::Role;
@@ -26,7 +24,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::stats::Counters;
+use super::stats::{Counters, RendezvousCounters};
 use crate::relay::{Control, Hop, RelaySignals};
 
 /// Frames queued for one relay by the socket task: one PEER_ADDR per hop per
@@ -88,37 +86,6 @@ impl Udp {
             rx,
             stats,
         }
-    }
-}
-
-/// Rendezvous counters (relaxed atomics), shared by the hooks and the socket task.
-#[derive(Default)]
-pub(crate) struct RendezvousCounters {
-    pub(crate) requests: AtomicU64,
-    pub(crate) requests_ignored: AtomicU64,
-    pub(crate) tokens_issued: AtomicU64,
-    pub(crate) probes_accepted: AtomicU64,
-    pub(crate) pairs_completed: AtomicU64,
-    pub(crate) peer_addr_dropped: AtomicU64,
-    pub(crate) rate_limited: AtomicU64,
-    pub(crate) malformed: AtomicU64,
-    pub(crate) unknown_token: AtomicU64,
-    pub(crate) wrong_party: AtomicU64,
-    pub(crate) expired: AtomicU64,
-    pub(crate) replayed: AtomicU64,
-}
-
-impl RendezvousCounters {
-    fn refused(&self, e: ProbeError) {
-        let c = match e {
-            ProbeError::RateLimited => &self.rate_limited,
-            ProbeError::Malformed(_) => &self.malformed,
-            ProbeError::UnknownToken => &self.unknown_token,
-            ProbeError::WrongParty => &self.wrong_party,
-            ProbeError::Expired => &self.expired,
-            _ => &self.replayed,
-        };
-        Counters::bump(c);
     }
 }
 

@@ -245,17 +245,17 @@ impl ConsoleSession {
         self.stream
     }
 
-    /// What the path manager needs to set up direct paths of this session.
-    pub(crate) fn direct_setup(&self) -> crate::direct::DirectSetup {
-        crate::direct::DirectSetup {
-            guid: self.guid,
-            path_key: self.path_key.clone(),
-            end: crate::direct::End::Console {
-                identity: self.identity.clone(),
-            },
-            hop: self.hop_addrs,
-            signals: Some(self.signals.clone()),
-        }
+    /// What direct paths of this session are bound with: the path key, the console
+    /// identity, the hop's addresses and the gateway's rendezvous signals.
+    pub(crate) fn direct_parts(
+        &self,
+    ) -> (&PathKey, &Identity, HopAddrs, &crate::tunnel::TunnelSignals) {
+        (
+            &self.path_key,
+            &self.identity,
+            self.hop_addrs,
+            &self.signals,
+        )
     }
 
     /// The stream, the path key and the resume secret, for `reconnect`.

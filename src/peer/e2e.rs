@@ -17,8 +17,7 @@ use rescue_proto::Guid;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::inner::{stream_error, ConsoleIdentity, Tls};
-use super::sas::{read_msg, write_msg};
+use super::tls::{read_msg, stream_error, write_msg, ConsoleIdentity, Tls};
 use crate::error::Error;
 
 /// How the applet authenticates the console in the inner TLS.

@@ -54,7 +54,8 @@ mod console;
 pub(crate) mod e2e;
 pub(crate) mod inner;
 mod reconnect;
-pub(crate) mod sas;
+mod sas;
+pub(crate) mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -12,9 +12,12 @@
 //! A reconnected stream (a new BIND after a lost path) is handed over with one call:
 //! `session.add_path(stream, PathKind::Relay)`; the session resumes with nothing lost.
 
+use std::sync::Arc;
+
 use rescue_proto::Policy;
 
 use super::{PeerInfo, Role, SessionConfig};
+use crate::direct::{DirectSetup, End};
 use crate::peer::{AppletSession, ConsoleSession};
 
 impl SessionConfig {
@@ -27,7 +30,16 @@ impl SessionConfig {
         cfg.guid = Some(s.guid());
         let who = s.console();
         cfg.peer = PeerInfo::new(&who.technician, &who.account.to_string());
-        cfg.direct_setup = Some(std::sync::Arc::new(s.direct_setup()));
+        let (path_key, hop, signals) = s.direct_parts();
+        cfg.direct_setup = Some(Arc::new(DirectSetup {
+            guid: s.guid(),
+            path_key: path_key.clone(),
+            end: End::Applet {
+                leaf: who.leaf.clone(),
+            },
+            hop,
+            signals: Some(signals.clone()),
+        }));
         cfg
     }
 
@@ -36,7 +48,16 @@ impl SessionConfig {
         let mut cfg = Self::new(Role::Console, policy);
         cfg.sas = Some(s.sas());
         cfg.guid = Some(s.guid());
-        cfg.direct_setup = Some(std::sync::Arc::new(s.direct_setup()));
+        let (path_key, identity, hop, signals) = s.direct_parts();
+        cfg.direct_setup = Some(Arc::new(DirectSetup {
+            guid: s.guid(),
+            path_key: path_key.clone(),
+            end: End::Console {
+                identity: Box::new(identity.clone()),
+            },
+            hop,
+            signals: Some(signals.clone()),
+        }));
         cfg
     }
 }
