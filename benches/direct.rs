@@ -141,7 +141,7 @@ async fn until<T>(
         }
         panic!("session ended")
     };
-    tokio::time::timeout(Duration::from_secs(60), fut)
+    tokio::time::timeout(Duration::from_secs(300), fut)
         .await
         .expect("bench step timed out")
 }
@@ -189,6 +189,12 @@ async fn file_rate(
         .await;
     }
     let kind = p.console.path().map_or(PathKind::Relay, |i| i.kind);
+    // The sender's progress events are not needed: discard them (an unread queue would
+    // stop the session, by design).
+    drop(std::mem::replace(
+        &mut p.c_ev,
+        tokio::sync::mpsc::channel(1).1,
+    ));
     let grant = p
         .console
         .request(Permission::FileTransfer)
@@ -350,16 +356,18 @@ fn main() {
         let before = w.gateway.stats().bytes_forwarded();
         let start = Instant::now();
         p.console.send_file(tokio::io::repeat(0x33).take(bytes), "switch.bin", bytes, &grant).await.expect("send");
-        let sent = until(&mut p.c_ev, |e| match e {
+        let (sent, file) = tokio::join!(
+        until(&mut p.c_ev, |e| match e {
             SessionEvent::FileSent { digests, .. } => Some(digests),
             SessionEvent::FileFailed { reason, .. } => panic!("{reason}"),
             _ => None,
-        }).await;
-        let file = until(&mut p.a_ev, |e| match e {
+        }),
+        until(&mut p.a_ev, |e| match e {
             SessionEvent::FileReceived { file, .. } => Some(file),
             _ => None,
-        }).await;
-        let kind = p.applet.path().map(|i| i.kind);
+        })
+    );
+    let kind = p.applet.path().map(|i| i.kind);
         p.applet.end();
         let _ = std::fs::remove_file(&file.path);
         println!(
