@@ -276,9 +276,12 @@ async fn xtcp_pair() -> (
     rescue_xtcp::tokio::XtcpStream,
     [rescue_xtcp::tokio::XtcpSocket; 2],
 ) {
-    use rescue_xtcp::tokio::XtcpSocket;
-    let a = XtcpSocket::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-    let b = XtcpSocket::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    use rescue_xtcp::tokio::{SocketConfig, XtcpSocket};
+    // A simultaneous open, as on a punched path.
+    let config = SocketConfig::listening(false);
+    let a =
+        XtcpSocket::bind_with("127.0.0.1:0".parse().expect("addr"), config.clone()).expect("bind");
+    let b = XtcpSocket::bind_with("127.0.0.1:0".parse().expect("addr"), config).expect("bind");
     let (ab, ba) = tokio::join!(a.connect(b.local_addr()), b.connect(a.local_addr()));
     (ab.expect("xtcp"), ba.expect("xtcp"), [a, b])
 }
@@ -296,6 +299,11 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

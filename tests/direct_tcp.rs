@@ -244,3 +244,36 @@ async fn the_session_goes_on_directly_when_the_gateway_goes_away() {
     assert!(!p.applet.is_ended() && !p.console.is_ended());
     assert_eq!(p.applet.path().map(|i| i.kind), Some(PathKind::DirectTcp));
 }
+
+#[tokio::test]
+async fn a_large_file_over_the_relay_arrives_while_the_console_has_direct_paths_on() {
+    use tokio::io::AsyncReadExt;
+    let setup = Setup::start().await;
+    let off = DirectConfig {
+        policy: DirectPolicy::Off,
+        ..DirectConfig::default()
+    };
+    let mut p = pair(&setup, off, DirectConfig::default()).await;
+    let grant = p.console.request(Permission::FileTransfer).await.unwrap();
+    let bytes = 24u64 << 20;
+    p.console
+        .send_file(
+            tokio::io::repeat(0x5a).take(bytes),
+            "big.bin",
+            bytes,
+            &grant,
+        )
+        .await
+        .unwrap();
+    drop(std::mem::replace(
+        &mut p.c_ev,
+        tokio::sync::mpsc::channel(1).1,
+    ));
+    let file = wait_for(&mut p.a_ev, |e| match e {
+        SessionEvent::FileReceived { file, .. } => Some(file),
+        SessionEvent::FileFailed { reason, .. } => panic!("{reason}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(file.size, bytes);
+}

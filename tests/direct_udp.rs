@@ -76,3 +76,50 @@ async fn without_tcp_the_session_moves_to_direct_udp_with_nothing_lost() {
         stats.rendezvous
     );
 }
+
+#[tokio::test]
+async fn a_large_file_crosses_a_direct_udp_path() {
+    use tokio::io::AsyncReadExt;
+    let setup = Setup::start().await;
+    let (a, c) = setup.session().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = policy(&[Permission::FileTransfer], false);
+    let mut a_cfg = SessionConfig::applet(&a, pol);
+    a_cfg.consent = Some(ConsentConfig::new(Recorder::new(Some(
+        ConsentAnswer::Allow,
+    ))));
+    a_cfg.download_dir = Some(dir.path().to_owned());
+    a_cfg.direct = DirectConfig {
+        policy: DirectPolicy::Udp,
+        ..DirectConfig::default()
+    };
+    let c_cfg = SessionConfig::console(&c, pol);
+    let mut applet = Session::start(a, PathKind::Relay, a_cfg);
+    let mut console = Session::start(c, PathKind::Relay, c_cfg);
+    let mut a_ev = applet.events().unwrap();
+    drop(console.events());
+    wait_for(&mut a_ev, |e| match e {
+        SessionEvent::PathChanged(p) if p.kind == PathKind::DirectUdp => Some(()),
+        _ => None,
+    })
+    .await;
+    let grant = console.request(Permission::FileTransfer).await.unwrap();
+    let bytes = 24u64 << 20;
+    console
+        .send_file(
+            tokio::io::repeat(0x5a).take(bytes),
+            "big.bin",
+            bytes,
+            &grant,
+        )
+        .await
+        .unwrap();
+    let file = wait_for(&mut a_ev, |e| match e {
+        SessionEvent::FileReceived { file, .. } => Some(file),
+        SessionEvent::FileFailed { reason, .. } => panic!("{reason}"),
+        SessionEvent::PathChanged(p) => panic!("path changed to {p:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(file.size, bytes);
+}
