@@ -7,6 +7,11 @@
 //! The wire format is [`segment`] (PROTOCOL.md section 8); [`sim`] is a
 //! deterministic lossy link for tests.
 //!
+//! The `tokio` feature (on by default) adds [`tokio`](crate::tokio): the driver on
+//! quinn-udp and the impairment proxy; without it the crate is the sans-IO core only
+//! and depends on neither tokio nor quinn-udp. No `unsafe` here: quinn-udp, a
+//! dependency, holds the socket code that needs it.
+//!
 //! What the core never does: it never performs I/O, never reads the clock, never
 //! panics on peer input, never allocates per segment, and never grows memory with
 //! peer input (buffers are fixed at connection creation; every table is bounded by
@@ -49,6 +54,7 @@
 //! - The endpoint scans its connections for timers and transmits: fine for the
 //!   handful of connections a session uses, not for thousands.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod cc;
 mod checksum;
@@ -59,7 +65,7 @@ pub mod segment;
 pub mod seq;
 pub mod sim;
 
-pub mod impair;
+#[cfg(feature = "tokio")]
 pub mod tokio;
 
 pub use config::{Config, CongestionKind};

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rescue_xtcp::impair::{ImpairConfig, ImpairProxy, Impairment};
+use rescue_xtcp::tokio::impair::{ImpairConfig, ImpairProxy, Impairment};
 use rescue_xtcp::tokio::{SocketConfig, XtcpSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,7 +20,7 @@ async fn transfer_through(
     impairment: Impairment,
     seed: u64,
     len: u64,
-) -> rescue_xtcp::impair::ImpairStats {
+) -> rescue_xtcp::tokio::impair::ImpairStats {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let server = XtcpSocket::bind(any).unwrap();
     let proxy = ImpairProxy::start(

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rescue_xtcp::impair::{ImpairConfig, ImpairProxy, Impairment};
+use rescue_xtcp::tokio::impair::{ImpairConfig, ImpairProxy, Impairment};
 use rescue_xtcp::tokio::{SocketConfig, XtcpSocket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -9,6 +9,9 @@
 //! Start from [`XtcpSocket::bind`], then [`XtcpSocket::connect`] or
 //! [`XtcpSocket::accept`]. This module never interprets segments itself, never retries a
 //! datagram (the core does) and never blocks a tokio worker on I/O.
+//!
+//! [`impair`] is a test tool on the same UDP layer: a userspace `netem` proxy for the
+//! real-socket tests and benchmarks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use std::time::Duration;
 use crate::Config;
 
 mod driver;
+pub mod impair;
 mod socket;
 mod stream;
 pub(crate) mod udp;

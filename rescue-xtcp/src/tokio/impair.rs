@@ -27,7 +27,7 @@ use ::tokio::time::{sleep_until, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::tokio::udp::{RecvBufs, UdpIo};
+use super::udp::{RecvBufs, UdpIo};
 
 /// Largest datagram the proxy forwards; UDP cannot carry more (65,535 minus headers).
 pub const MAX_DATAGRAM: usize = 65_536;
