@@ -20,6 +20,8 @@ pub enum CongestionKind {
     Cubic,
     /// NewReno (RFC 5681 + RFC 6582), the reference controller.
     NewReno,
+    /// BBR (draft-ietf-ccwg-bbr, "BBRv3"): model-based and paced.
+    Bbr,
 }
 
 /// Configuration shared by an endpoint and its connections.

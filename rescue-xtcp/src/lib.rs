@@ -7,7 +7,7 @@
 //! The wire format is [`segment`] (PROTOCOL.md section 8); [`sim`] is a
 //! deterministic lossy link for tests.
 //!
-//! The `tokio` feature (on by default) adds [`tokio`](crate::tokio): the driver on
+//! The `tokio` feature (on by default) adds the `tokio` module: the driver on
 //! quinn-udp and the impairment proxy; without it the crate is the sans-IO core only
 //! and depends on neither tokio nor quinn-udp. No `unsafe` here: quinn-udp, a
 //! dependency, holds the socket code that needs it.
@@ -32,11 +32,16 @@
 //! - SACK scoreboard and `pipe` (RFC 2018 / RFC 6675, which subsumes limited
 //!   transmit), RACK loss detection with a reordering window once reordering is
 //!   seen, and tail-loss probes (RFC 8985).
-//! - CUBIC (RFC 9438, default) and NewReno behind [`cc::Controller`]; IW10
-//!   (RFC 6928); HyStart++ delay-based slow-start exit (RFC 9406, without its
-//!   conservative phase); pacing at 1.25 × cwnd / SRTT.
+//! - CUBIC (RFC 9438, default), NewReno and BBR (draft-ietf-ccwg-bbr, "BBRv3",
+//!   [`cc::Bbr`]) behind [`cc::Controller`], with per-segment delivery-rate
+//!   sampling for the model-based one; IW10 (RFC 6928); HyStart++ delay-based
+//!   slow-start exit (RFC 9406, without its conservative phase); pacing at the
+//!   controller's rate (BBR) or 1.25 × cwnd / SRTT.
 //! - Delayed ACKs (every second segment, at most 25 ms, immediately on
-//!   out-of-order data), one ACK per `poll_transmit` for a whole batch.
+//!   out-of-order data). A batch of datagrams handled before one `poll_transmit`
+//!   is answered by one ACK sent in up to 16 copies (one per two segments, one GSO
+//!   send), each with different older SACK blocks, so a lost ACK does not hide the
+//!   batch.
 //! - Zero-window probes with backoff, sender and receiver silly-window avoidance,
 //!   keepalive (≤ 25 s) and a user timeout, a bounded half-open table
 //!   (RFC 4987 §3.2), a connection limit, bounded RSTs for unknown ids.

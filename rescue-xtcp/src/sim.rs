@@ -56,6 +56,11 @@ pub struct LinkConfig {
     /// Windows `[start, end)` after the simulation start in which everything sent
     /// is lost (a NAT rebinding or a dead path).
     pub blackouts: Vec<(Duration, Duration)>,
+    /// Deliver in bursts: each arrival time is rounded up to the next multiple of
+    /// this since the start (zero: off). Models a receiver that reads its socket
+    /// in batches, as behind a proxy that flushes its queue at once and a driver
+    /// that reads with `recvmmsg`: all datagrams of a burst arrive at one instant.
+    pub batch: Duration,
 }
 
 impl Default for LinkConfig {
@@ -72,6 +77,7 @@ impl Default for LinkConfig {
             queue_bytes: 1 << 20,
             mtu: 65_535,
             blackouts: Vec::new(),
+            batch: Duration::ZERO,
         }
     }
 }
@@ -257,6 +263,12 @@ impl Sim {
             if self.rng.gen_bool(link.reorder.clamp(0.0, 1.0)) {
                 self.stats.reordered[dir] += 1;
                 at += link.reorder_delay;
+            }
+            if !link.batch.is_zero() {
+                let since = (at - self.start).as_nanos();
+                let b = link.batch.as_nanos();
+                let rounded = since.div_ceil(b) * b;
+                at = self.start + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX));
             }
             let mut data = datagram.to_vec();
             if self.rng.gen_bool(link.corrupt.clamp(0.0, 1.0)) && !data.is_empty() {

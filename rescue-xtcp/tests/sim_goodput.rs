@@ -37,12 +37,16 @@ fn goodput(loss: f64, rtt_ms: u64, cc: CongestionKind, bytes: usize, seed: u64) 
 fn goodput_matrix() {
     let bytes = 16 << 20;
     println!("goodput MB/s, 100 Mbit/s bottleneck, 16 MiB, handshake included, TIME-WAIT not");
-    println!("{:>8} {:>6} {:>8} {:>8}", "loss", "rtt", "cubic", "newreno");
+    println!(
+        "{:>8} {:>6} {:>8} {:>8} {:>8}",
+        "loss", "rtt", "cubic", "newreno", "bbr"
+    );
     for rtt in [20u64, 100] {
         for loss in [0.0, 0.001, 0.01, 0.02, 0.05] {
             let c = goodput(loss, rtt, CongestionKind::Cubic, bytes, 1) / 1e6;
             let n = goodput(loss, rtt, CongestionKind::NewReno, bytes, 1) / 1e6;
-            println!("{loss:>8} {rtt:>6} {c:>8.2} {n:>8.2}");
+            let b = goodput(loss, rtt, CongestionKind::Bbr, bytes, 1) / 1e6;
+            println!("{loss:>8} {rtt:>6} {c:>8.2} {n:>8.2} {b:>8.2}");
         }
     }
 }
@@ -58,7 +62,9 @@ fn one_percent_loss_reaches_the_mathis_rate() {
 }
 
 /// The sender's recovery statistics for one lossy transfer (`XTCP_LOSS`, default
-/// 1 %; 20 ms RTT; 100 Mbit/s; `XTCP_JITTER_US` adds jitter): congestion events
+/// 1 %; 20 ms RTT; 100 Mbit/s, or unlimited with `XTCP_UNLIMITED` set, as through the
+/// benchmark's proxy; `XTCP_JITTER_US` adds jitter, `XTCP_BATCH_US` delivers arrivals in
+/// bursts of that period, as the proxy and `recvmmsg` do): congestion events
 /// against losses, RTOs and TLPs.
 /// A sound SACK recovery repairs almost every loss without an RTO and reduces the
 /// window about once per loss burst.
@@ -69,7 +75,11 @@ fn recovery_statistics() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.01);
-    let cfg = Arc::new(Config::default());
+    let mut c = Config::default();
+    if std::env::var("XTCP_BBR").is_ok() {
+        c.congestion = CongestionKind::Bbr;
+    }
+    let cfg = Arc::new(c);
     let mut l = LinkConfig::default();
     l.delay = Duration::from_millis(10);
     l.jitter = Duration::from_micros(
@@ -79,24 +89,36 @@ fn recovery_statistics() {
             .unwrap_or(0),
     );
     l.loss = loss;
-    l.bandwidth = Some(RATE);
-    l.queue_bytes = 256 * 1024;
+    l.batch = Duration::from_micros(env_u64("XTCP_BATCH_US", 0));
     let mut back = l.clone();
+    if std::env::var("XTCP_UNLIMITED").is_err() {
+        l.bandwidth = Some(RATE);
+        l.queue_bytes = 256 * 1024;
+    }
     back.bandwidth = None;
     let mut sim = Sim::new(cfg.clone(), cfg, l, back, 7);
     let (ha, hb) = sim.connect(Duration::from_secs(30)).expect("handshake");
     let bytes = 16 << 20;
     let mut last = None;
+    let mut dups = 0;
+    let mut rstats = None;
     let out = sim.transfer_with((ha, hb), bytes, 0, Duration::from_secs(3600), |s| {
         if let Some(c) = s.a.connection(ha) {
             last = Some(c.stats().clone());
         }
+        if let Some(c) = s.b.connection(hb) {
+            dups = c.stats().duplicates;
+            rstats = Some(c.stats().clone());
+        }
     });
     assert_eq!(out.received[0], bytes);
     let st = last.expect("stats");
+    if std::env::var("XTCP_RSTATS").is_ok() {
+        eprintln!("receiver {rstats:?}\nsender {st:?}");
+    }
     let secs = out.completed.expect("completed").as_secs_f64();
     println!(
-        "loss {loss}: {:.2} MB/s, dropped {} of {} datagrams, congestion events {}, rto {}, tlp {}, fast retransmits {}, retransmits {}",
+        "loss {loss}: {:.2} MB/s, dropped {} of {} datagrams, congestion events {}, rto {}, tlp {}, fast retransmits {}, retransmits {}, duplicates at the receiver {dups}",
         bytes as f64 / secs / 1e6,
         sim.stats.dropped[0],
         sim.stats.sent[0],
@@ -106,4 +128,11 @@ fn recovery_statistics() {
         st.fast_retransmits,
         st.retransmits
     );
+}
+
+fn env_u64(k: &str, d: u64) -> u64 {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }

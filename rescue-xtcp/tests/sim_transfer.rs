@@ -45,7 +45,11 @@ fn case() -> impl Strategy<Value = Case> {
         (0.0..0.3f64, 0.0..0.1f64, 0.0..0.3f64, 0.0..0.05f64),
         (1u64..150, 0u64..20),
         (200u16..1400, 2_000usize..200_000),
-        prop_oneof![Just(CongestionKind::Cubic), Just(CongestionKind::NewReno)],
+        prop_oneof![
+            Just(CongestionKind::Cubic),
+            Just(CongestionKind::NewReno),
+            Just(CongestionKind::Bbr)
+        ],
         (0usize..60_000, 0usize..20_000),
         prop_oneof![Just(None), (50_000u64..2_000_000).prop_map(Some)],
     )

@@ -113,16 +113,26 @@ impl RecvBuf {
         !self.ooo.is_empty()
     }
 
-    /// The out-of-order ranges, most recent first, as offsets from RCV.NXT.
-    pub(crate) fn sack_ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    /// How many out-of-order ranges are held.
+    pub(crate) fn ooo_ranges(&self) -> usize {
+        self.ooo.len()
+    }
+
+    /// The out-of-order ranges, the one holding the most recent segment first, then
+    /// from the highest down, as offsets from RCV.NXT.
+    pub(crate) fn sack_ranges(&self) -> impl Iterator<Item = (usize, usize)> + Clone + '_ {
         let recent = self
             .recent
             .and_then(|r| self.ooo.iter().position(|&(s, e)| s <= r && r < e));
         let first = recent.map(|i| self.ooo[i]);
+        // Then the highest ranges: RFC 2018 §4 has the later blocks repeat the
+        // most recently reported ones, and data arrives at the top, so the highest
+        // ranges are the newest; the low ones were reported while they were new.
         first.into_iter().chain(
             self.ooo
                 .iter()
                 .enumerate()
+                .rev()
                 .filter(move |(i, _)| Some(*i) != recent)
                 .map(|(_, r)| *r),
         )

@@ -212,10 +212,12 @@ impl Connection {
             }
             self.establish();
         }
+        let pipe_before = self.board.pipe();
         if ack > self.snd.una {
             self.on_new_ack(now, seg);
         }
         self.on_sack_blocks(now, seg);
+        self.on_rate_sample(now, pipe_before);
         self.update_window(seg, seq);
         self.on_fin_acked(now);
         self.state != State::Closed
@@ -236,11 +238,13 @@ impl Connection {
         if let Some(r) = self.rtt_sample(now, seg.tsecr, &out) {
             self.rtt.sample(r);
             self.hystart(r);
+            self.ack_rtt = Some(r);
         }
         let grow = match self.snd.recovery_point {
             Some(rp) if ack >= rp => {
                 self.snd.recovery_point = None;
                 self.snd.rto_recovery = false;
+                self.cc.on_recovery_exit();
                 false
             }
             // After an RTO the window restarts at one segment and slow-starts while
@@ -307,6 +311,24 @@ impl Connection {
                 self.cc.exit_slow_start();
             }
         }
+    }
+
+    /// Hands the ACK's delivery-rate sample to the controller.
+    fn on_rate_sample(&mut self, now: Instant, pipe_before: usize) {
+        let rtt = self.ack_rtt.take();
+        let min_rtt = self
+            .rtt
+            .srtt()
+            .map_or(Duration::ZERO, |_| self.rtt.min_rtt());
+        let Some(mut rs) = self.board.take_sample(now, min_rtt) else {
+            return;
+        };
+        if !self.state.is_synchronized() {
+            return;
+        }
+        rs.rtt = rtt;
+        rs.cwnd_limited = pipe_before + self.snd.mss >= self.cc.window();
+        self.cc.on_rate_sample(now, &rs);
     }
 
     fn on_sack_blocks(&mut self, now: Instant, seg: &SegmentRepr) {
@@ -381,6 +403,7 @@ impl Connection {
     }
 
     fn store(&mut self, now: Instant, seg: &SegmentRepr, seq: Seq, payload: &[u8]) {
+        self.rcv.segs_since_ack = self.rcv.segs_since_ack.saturating_add(1);
         let skip = self.rcv.nxt.since(seq).unwrap_or(0).min(payload.len());
         let data = &payload[skip..];
         let start = seq.wrapping_add(skip);

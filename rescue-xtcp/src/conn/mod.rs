@@ -52,6 +52,12 @@ const PERSIST_MIN: Duration = Duration::from_millis(200);
 const PERSIST_MAX: Duration = Duration::from_secs(5);
 /// A peer RTT sample above this is treated as forged and ignored.
 const MAX_RTT_SAMPLE: Duration = Duration::from_secs(60);
+/// Least RACK reordering window (RFC 8985 §6.2 allows zero without reordering).
+/// The copies of one ACK (see `conn::output`) and the ACKs of one received batch
+/// arrive together but each carries only some SACK blocks; a segment must not be
+/// declared lost on the first of them when the next one reports it delivered.
+/// 1 ms covers a batch and is small against any RTT over the internet.
+const MIN_REO_WND: Duration = Duration::from_millis(1);
 /// The minimum tail-loss probe timeout (RFC 8985 §7.2 uses 2 × SRTT; this floors it
 /// for loopback-scale RTTs so a probe does not race the delayed ACK).
 const MIN_PTO: Duration = Duration::from_millis(10);
@@ -220,6 +226,8 @@ pub struct Connection {
     last_send: Instant,
     challenge: (Instant, u32),
     rst_pending: bool,
+    /// The RTT sample of the ACK being processed, for its rate sample.
+    ack_rtt: Option<Duration>,
 }
 
 /// Sending half of the state (RFC 9293 SND.* variables and the send buffer).
@@ -273,6 +281,11 @@ struct RecvSide {
     ts_recent: u32,
     ack_now: bool,
     unacked_segments: u32,
+    /// Data segments received since our last ACK (in order or not).
+    segs_since_ack: u32,
+    /// Which older SACK blocks the next ACK reports after the most recent one
+    /// (redundant ACK copies report different ones).
+    sack_rotation: usize,
 }
 
 /// Deadlines (one table, the earliest is `poll_timeout`).
@@ -378,10 +391,18 @@ impl Connection {
                 ts_recent: 0,
                 ack_now: false,
                 unacked_segments: 0,
+                segs_since_ack: 0,
+                sack_rotation: 0,
             },
             board: Scoreboard::new(),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
-            cc: cc::build(cfg.congestion, mss, cfg.initial_window),
+            cc: cc::build(
+                cfg.congestion,
+                now,
+                mss,
+                cfg.initial_window,
+                u64::from(local_id) << 32 | u64::from(iss.0),
+            ),
             pacer: Pacer::new(),
             timers: Timers {
                 idle: Some(now + cfg.user_timeout),
@@ -394,6 +415,7 @@ impl Connection {
             last_send: now,
             challenge: (now, 0),
             rst_pending: false,
+            ack_rtt: None,
             cfg,
             remote,
             local_id,
@@ -665,6 +687,7 @@ impl Connection {
             retransmitted: false,
             syn: true,
             fin: false,
+            tx: recovery::TxState::unsent(now),
         });
         self.snd.nxt = self.snd.iss.wrapping_add(1);
     }
@@ -730,9 +753,14 @@ impl Connection {
             self.timers.tlp = None;
             return;
         };
+        // A lost segment that waits for window room (pipe ≥ cwnd after the
+        // reduction) blocks transmission until ACKs free the pipe; when the ACKs of
+        // what is in flight are lost too, only a probe (which sends the first lost
+        // segment regardless of the window) avoids waiting for the RTO.
+        let lost_waits = self.board.has_lost() && self.plan_retransmit().is_none();
         if !self.snd.tlp_armed
             || self.board.pipe() == 0
-            || self.board.has_lost()
+            || (self.board.has_lost() && !lost_waits)
             || !self.state.is_synchronized()
         {
             self.timers.tlp = None;
@@ -794,6 +822,7 @@ impl Connection {
         } else {
             Duration::ZERO
         };
+        let reo_wnd = reo_wnd.max(MIN_REO_WND);
         let (lost, timer) = self.board.detect_lost(now, rtt, reo_wnd);
         self.timers.reorder = timer;
         if lost > 0 {

@@ -8,14 +8,25 @@
 
 use std::time::Instant;
 
+use super::pacing::Pacer;
 use super::recovery::{SegState, Sent};
 use super::{Connection, State, Transmit};
 use crate::segment::{self, Flags, SegmentRepr, MAX_SACK_BLOCKS};
 use crate::seq::Seq;
 
+/// Data segments per ACK the receiver owes (RFC 9293 §3.8.6.3, RFC 5681 §4.2: at
+/// least every second full segment).
+const ACK_EVERY_SEGMENTS: u32 = 2;
+/// Most copies of one bare ACK sent together. A batch of received datagrams (GRO,
+/// `recvmmsg`, a proxy that flushes its queue at once) is answered by one ACK where
+/// one-per-two-segments were owed; losing that one ACK would hide the whole batch
+/// from the sender, which then waits for a probe or the RTO. Copies (one GSO send)
+/// restore the redundancy; each reports different older SACK blocks.
+const MAX_ACK_COPIES: u32 = 16;
+
 /// One planned datagram; planning has no side effects until it is emitted.
 #[derive(Debug, Clone, Copy)]
-enum Plan {
+pub(super) enum Plan {
     /// Resend scoreboard entry `index`.
     Retransmit { index: usize, entry: Sent },
     /// Send `len` new bytes at SND.NXT, with FIN if `fin`.
@@ -48,24 +59,39 @@ impl Connection {
                 break;
             }
             if self.paced(&plan) {
-                let srtt = self.rtt.srtt_or_initial();
-                let cwnd = self.cc.window();
-                if let Some(at) = self.pacer.delay(now, srtt, cwnd, self.snd.mss, size) {
+                let rate = self.cc.pacing_rate().unwrap_or_else(|| {
+                    Pacer::cwnd_rate(self.cc.window(), self.rtt.srtt_or_initial())
+                });
+                if let Some(at) = self.pacer.delay(now, rate, self.snd.mss, size) {
                     self.timers.pacing = Some(at);
                     break;
                 }
                 self.pacer.on_sent(size);
             }
             let start = buf.len();
+            let copies = match plan {
+                Plan::Ack => self.ack_copies().min(max),
+                _ => 1,
+            };
             self.emit(now, plan, buf);
             debug_assert_eq!(buf.len() - start, size);
-            count += 1;
-            if count == 1 {
+            if count == 0 {
                 seg_size = size;
-            } else if size < seg_size {
+            }
+            count += 1;
+            for _ in 1..copies {
+                self.rcv.sack_rotation = self.rcv.sack_rotation.wrapping_add(MAX_SACK_BLOCKS - 1);
+                let at = buf.len();
+                self.emit_bare(now, self.snd.nxt, buf);
+                debug_assert_eq!(buf.len() - at, size);
+                count += 1;
+            }
+            self.rcv.sack_rotation = 0;
+            if size < seg_size {
                 break;
             }
         }
+        self.note_app_limited();
         if count == 0 {
             return None;
         }
@@ -77,6 +103,23 @@ impl Connection {
             size: buf.len(),
             segment_size: (count > 1).then_some(seg_size),
         })
+    }
+
+    /// Rate samples of what is in flight now are application-limited when nothing
+    /// waits to be sent although the window has room (draft-ietf-ccwg-bbr §4.5.2.3).
+    fn note_app_limited(&mut self) {
+        let idle = self.unsent_bytes() == 0 && !self.board.has_lost();
+        if idle && self.board.pipe() < self.cc.window() {
+            self.board.mark_app_limited();
+        }
+    }
+
+    /// How many copies of a bare ACK to send now: one per [`ACK_EVERY_SEGMENTS`]
+    /// (or part of it) received since the last ACK, at least one, at most
+    /// [`MAX_ACK_COPIES`].
+    fn ack_copies(&self) -> usize {
+        let owed = self.rcv.segs_since_ack.div_ceil(ACK_EVERY_SEGMENTS);
+        owed.clamp(1, MAX_ACK_COPIES) as usize
     }
 
     fn paced(&self, plan: &Plan) -> bool {
@@ -119,7 +162,7 @@ impl Connection {
         None
     }
 
-    fn plan_retransmit(&self) -> Option<Plan> {
+    pub(super) fn plan_retransmit(&self) -> Option<Plan> {
         let (index, entry) = self.board.first_lost()?;
         let fits = self.board.pipe() + entry.len() <= self.cc.window();
         if entry.syn || fits || self.snd.probe || self.board.pipe() == 0 {
@@ -247,6 +290,7 @@ impl Connection {
             retransmitted: false,
             syn: false,
             fin,
+            tx: super::recovery::TxState::unsent(now),
         });
         self.snd.nxt = end;
         self.stats.bytes_sent += len as u64;
@@ -297,10 +341,25 @@ impl Connection {
         }
         if flags.contains(Flags::ACK) {
             h.window = self.advertised_window();
+            // RFC 2018 §4: the most recent block first, then older ones; copies of
+            // one ACK rotate through the older blocks, so together they report more.
             let nxt = self.rcv.nxt;
-            for (i, (s, e)) in self.rcv.buf.sack_ranges().take(MAX_SACK_BLOCKS).enumerate() {
-                h.sack[i] = (nxt.wrapping_add(s), nxt.wrapping_add(e));
-                h.sack_count = i as u8 + 1;
+            let mut ranges = self.rcv.buf.sack_ranges();
+            if let Some(first) = ranges.next() {
+                let older = self.rcv.buf.ooo_ranges().saturating_sub(1);
+                let skip = if older == 0 {
+                    0
+                } else {
+                    self.rcv.sack_rotation % older
+                };
+                let rest = ranges
+                    .cycle()
+                    .skip(skip)
+                    .take(older.min(MAX_SACK_BLOCKS - 1));
+                for (i, (s, e)) in std::iter::once(first).chain(rest).enumerate() {
+                    h.sack[i] = (nxt.wrapping_add(s), nxt.wrapping_add(e));
+                    h.sack_count = i as u8 + 1;
+                }
             }
         }
         h
@@ -326,6 +385,7 @@ impl Connection {
     fn on_ack_sent(&mut self) {
         self.rcv.ack_now = false;
         self.rcv.unacked_segments = 0;
+        self.rcv.segs_since_ack = 0;
         self.timers.delayed_ack = None;
     }
 }

@@ -9,6 +9,7 @@ const RATE_DEN: u128 = 4;
 /// The burst is what the rate sends in this long: timers in userspace fire about
 /// this late, so a smaller burst would under-use the link.
 const BURST_INTERVAL: Duration = Duration::from_millis(2);
+const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// Smallest burst, in segments (IW10-sized bursts are always allowed).
 const MIN_BURST_SEGMENTS: usize = 10;
 /// Largest burst, in segments.
@@ -34,28 +35,33 @@ impl Pacer {
         }
     }
 
-    fn capacity(cwnd: usize, srtt: Duration, mss: usize) -> usize {
+    /// The loss-based controllers' rate, 1.25 × `cwnd` per `srtt`, in bytes per second.
+    pub(crate) fn cwnd_rate(cwnd: usize, srtt: Duration) -> u64 {
         let nanos = srtt.as_nanos().max(1);
-        let burst = (cwnd as u128 * BURST_INTERVAL.as_nanos() / nanos) as usize;
+        let rate = cwnd as u128 * RATE_NUM * NANOS_PER_SEC / (nanos * RATE_DEN);
+        u64::try_from(rate).unwrap_or(u64::MAX)
+    }
+
+    fn capacity(rate: u64, mss: usize) -> usize {
+        let burst = u128::from(rate) * BURST_INTERVAL.as_nanos() / NANOS_PER_SEC;
+        let burst = usize::try_from(burst).unwrap_or(usize::MAX);
         burst.clamp(MIN_BURST_SEGMENTS * mss, MAX_BURST_SEGMENTS * mss)
     }
 
-    /// When `bytes` may be sent: `None` if now, else the instant the bucket holds
-    /// enough tokens. Refills the bucket up to `now`.
+    /// When `bytes` may be sent at `rate` bytes per second: `None` if now, else the
+    /// instant the bucket holds enough tokens. Refills the bucket up to `now`.
     pub(crate) fn delay(
         &mut self,
         now: Instant,
-        srtt: Duration,
-        cwnd: usize,
+        rate: u64,
         mss: usize,
         bytes: usize,
     ) -> Option<Instant> {
-        let cap = Self::capacity(cwnd, srtt, mss);
-        let nanos = srtt.as_nanos().max(1);
-        let rate_num = cwnd as u128 * RATE_NUM; // bytes per (nanos × RATE_DEN)
+        let cap = Self::capacity(rate, mss);
+        let rate_num = u128::from(rate); // bytes per NANOS_PER_SEC nanoseconds
         if let Some(last) = self.last {
             let elapsed = now.saturating_duration_since(last).as_nanos();
-            let new = elapsed * rate_num / (nanos * RATE_DEN);
+            let new = elapsed * rate_num / NANOS_PER_SEC;
             self.tokens = (self.tokens as u128 + new).min(cap as u128) as usize;
         } else {
             self.tokens = cap;
@@ -66,7 +72,7 @@ impl Pacer {
             return None;
         }
         let missing = (bytes.min(cap) - self.tokens) as u128;
-        let wait = (missing * nanos * RATE_DEN).div_ceil(rate_num);
+        let wait = (missing * NANOS_PER_SEC).div_ceil(rate_num);
         let wait = Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX));
         if wait < MIN_PACING_DELAY {
             return None;
@@ -92,15 +98,20 @@ mod tests {
         let mss = 1000;
         let cwnd = 10_000; // 125 kB/s → 1000 B every 8 ms
         let mut sent = 0;
-        while p.delay(t0, srtt, cwnd, mss, mss).is_none() {
+        while p
+            .delay(t0, Pacer::cwnd_rate(cwnd, srtt), mss, mss)
+            .is_none()
+        {
             p.on_sent(mss);
             sent += 1;
             assert!(sent <= MAX_BURST_SEGMENTS);
         }
         assert_eq!(sent, MIN_BURST_SEGMENTS);
-        let at = p.delay(t0, srtt, cwnd, mss, mss).unwrap();
+        let at = p.delay(t0, Pacer::cwnd_rate(cwnd, srtt), mss, mss).unwrap();
         assert_eq!(at - t0, Duration::from_millis(8));
-        assert!(p.delay(at, srtt, cwnd, mss, mss).is_none());
+        assert!(p
+            .delay(at, Pacer::cwnd_rate(cwnd, srtt), mss, mss)
+            .is_none());
     }
 
     #[test]
@@ -110,7 +121,9 @@ mod tests {
         // 10 MB per 50 µs: the next segment would be due in nanoseconds.
         let (srtt, cwnd, mss) = (Duration::from_micros(50), 10_000_000, 1200);
         for _ in 0..10_000 {
-            assert!(p.delay(t0, srtt, cwnd, mss, mss).is_none());
+            assert!(p
+                .delay(t0, Pacer::cwnd_rate(cwnd, srtt), mss, mss)
+                .is_none());
             p.on_sent(mss);
         }
     }

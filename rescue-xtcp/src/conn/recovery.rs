@@ -5,10 +5,17 @@
 //! `pipe` (RFC 6675 §4) is the bytes of entries in flight: neither SACKed nor
 //! marked lost and awaiting retransmission. Peer-supplied SACK blocks are checked
 //! against `[SND.UNA, SND.NXT]` before use and are otherwise ignored.
+//!
+//! Each entry also carries the delivery-rate state at its (latest) transmission
+//! ([`TxState`], draft-ietf-ccwg-bbr §4.5.2): how much was delivered and lost by
+//! then, when, and how much was in flight. The scoreboard turns deliveries into one
+//! [`RateSample`] per ACK. This costs a fixed few words per entry, and entries are
+//! bounded by the send buffer.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::cc::RateSample;
 use crate::seq::Seq;
 
 /// The state of one transmitted segment.
@@ -22,6 +29,56 @@ pub(crate) enum SegState {
     Lost,
 }
 
+/// The connection's delivery state when a segment was (re)transmitted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxState {
+    /// C.delivered at the send.
+    pub(crate) delivered: u64,
+    /// C.delivered_time at the send.
+    pub(crate) delivered_time: Instant,
+    /// C.first_sent_time at the send.
+    pub(crate) first_sent_time: Instant,
+    /// C.lost at the send.
+    pub(crate) lost: u64,
+    /// Bytes in flight at the send, this segment included.
+    pub(crate) tx_in_flight: usize,
+    /// The sender was application-limited.
+    pub(crate) app_limited: bool,
+}
+
+impl TxState {
+    /// A placeholder for entries that are stamped when actually sent.
+    pub(crate) fn unsent(now: Instant) -> Self {
+        TxState {
+            delivered: 0,
+            delivered_time: now,
+            first_sent_time: now,
+            lost: 0,
+            tx_in_flight: 0,
+            app_limited: false,
+        }
+    }
+}
+
+/// Connection-wide delivery-rate state (C.* of the draft) and the sample being
+/// built from the current ACK.
+#[derive(Debug, Clone, Copy, Default)]
+struct RateState {
+    delivered: u64,
+    delivered_time: Option<Instant>,
+    first_sent_time: Option<Instant>,
+    lost: u64,
+    /// C.app_limited: the delivered count after which the sender is no longer
+    /// application-limited (0: not limited).
+    app_limited: u64,
+    /// `lost` when the previous sample was taken.
+    lost_at_last_sample: u64,
+    /// The newest delivered segment of the current ACK: its send state, send time and
+    /// the C.delivered_time when it was delivered.
+    newest: Option<(TxState, Instant)>,
+    newly_acked: u64,
+}
+
 /// One transmitted segment.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sent {
@@ -32,6 +89,8 @@ pub(crate) struct Sent {
     pub(crate) retransmitted: bool,
     pub(crate) syn: bool,
     pub(crate) fin: bool,
+    /// Delivery-rate state at the latest transmission.
+    pub(crate) tx: TxState,
 }
 
 impl Sent {
@@ -69,6 +128,7 @@ pub(crate) struct Scoreboard {
     fack: Seq,
     /// Whether the peer was seen to deliver out of order (RFC 8985 §6.2 step 1).
     pub(crate) reordering_seen: bool,
+    rate: RateState,
 }
 
 impl Scoreboard {
@@ -82,7 +142,83 @@ impl Scoreboard {
             rack_end: Seq(0),
             fack: Seq(0),
             reordering_seen: false,
+            rate: RateState::default(),
         }
+    }
+
+    /// The delivery state to stamp on a segment sent at `now` (draft-ietf-ccwg-bbr
+    /// §4.5.2.3 "upon sending"): with nothing in flight, the sample clocks restart.
+    fn stamp(&mut self, now: Instant, len: usize) -> TxState {
+        if self.pipe == 0 {
+            self.rate.first_sent_time = Some(now);
+            self.rate.delivered_time = Some(now);
+        }
+        TxState {
+            delivered: self.rate.delivered,
+            delivered_time: self.rate.delivered_time.unwrap_or(now),
+            first_sent_time: self.rate.first_sent_time.unwrap_or(now),
+            lost: self.rate.lost,
+            tx_in_flight: self.pipe + len,
+            app_limited: self.rate.app_limited != 0,
+        }
+    }
+
+    /// The sender has nothing to send although the window has room: samples of
+    /// what is in flight now are application-limited (§4.5.2.3).
+    pub(crate) fn mark_app_limited(&mut self) {
+        let mark = self.rate.delivered + self.pipe as u64;
+        self.rate.app_limited = mark.max(1);
+    }
+
+    /// A segment counts as delivered (cumulatively or selectively, once).
+    fn on_delivered(&mut self, s: &Sent, bytes: usize, now: Instant) {
+        let r = &mut self.rate;
+        r.delivered += bytes as u64;
+        r.delivered_time = Some(now);
+        r.newly_acked += bytes as u64;
+        let newer = r.newest.is_none_or(|(tx, time)| {
+            s.tx.delivered > tx.delivered || (s.tx.delivered == tx.delivered && s.time >= time)
+        });
+        if newer {
+            r.newest = Some((s.tx, s.time));
+            r.first_sent_time = Some(s.time);
+        }
+    }
+
+    /// The rate sample of the ACK just processed, if it delivered anything.
+    /// `min_rtt` (zero if unknown) rejects intervals too short to be real (§4.5.2.3).
+    pub(crate) fn take_sample(&mut self, now: Instant, min_rtt: Duration) -> Option<RateSample> {
+        let r = &mut self.rate;
+        let newly_lost = r.lost - r.lost_at_last_sample;
+        r.lost_at_last_sample = r.lost;
+        let newly_acked = std::mem::take(&mut r.newly_acked);
+        let (tx, sent) = r.newest.take()?;
+        if r.app_limited != 0 && r.delivered > r.app_limited {
+            r.app_limited = 0;
+        }
+        let delivered = r.delivered - tx.delivered;
+        let send_elapsed = sent.saturating_duration_since(tx.first_sent_time);
+        let ack_elapsed = now.saturating_duration_since(tx.delivered_time);
+        let interval = send_elapsed.max(ack_elapsed);
+        let delivery_rate = (!interval.is_zero() && interval >= min_rtt).then(|| {
+            let rate = u128::from(delivered) * 1_000_000_000 / interval.as_nanos().max(1);
+            u64::try_from(rate).unwrap_or(u64::MAX)
+        });
+        Some(RateSample {
+            delivered_total: r.delivered,
+            prior_delivered: tx.delivered,
+            delivered,
+            interval,
+            delivery_rate,
+            newly_acked,
+            newly_lost,
+            lost: r.lost - tx.lost,
+            tx_in_flight: tx.tx_in_flight,
+            inflight: self.pipe,
+            rtt: None,
+            app_limited: tx.app_limited,
+            cwnd_limited: false,
+        })
     }
 
     /// Bytes in flight (RFC 6675 pipe).
@@ -106,7 +242,8 @@ impl Scoreboard {
     }
 
     /// Records a new transmission at the top of the sequence space.
-    pub(crate) fn on_sent(&mut self, s: Sent) {
+    pub(crate) fn on_sent(&mut self, mut s: Sent) {
+        s.tx = self.stamp(s.time, s.len());
         self.pipe += s.len();
         self.segs.push_back(s);
     }
@@ -132,6 +269,10 @@ impl Scoreboard {
 
     /// Marks entry `i` as retransmitted at `now`.
     pub(crate) fn on_retransmitted(&mut self, i: usize, now: Instant) {
+        let Some(len) = self.segs.get(i).map(Sent::len) else {
+            return;
+        };
+        let tx = self.stamp(now, len);
         if let Some(s) = self.segs.get_mut(i) {
             match s.state {
                 SegState::Lost => {
@@ -144,6 +285,7 @@ impl Scoreboard {
             s.state = SegState::InFlight;
             s.time = now;
             s.retransmitted = true;
+            s.tx = tx;
         }
     }
 
@@ -166,6 +308,9 @@ impl Scoreboard {
             SegState::InFlight => self.pipe -= len,
             SegState::Sacked => self.sacked_bytes -= len,
             SegState::Lost => self.lost_count -= 1,
+        }
+        if state == SegState::Lost && s.state == SegState::InFlight {
+            self.rate.lost += len as u64;
         }
         match state {
             SegState::InFlight => self.pipe += len,
@@ -196,6 +341,9 @@ impl Scoreboard {
         let mut out = AckOutcome::default();
         while let Some(front) = self.segs.front().copied() {
             if front.end <= ack {
+                if front.state != SegState::Sacked && !front.syn {
+                    self.on_delivered(&front, front.len(), now);
+                }
                 self.set_state(0, SegState::Sacked); // leaves counters consistent
                 self.sacked_bytes -= front.len();
                 self.segs.pop_front();
@@ -212,6 +360,10 @@ impl Scoreboard {
                     self.pipe -= cut;
                 } else if front.state == SegState::Sacked {
                     self.sacked_bytes -= cut;
+                }
+                if front.state != SegState::Sacked {
+                    self.rate.delivered += cut as u64;
+                    self.rate.newly_acked += cut as u64;
                 }
                 if let Some(f) = self.segs.front_mut() {
                     f.start = ack;
@@ -246,6 +398,7 @@ impl Scoreboard {
             }
             if s.state != SegState::Sacked {
                 self.set_state(i, SegState::Sacked);
+                self.on_delivered(&s, s.len(), now);
                 newly += s.len();
                 self.rack_update(&s, now, min_rtt);
             }
@@ -334,6 +487,7 @@ mod tests {
             retransmitted: false,
             syn: false,
             fin: false,
+            tx: TxState::unsent(t),
         }
     }
 

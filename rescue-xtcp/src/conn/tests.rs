@@ -308,7 +308,8 @@ fn pacer_holds_segments_back_and_poll_timeout_names_when() {
         let mut acks = Vec::new();
         p.b.handle_timeout(p.now + Config::default().max_ack_delay);
         while let Some(t) = p.b.poll_transmit(p.now, 10, &mut p.buf) {
-            acks.push(p.buf[..t.size].to_vec());
+            let stride = t.segment_size.unwrap_or(t.size);
+            acks.extend(p.buf[..t.size].chunks(stride).map(<[u8]>::to_vec));
         }
         p.now += rtt / 2;
         for d in &acks {
@@ -403,4 +404,43 @@ fn the_window_slow_starts_after_an_rto_before_the_recovery_point() {
         "cwnd {} stayed near one segment during RTO recovery",
         p.a.congestion_window()
     );
+}
+
+#[test]
+fn a_batch_is_answered_by_ack_copies_that_together_report_every_hole() {
+    let mut p = Pair::new(Config::default());
+    p.a.write(&[7; 24_000]).unwrap();
+    // A's first flight (IW10); every second segment is lost, so B holds five
+    // out-of-order ranges, more than one ACK's four SACK blocks.
+    let mut segs = Vec::new();
+    while let Some(t) = p.a.poll_transmit(p.now, 10, &mut p.buf) {
+        let stride = t.segment_size.unwrap_or(t.size);
+        segs.extend(p.buf[..t.size].chunks(stride).map(<[u8]>::to_vec));
+    }
+    assert_eq!(segs.len(), 10);
+    for d in segs.iter().skip(1).step_by(2) {
+        p.b.handle(p.now, d);
+    }
+    let t = p.b.poll_transmit(p.now, 10, &mut p.buf).expect("an ACK");
+    let stride = t.segment_size.expect("several copies");
+    let mut blocks = std::collections::BTreeSet::new(); // (start, end) as u32 pairs
+    let mut copies = 0;
+    for d in p.buf[..t.size].chunks(stride) {
+        let (ack, _) = SegmentRepr::parse(d).unwrap();
+        assert_eq!(ack.ack, p.b.rcv_nxt());
+        // RFC 2018: the block of the most recent segment always comes first.
+        assert_eq!(ack.sack_blocks()[0], ack_first_block(&segs[9]));
+        blocks.extend(ack.sack_blocks().iter().map(|(s, e)| (s.0, e.0)));
+        copies += 1;
+    }
+    // Five segments received: three copies (one per two segments, rounded up).
+    assert_eq!(copies, 3);
+    assert_eq!(blocks.len(), 5, "{blocks:?}");
+    assert!(p.b.poll_transmit(p.now, 10, &mut p.buf).is_none());
+}
+
+/// The SACK block a lone received segment forms.
+fn ack_first_block(d: &[u8]) -> (Seq, Seq) {
+    let (s, payload) = SegmentRepr::parse(d).unwrap();
+    (s.seq, s.seq.wrapping_add(payload.len()))
 }
