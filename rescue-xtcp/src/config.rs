@@ -22,6 +22,9 @@ pub enum CongestionKind {
     NewReno,
     /// BBR (draft-ietf-ccwg-bbr, "BBRv3"): model-based and paced.
     Bbr,
+    /// BBR that takes losses without queueing delay as random, not congestion
+    /// ([`crate::cc::Bbr::loss_tolerant`]): for lossy radio links.
+    BbrLossTolerant,
 }
 
 /// Configuration shared by an endpoint and its connections.

@@ -114,12 +114,24 @@ impl Endpoint {
         now: Instant,
         remote: SocketAddr,
     ) -> Result<ConnectionHandle, ConnectError> {
+        self.connect_with(now, remote, self.cfg.clone())
+    }
+
+    /// [`Endpoint::connect`] with a configuration of its own for this connection
+    /// (another congestion controller, say); the endpoint's limits (connection
+    /// count) still come from the endpoint's configuration.
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        cfg: Arc<Config>,
+    ) -> Result<ConnectionHandle, ConnectError> {
         if self.conns.len() >= self.cfg.max_connections {
             return Err(ConnectError::TooManyConnections);
         }
         let id = self.fresh_id();
         let iss = self.rng.gen();
-        let conn = Connection::connect(self.cfg.clone(), now, remote, id, iss);
+        let conn = Connection::connect(cfg, now, remote, id, iss);
         self.conns.insert(
             id,
             Entry {

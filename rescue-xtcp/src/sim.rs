@@ -324,6 +324,81 @@ impl Sim {
         ok.then_some((ha, hb?))
     }
 
+    /// A connects to B once per configuration in `cfgs` (each its own controller,
+    /// say), all at once; returns the handle pairs in order once every connection
+    /// is established, or `None` if that does not happen within `limit`.
+    pub fn connect_flows(
+        &mut self,
+        cfgs: &[Arc<Config>],
+        limit: Duration,
+    ) -> Option<Vec<(ConnectionHandle, ConnectionHandle)>> {
+        self.b.set_listening(true);
+        let mut ha = Vec::new();
+        for cfg in cfgs {
+            ha.push(
+                self.a
+                    .connect_with(self.now, Self::ADDR_B, cfg.clone())
+                    .ok()?,
+            );
+        }
+        let mut hb = Vec::new();
+        let ok = self.run_until(limit, |s| {
+            while let Some(h) = s.b.accept() {
+                hb.push(h);
+            }
+            hb.len() == ha.len()
+                && ha.iter().all(|&h| {
+                    s.a.connection(h)
+                        .is_some_and(|c| c.state().is_synchronized())
+                })
+        });
+        if !ok {
+            return None;
+        }
+        // B accepts in arrival order; pair each by the ids the two sides share.
+        let mut pairs = Vec::new();
+        for &a in &ha {
+            let peer = self.a.connection(a)?.peer_id();
+            let b = hb
+                .iter()
+                .copied()
+                .find(|&b| self.b.connection(b).is_some_and(|c| c.local_id() == peer))?;
+            pairs.push((a, b));
+        }
+        Some(pairs)
+    }
+
+    /// Runs bulk flows from A to B for `duration` of virtual time: every A side
+    /// keeps its send buffer full, every B side reads all it can. Returns the bytes
+    /// each flow's B side read during the call, in the order of `flows`.
+    pub fn run_flows(
+        &mut self,
+        flows: &[(ConnectionHandle, ConnectionHandle)],
+        duration: Duration,
+    ) -> Vec<u64> {
+        let chunk = vec![0x5a_u8; 16 * 1024];
+        let mut sink = vec![0u8; 64 * 1024];
+        let mut read = vec![0u64; flows.len()];
+        let end = self.now + duration;
+        self.run_until(duration, |s| {
+            for (i, &(ha, hb)) in flows.iter().enumerate() {
+                if let Some(c) = s.a.connection(ha) {
+                    while matches!(c.write(&chunk), Ok(n) if n > 0) {}
+                }
+                if let Some(c) = s.b.connection(hb) {
+                    while let Ok(Some(n)) = c.read(&mut sink) {
+                        if n == 0 {
+                            break;
+                        }
+                        read[i] += n as u64;
+                    }
+                }
+            }
+            s.now >= end
+        });
+        read
+    }
+
     /// Both sides connect to each other at once (hole punching); neither listens.
     pub fn simultaneous_open(
         &mut self,

@@ -62,7 +62,7 @@ fn one_percent_loss_reaches_the_mathis_rate() {
 }
 
 /// The sender's recovery statistics for one lossy transfer (`XTCP_LOSS`, default
-/// 1 %; 20 ms RTT; 100 Mbit/s, or unlimited with `XTCP_UNLIMITED` set, as through the
+/// 1 %; 20 ms RTT; 100 Mbit/s, or unlimited with `XTCP_UNLIMITED` set; `XTCP_CC` = bbr, bbr-lt or newreno picks the controller, as through the
 /// benchmark's proxy; `XTCP_JITTER_US` adds jitter, `XTCP_BATCH_US` delivers arrivals in
 /// bursts of that period, as the proxy and `recvmmsg` do): congestion events
 /// against losses, RTOs and TLPs.
@@ -76,8 +76,11 @@ fn recovery_statistics() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.01);
     let mut c = Config::default();
-    if std::env::var("XTCP_BBR").is_ok() {
-        c.congestion = CongestionKind::Bbr;
+    match std::env::var("XTCP_CC").as_deref() {
+        Ok("bbr") => c.congestion = CongestionKind::Bbr,
+        Ok("bbr-lt") => c.congestion = CongestionKind::BbrLossTolerant,
+        Ok("newreno") => c.congestion = CongestionKind::NewReno,
+        _ => {}
     }
     let cfg = Arc::new(c);
     let mut l = LinkConfig::default();

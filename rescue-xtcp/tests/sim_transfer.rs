@@ -48,7 +48,8 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![
             Just(CongestionKind::Cubic),
             Just(CongestionKind::NewReno),
-            Just(CongestionKind::Bbr)
+            Just(CongestionKind::Bbr),
+            Just(CongestionKind::BbrLossTolerant)
         ],
         (0usize..60_000, 0usize..20_000),
         prop_oneof![Just(None), (50_000u64..2_000_000).prop_map(Some)],

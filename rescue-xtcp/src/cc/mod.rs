@@ -100,6 +100,7 @@ pub fn build(
         CongestionKind::NewReno => Box::new(NewReno::new(mss, iw)),
         CongestionKind::Cubic => Box::new(Cubic::new(mss, iw)),
         CongestionKind::Bbr => Box::new(Bbr::new(now, mss, iw, seed)),
+        CongestionKind::BbrLossTolerant => Box::new(Bbr::loss_tolerant(now, mss, iw, seed)),
     }
 }
 

@@ -70,6 +70,12 @@ const MAX_RENO_ROUNDS: u64 = 63;
 /// Largest bandwidth the model believes (bytes/s, 8 Tbit/s): a bound on what forged
 /// ACKs could claim.
 pub const MAX_BW: u64 = 1 << 40;
+/// Queueing delay, as a fraction of the minimum RTT, below which a loss-tolerant
+/// BBR takes a round's losses as random.
+pub const QUEUE_DELAY_SLACK: f64 = 0.125;
+/// Least queueing delay that counts as a queue (timer and scheduling noise of a
+/// userspace stack are about a millisecond).
+pub const MIN_QUEUE_DELAY: Duration = Duration::from_millis(2);
 /// Random part of the wait between bandwidth probes, on top of 2 s (§4.6.3.5).
 const PROBE_WAIT_BASE: Duration = Duration::from_secs(2);
 
@@ -147,6 +153,8 @@ pub struct Bbr {
     loss_events_in_round: u32,
     // ProbeBW cycle.
     cycle_stamp: Instant,
+    /// The time of the sample being processed.
+    now: Instant,
     ack_phase: AckPhase,
     bw_probe_wait: Duration,
     bw_probe_samples: bool,
@@ -166,6 +174,13 @@ pub struct Bbr {
     delivered: u64,
     inflight: usize,
     rng: u64,
+    /// Treat loss without queueing delay as random (see [`Bbr::loss_tolerant`]).
+    loss_tolerant: bool,
+    /// Least RTT sample of the current loss round.
+    round_min_rtt: Option<Duration>,
+    /// Whether the last complete round's losses came with a queue (always true
+    /// unless loss-tolerant).
+    congestive: bool,
 }
 
 impl Bbr {
@@ -210,6 +225,7 @@ impl Bbr {
             loss_in_round: false,
             loss_events_in_round: 0,
             cycle_stamp: now,
+            now,
             ack_phase: AckPhase::Init,
             bw_probe_wait: PROBE_WAIT_BASE,
             bw_probe_samples: false,
@@ -227,9 +243,26 @@ impl Bbr {
             delivered: 0,
             inflight: 0,
             rng: seed | 1,
+            loss_tolerant: false,
+            round_min_rtt: None,
+            congestive: true,
         };
         b.cwnd = b.cwnd.max(b.min_pipe());
         b
+    }
+
+    /// The loss-tolerant variant, a deviation from the draft for lossy links: a
+    /// round whose least RTT stayed within [`QUEUE_DELAY_SLACK`] (at least
+    /// [`MIN_QUEUE_DELAY`]) of the minimum RTT saw no queue, so its losses are
+    /// taken as random (radio, not congestion): they cut neither the short-term
+    /// bounds nor `inflight_hi` and do not end Startup. Loss with a standing queue
+    /// (a full drop-tail buffer, as in the fairness tests) is answered as in the
+    /// draft.
+    pub fn loss_tolerant(now: Instant, mss: usize, iw: usize, seed: u64) -> Self {
+        Bbr {
+            loss_tolerant: true,
+            ..Bbr::new(now, mss, iw, seed)
+        }
     }
 
     /// The current state (diagnostics and tests).
@@ -379,10 +412,24 @@ impl Bbr {
             self.bw_latest = self.bw_latest.max(rate.min(MAX_BW));
         }
         self.inflight_latest = self.inflight_latest.max(rs.delivered as usize);
+        if let Some(rtt) = rs.rtt {
+            self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
+        }
         if rs.prior_delivered >= self.loss_round_delivered {
             self.loss_round_delivered = self.delivered;
             self.loss_round_start = true;
+            self.congestive = !self.loss_tolerant || self.round_saw_queue();
+            self.round_min_rtt = None;
         }
+    }
+
+    /// Whether the round just ended ran with a queue: its least RTT exceeded the
+    /// minimum RTT by the slack (no RTT sample: assume a queue).
+    fn round_saw_queue(&self) -> bool {
+        let (Some(round), Some(min)) = (self.round_min_rtt, self.min_rtt) else {
+            return true;
+        };
+        round > min + (min.mul_f64(QUEUE_DELAY_SLACK)).max(MIN_QUEUE_DELAY)
     }
 
     fn advance_latest_delivery_signals(&mut self, rs: &RateSample) {
@@ -406,7 +453,7 @@ impl Bbr {
             return;
         }
         // Once per round: the short-term bounds react to the round's losses.
-        if !self.is_probing_bw() && self.loss_in_round {
+        if !self.is_probing_bw() && self.loss_in_round && self.congestive {
             if self.bw_lo == u64::MAX {
                 self.bw_lo = self.max_bw();
             }
@@ -433,7 +480,10 @@ impl Bbr {
         if self.full_bw_reached || self.state != BbrState::Startup {
             return;
         }
-        if self.loss_events_in_round >= STARTUP_FULL_LOSS_COUNT && Self::is_inflight_too_high(rs) {
+        if self.loss_events_in_round >= STARTUP_FULL_LOSS_COUNT
+            && Self::is_inflight_too_high(rs)
+            && self.congestive
+        {
             self.full_bw_reached = true;
             self.inflight_hi = self
                 .bdp_multiple(self.max_bw(), 1.0)
@@ -583,6 +633,7 @@ impl Controller for Bbr {
     }
 
     fn on_rate_sample(&mut self, now: Instant, rs: &RateSample) {
+        self.now = self.now.max(now);
         self.delivered = rs.delivered_total;
         self.inflight = rs.inflight.min(MAX_WINDOW);
         // §4.2 BBRUpdateModelAndState.

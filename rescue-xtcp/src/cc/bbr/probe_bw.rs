@@ -18,6 +18,7 @@ impl Bbr {
         self.rounds_since_bw_probe = self.random() % 2;
         let frac = (self.random() % 1000) as u32;
         self.bw_probe_wait = PROBE_WAIT_BASE + Duration::from_millis(u64::from(frac));
+        self.cycle_stamp = self.now;
         self.ack_phase = AckPhase::ProbeStopping;
         self.start_round();
         self.state = BbrState::ProbeBwDown;
@@ -134,13 +135,19 @@ impl Bbr {
             self.ack_phase = AckPhase::ProbeFeedback;
         }
         if self.ack_phase == AckPhase::ProbeStopping && self.round_start {
+            // The end of the probe's samples: forget the previous cycle's.
             self.bw_probe_samples = false;
+            self.ack_phase = AckPhase::Init;
             if self.in_probe_bw() && !rs.app_limited {
                 self.advance_max_bw_filter();
             }
         }
-        if self.bw_probe_samples && Self::is_inflight_too_high(rs) {
-            self.handle_inflight_too_high(rs);
+        // CheckInflightTooHigh: a lossy flight never raises the bound, and cuts it
+        // when it was a probe's.
+        if Self::is_inflight_too_high(rs) && (self.congestive || self.round_saw_queue()) {
+            if self.bw_probe_samples {
+                self.handle_inflight_too_high(rs);
+            }
             return;
         }
         if self.inflight_hi == usize::MAX {
