@@ -1,5 +1,6 @@
 //! Bulk transfer on loopback: XTCP against kernel TCP and quinn, with and without TLS,
-//! lossless and through the impairment proxy (1 % and 5 % loss, 20 ms RTT).
+//! lossless and through the impairment proxy (20 ms RTT; 0.1 %, 1 % and 5 % random
+//! loss, and 2 % loss in bursts of 4 on average), each XTCP controller under TLS.
 //!
 //! One client writes `XTCP_BENCH_BYTES` (default 1 GiB) in 256 KiB writes and closes;
 //! the server reads until end of stream and checks the count. Every case runs
@@ -59,8 +60,10 @@ fn main() {
 
     let links = [
         (Link::Loopback, bytes),
+        (Link::Lossy(0.001), lossy_bytes),
         (Link::Lossy(0.01), lossy_bytes),
         (Link::Lossy(0.05), lossy_bytes),
+        (Link::Bursty(0.02, 4.0), lossy_bytes),
     ];
     println!(
         "bulk: {} MiB lossless, {} MiB lossy, {} repeats, medians",
@@ -109,21 +112,23 @@ fn print_table(link: Link, size: u64, rows: &[(&'static str, Outcome)]) {
             .map(|(_, o)| o.mbps())
     };
     let quinn = find("quinn");
-    let tcp = find("tcp");
+    let quinn_bbr = find("quinn-bbr");
+    let tcp_tls = find("tcp+tls");
     println!("\n{} ({} MiB)", link.name(), size >> 20);
     println!(
-        "{:<10} {:>10} {:>10} {:>9} {:>9}",
-        "case", "MB/s", "CPU s/GiB", "vs quinn", "vs tcp"
+        "{:<17} {:>9} {:>10} {:>9} {:>10} {:>11}",
+        "case", "MB/s", "CPU s/GiB", "vs quinn", "vs q-bbr", "vs tcp+tls"
     );
     for (name, o) in rows {
         let ratio = |b: Option<f64>| b.map_or("-".to_owned(), |b| format!("{:.2}x", o.mbps() / b));
         println!(
-            "{:<10} {:>10.2} {:>10.2} {:>9} {:>9}",
+            "{:<17} {:>9.2} {:>10.2} {:>9} {:>10} {:>11}",
             name,
             o.mbps(),
             o.cpu_per_gib(),
             ratio(quinn),
-            ratio(tcp)
+            ratio(quinn_bbr),
+            ratio(tcp_tls)
         );
     }
 }

@@ -5,14 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rescue_xtcp::tokio::impair::{ImpairConfig, ImpairProxy, Impairment};
+use rescue_xtcp::tokio::impair::{ImpairConfig, ImpairProxy};
 use rescue_xtcp::tokio::{SocketConfig, XtcpSocket};
+use rescue_xtcp::CongestionKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::common::{
-    cpu_time, self_signed, tls_client, tls_server, Link, Outcome, CHUNK, LOSSY_ONE_WAY, PROXY_SEED,
+    cpu_time, self_signed, tls_client, tls_server, Link, Outcome, CHUNK, PROXY_SEED,
 };
 
 /// One transport under test.
@@ -27,10 +28,14 @@ pub(crate) enum Case {
     /// quinn without MTU discovery: 1200-byte datagrams like XTCP's default MSS (on
     /// the lossy links only, where per-datagram loss favours larger datagrams).
     Quinn1200,
+    /// quinn with its BBR controller (quinn's is BBRv1, marked experimental).
+    QuinnBbr,
     /// XTCP (`XtcpStream`), no encryption.
     Xtcp,
-    /// rustls (TLS 1.3, AES-256-GCM) over XTCP.
+    /// rustls (TLS 1.3, AES-256-GCM) over XTCP with the default controller.
     XtcpTls,
+    /// rustls over XTCP with a given controller.
+    XtcpTlsWith(CongestionKind),
 }
 
 /// Every case, in table order.
@@ -38,9 +43,14 @@ pub(crate) const ALL: &[Case] = &[
     Case::Tcp,
     Case::TcpTls,
     Case::Quinn,
+    Case::QuinnBbr,
     Case::Quinn1200,
     Case::Xtcp,
     Case::XtcpTls,
+    Case::XtcpTlsWith(CongestionKind::Cubic),
+    Case::XtcpTlsWith(CongestionKind::NewReno),
+    Case::XtcpTlsWith(CongestionKind::Bbr),
+    Case::XtcpTlsWith(CongestionKind::BbrLossTolerant),
 ];
 
 /// Receive window given to quinn: the same 4 MiB as XTCP's default receive buffer.
@@ -53,8 +63,13 @@ impl Case {
             Case::TcpTls => "tcp+tls",
             Case::Quinn => "quinn",
             Case::Quinn1200 => "quinn-1200",
+            Case::QuinnBbr => "quinn-bbr",
             Case::Xtcp => "xtcp",
             Case::XtcpTls => "xtcp+tls",
+            Case::XtcpTlsWith(CongestionKind::NewReno) => "xtcp+tls/newreno",
+            Case::XtcpTlsWith(CongestionKind::Bbr) => "xtcp+tls/bbr",
+            Case::XtcpTlsWith(CongestionKind::BbrLossTolerant) => "xtcp+tls/bbr-lt",
+            Case::XtcpTlsWith(_) => "xtcp+tls/cubic",
         }
     }
 
@@ -62,7 +77,8 @@ impl Case {
     pub(crate) fn runs_on(self, link: Link) -> bool {
         !matches!(
             (self, link),
-            (Case::Tcp | Case::TcpTls, Link::Lossy(_)) | (Case::Quinn1200, Link::Loopback)
+            (Case::Tcp | Case::TcpTls, Link::Lossy(_) | Link::Bursty(..))
+                | (Case::Quinn1200, Link::Loopback)
         )
     }
 
@@ -70,20 +86,22 @@ impl Case {
         match self {
             Case::Tcp => tcp(false, bytes).await,
             Case::TcpTls => tcp(true, bytes).await,
-            Case::Quinn => quinn(link, true, bytes).await,
-            Case::Quinn1200 => quinn(link, false, bytes).await,
-            Case::Xtcp => xtcp(link, false, bytes).await,
-            Case::XtcpTls => xtcp(link, true, bytes).await,
+            Case::Quinn => quinn(link, true, false, bytes).await,
+            Case::QuinnBbr => quinn(link, true, true, bytes).await,
+            Case::Quinn1200 => quinn(link, false, false, bytes).await,
+            Case::Xtcp => xtcp(link, false, None, bytes).await,
+            Case::XtcpTls => xtcp(link, true, None, bytes).await,
+            Case::XtcpTlsWith(cc) => xtcp(link, true, Some(cc), bytes).await,
         }
     }
 }
 
 /// Starts the impairment proxy in front of `target` for `link` (None on loopback).
 pub(crate) async fn proxy_for(link: Link, target: SocketAddr) -> io::Result<Option<ImpairProxy>> {
-    let Link::Lossy(loss) = link else {
+    let Some(impairment) = link.impairment() else {
         return Ok(None);
     };
-    let config = ImpairConfig::symmetric(Impairment::lossy(loss, LOSSY_ONE_WAY), PROXY_SEED);
+    let config = ImpairConfig::symmetric(impairment, PROXY_SEED);
     Ok(Some(
         ImpairProxy::start("127.0.0.1:0".parse().unwrap(), target, config).await?,
     ))
@@ -154,7 +172,7 @@ async fn tcp(tls: bool, bytes: u64) -> io::Result<Outcome> {
     timed(bytes, send_all(client, bytes), recv_all(server)).await
 }
 
-async fn quinn(link: Link, mtud: bool, bytes: u64) -> io::Result<Outcome> {
+async fn quinn(link: Link, mtud: bool, bbr: bool, bytes: u64) -> io::Result<Outcome> {
     let (cert, key) = self_signed();
     let initial = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
         .tls13()
@@ -174,6 +192,9 @@ async fn quinn(link: Link, mtud: bool, bytes: u64) -> io::Result<Outcome> {
     transport.send_window(2 * u64::from(QUINN_WINDOW));
     if !mtud {
         transport.mtu_discovery_config(None);
+    }
+    if bbr {
+        transport.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     }
     let transport = Arc::new(transport);
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
@@ -238,9 +259,17 @@ async fn quinn(link: Link, mtud: bool, bytes: u64) -> io::Result<Outcome> {
     out
 }
 
-async fn xtcp(link: Link, tls: bool, bytes: u64) -> io::Result<Outcome> {
+async fn xtcp(
+    link: Link,
+    tls: bool,
+    cc: Option<CongestionKind>,
+    bytes: u64,
+) -> io::Result<Outcome> {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut transport = rescue_xtcp::Config::default();
+    if let Some(cc) = cc {
+        transport.congestion = cc;
+    }
     if std::env::var("XTCP_BENCH_NOPACE").is_ok() {
         transport.pacing = false;
     }

@@ -22,6 +22,8 @@ pub(crate) enum Link {
     /// Loopback through the impairment proxy with this loss in each direction and a
     /// 20 ms round trip.
     Lossy(f64),
+    /// As `Lossy`, with losses in bursts of this mean length (Gilbert-Elliott).
+    Bursty(f64, f64),
 }
 
 impl Link {
@@ -29,6 +31,21 @@ impl Link {
         match self {
             Link::Loopback => "loopback".to_owned(),
             Link::Lossy(p) => format!("{}% loss, 20 ms RTT", p * 100.0),
+            Link::Bursty(p, b) => format!("{}% loss in bursts of {b}, 20 ms RTT", p * 100.0),
+        }
+    }
+
+    /// The proxy's impairment, `None` on plain loopback.
+    pub(crate) fn impairment(self) -> Option<rescue_xtcp::tokio::impair::Impairment> {
+        use rescue_xtcp::tokio::impair::Impairment;
+        match self {
+            Link::Loopback => None,
+            Link::Lossy(p) => Some(Impairment::lossy(p, LOSSY_ONE_WAY)),
+            Link::Bursty(p, b) => {
+                let mut i = Impairment::lossy(p, LOSSY_ONE_WAY);
+                i.burst = b;
+                Some(i)
+            }
         }
     }
 }

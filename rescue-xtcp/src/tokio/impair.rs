@@ -40,6 +40,9 @@ const GRO_PAYLOAD: usize = 2048;
 /// Receive batches read in one go before the due datagrams are sent, so a flood cannot
 /// starve the sending side of a direction.
 const RECV_BURST: usize = 4;
+/// Longest loss burst in time (see [`Impairment::burst`]): about one round trip of
+/// the benchmark's path.
+pub const MAX_BURST_DURATION: Duration = Duration::from_millis(20);
 /// Salt mixed into the seed of the downstream direction so both directions differ.
 const DOWNSTREAM_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -62,6 +65,15 @@ pub struct Impairment {
     pub rate: Option<u64>,
     /// Most datagrams queued in this direction; more are tail-dropped.
     pub queue_limit: usize,
+    /// Mean length of a loss burst (Gilbert-Elliott model: once a datagram is lost,
+    /// the next is lost too with probability `1 - 1 / burst`); `loss` stays the
+    /// long-run loss rate. 1.0 or less: independent losses. A burst also ends after
+    /// [`MAX_BURST_DURATION`], as a radio fade does: the chain counts datagrams, and
+    /// a sender backing off would otherwise sit in one burst for many timeouts.
+    pub burst: f64,
+    /// Datagrams larger than this many bytes are dropped, as a path with that MTU
+    /// (UDP payload) would; `None`: no limit.
+    pub mtu: Option<usize>,
 }
 
 impl Default for Impairment {
@@ -82,6 +94,8 @@ impl Impairment {
             reorder_delay: Duration::ZERO,
             rate: None,
             queue_limit: DEFAULT_QUEUE_LIMIT,
+            burst: 1.0,
+            mtu: None,
         }
     }
 
@@ -128,6 +142,8 @@ pub struct DirectionStats {
     pub forwarded_bytes: u64,
     /// Datagrams dropped by random loss.
     pub lost: u64,
+    /// Datagrams dropped for exceeding the MTU.
+    pub too_big: u64,
     /// Extra copies made by duplication.
     pub duplicated: u64,
     /// Datagrams held back by reordering.
@@ -235,6 +251,7 @@ struct Counters {
     forwarded: AtomicU64,
     forwarded_bytes: AtomicU64,
     lost: AtomicU64,
+    too_big: AtomicU64,
     duplicated: AtomicU64,
     reordered: AtomicU64,
     queue_dropped: AtomicU64,
@@ -250,6 +267,7 @@ impl Counters {
             forwarded: get(&self.forwarded),
             forwarded_bytes: get(&self.forwarded_bytes),
             lost: get(&self.lost),
+            too_big: get(&self.too_big),
             duplicated: get(&self.duplicated),
             reordered: get(&self.reordered),
             queue_dropped: get(&self.queue_dropped),
@@ -289,6 +307,8 @@ struct Shaper {
     next_id: u64,
     /// When the bandwidth-limited link is free to start the next datagram.
     link_free_at: Instant,
+    /// In a loss burst (Gilbert-Elliott "bad" state) since this time.
+    burst_since: Option<Instant>,
 }
 
 impl Shaper {
@@ -300,6 +320,7 @@ impl Shaper {
             queue: BinaryHeap::new(),
             next_id: 0,
             link_free_at: Instant::now(),
+            burst_since: None,
         }
     }
 
@@ -316,10 +337,36 @@ impl Shaper {
         self.queue.pop().map(|Reverse((_, _, data))| data)
     }
 
+    /// Whether the next datagram is lost: independent losses at rate `loss`, or a
+    /// two-state chain with mean burst length `burst` and the same long-run rate.
+    fn lose(&mut self, now: Instant) -> bool {
+        let loss = self.imp.loss.clamp(0.0, 1.0);
+        if loss == 0.0 {
+            return false;
+        }
+        if self.imp.burst <= 1.0 || loss >= 1.0 {
+            return self.rng.gen_bool(loss);
+        }
+        let leave = 1.0 / self.imp.burst;
+        self.burst_since = match self.burst_since {
+            Some(t) if now.saturating_duration_since(t) > MAX_BURST_DURATION => None,
+            Some(t) => (!self.rng.gen_bool(leave)).then_some(t),
+            None => {
+                // Stationary share of the bad state = enter / (enter + leave) = loss.
+                let enter = (loss * leave / (1.0 - loss)).min(1.0);
+                self.rng.gen_bool(enter).then_some(now)
+            }
+        };
+        self.burst_since.is_some()
+    }
+
     /// Decides the fate of one datagram that arrived at `now`.
     fn schedule(&mut self, data: &[u8], now: Instant) {
         bump(&self.counters.received);
-        if self.imp.loss > 0.0 && self.rng.gen_bool(self.imp.loss.min(1.0)) {
+        if self.imp.mtu.is_some_and(|m| data.len() > m) {
+            return bump(&self.counters.too_big);
+        }
+        if self.lose(now) {
             return bump(&self.counters.lost);
         }
         if self.queue.len() >= self.imp.queue_limit {
@@ -620,6 +667,49 @@ mod tests {
         assert!(start.elapsed() >= min, "{:?} < {min:?}", start.elapsed());
     }
 
+    #[tokio::test]
+    async fn drops_datagrams_over_the_mtu_and_forwards_the_rest() {
+        let up = Impairment {
+            mtu: Some(1200),
+            ..Impairment::none()
+        };
+        let (p, client, mut rx) = proxy(up, Impairment::none()).await;
+        for len in [1200usize, 1201, 600, 1500] {
+            client.send(&vec![7u8; len]).await.unwrap();
+        }
+        let s = wait_for(&p, |s| s.upstream.received == 4).await;
+        assert_eq!(s.upstream.too_big, 2);
+        for want in [1200usize, 600] {
+            let got = ::tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.len(), want);
+        }
+    }
+
+    #[test]
+    fn bursty_loss_keeps_the_rate_and_clusters() {
+        let imp = Impairment {
+            loss: 0.05,
+            burst: 4.0,
+            ..Impairment::none()
+        };
+        let mut shaper = Shaper::new(imp, 9, Arc::new(Counters::default()));
+        let t0 = Instant::now();
+        let fates: Vec<bool> = (0..200_000u64)
+            .map(|i| shaper.lose(t0 + Duration::from_micros(i * 100)))
+            .collect();
+        let lost = fates.iter().filter(|l| **l).count() as f64 / fates.len() as f64;
+        assert!((0.04..0.06).contains(&lost), "loss rate {lost}");
+        let bursts = fates.windows(2).filter(|w| w[1] && !w[0]).count() as f64;
+        let mean = fates.iter().filter(|l| **l).count() as f64 / bursts;
+        assert!((3.0..5.0).contains(&mean), "mean burst {mean}");
+        // A burst ends after MAX_BURST_DURATION however few datagrams pass.
+        shaper.burst_since = Some(t0);
+        assert!(!shaper.lose(t0 + MAX_BURST_DURATION * 2) || shaper.burst_since != Some(t0));
+    }
+
     mod shaping {
         use proptest::prelude::*;
 
@@ -645,6 +735,7 @@ mod tests {
                     reorder_delay: Duration::from_millis(rd),
                     rate,
                     queue_limit: limit,
+                    ..Impairment::none()
                 })
         }
 
@@ -675,7 +766,7 @@ mod tests {
                 let s = counters.snapshot();
                 prop_assert_eq!(s.received, sizes.len() as u64);
                 prop_assert_eq!(
-                    shaper.queue.len() as u64 + s.lost + s.queue_dropped,
+                    shaper.queue.len() as u64 + s.lost + s.too_big + s.queue_dropped,
                     s.received + s.duplicated
                 );
                 if imp.loss == 0.0 {
