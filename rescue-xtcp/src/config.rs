@@ -74,6 +74,11 @@ pub struct Config {
     pub initial_window: usize,
     /// Pace transmissions at 1.25 × cwnd / srtt (quinn's pacer).
     pub pacing: bool,
+    /// Largest segment payload path-MTU discovery (RFC 8899) probes for, and the
+    /// largest this side accepts (announced in its SYN); `mss` is where it starts.
+    /// Default 1400: a 1,472-byte UDP payload with a full SACK header, which fits
+    /// a 1,500-byte Ethernet MTU over IPv4. At most `mss`: discovery is off.
+    pub max_mss: u16,
 }
 
 impl Default for Config {
@@ -95,6 +100,7 @@ impl Default for Config {
             time_wait: Duration::from_secs(2),
             initial_window: 10,
             pacing: true,
+            max_mss: 1400,
         }
     }
 }
@@ -103,6 +109,11 @@ impl Config {
     /// The MSS clamped to [`MIN_MSS`]..=[`MAX_MSS`].
     pub(crate) fn clamped_mss(&self) -> u16 {
         self.mss.clamp(MIN_MSS, MAX_MSS)
+    }
+
+    /// The largest segment payload we accept and may probe for (at least the MSS).
+    pub(crate) fn clamped_max_mss(&self) -> u16 {
+        self.max_mss.clamp(MIN_MSS, MAX_MSS).max(self.clamped_mss())
     }
 
     /// The receive buffer clamped to [`MAX_WINDOW`] and at least two segments.

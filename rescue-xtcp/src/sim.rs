@@ -164,6 +164,11 @@ impl Sim {
         }
     }
 
+    /// The impairments of one direction (A → B when `to_b`), to change mid-run.
+    pub fn link_mut(&mut self, to_b: bool) -> &mut LinkConfig {
+        &mut self.links[usize::from(!to_b)]
+    }
+
     /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start

@@ -217,6 +217,7 @@ impl Connection {
             self.on_new_ack(now, seg);
         }
         self.on_sack_blocks(now, seg);
+        self.pmtud_feedback();
         self.on_rate_sample(now, pipe_before);
         self.update_window(seg, seq);
         self.on_fin_acked(now);
@@ -258,6 +259,7 @@ impl Connection {
             let srtt = self.rtt.srtt_or_initial();
             self.cc.on_ack(now, out.acked, srtt, app_limited);
         }
+        self.pmtud.on_progress();
         // RFC 6298 §5.3: restart the timer on an ACK of new data.
         self.timers.rto = (!self.board.is_empty()).then(|| now + self.rtt.rto());
         self.snd.tlp_armed = true;

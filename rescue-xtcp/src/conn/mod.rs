@@ -24,6 +24,7 @@ pub(crate) mod fuzz;
 mod input;
 mod output;
 mod pacing;
+mod pmtud;
 mod recovery;
 mod rtt;
 
@@ -39,6 +40,7 @@ use crate::segment::SegmentRepr;
 use crate::seq::Seq;
 use buffers::{RecvBuf, SendBuf};
 use pacing::Pacer;
+use pmtud::Pmtud;
 use recovery::Scoreboard;
 use rtt::RttEstimator;
 
@@ -201,6 +203,14 @@ pub struct ConnectionStats {
     pub keepalives: u64,
     /// Zero-window probes sent.
     pub window_probes: u64,
+    /// Payload bytes per segment now (path-MTU discovery raises it from the MSS).
+    pub segment_size: usize,
+    /// Path-MTU probes sent.
+    pub mtu_probes: u64,
+    /// Path-MTU probes lost.
+    pub mtu_probes_lost: u64,
+    /// Falls back to the base segment size after a black hole.
+    pub mtu_fallbacks: u64,
 }
 
 /// One connection; create through [`crate::Endpoint`], or directly in tests.
@@ -228,6 +238,7 @@ pub struct Connection {
     rst_pending: bool,
     /// The RTT sample of the ACK being processed, for its rate sample.
     ack_rtt: Option<Duration>,
+    pmtud: Pmtud,
 }
 
 /// Sending half of the state (RFC 9293 SND.* variables and the send buffer).
@@ -410,12 +421,16 @@ impl Connection {
             },
             events: EventSet::default(),
             reason: None,
-            stats: ConnectionStats::default(),
             last_recv: now,
             last_send: now,
             challenge: (now, 0),
             rst_pending: false,
             ack_rtt: None,
+            pmtud: Pmtud::new(mss, mss),
+            stats: ConnectionStats {
+                segment_size: mss,
+                ..ConnectionStats::default()
+            },
             cfg,
             remote,
             local_id,
@@ -584,6 +599,11 @@ impl Connection {
         self.snd.buf.len()
     }
 
+    /// Payload bytes per segment in use (the MSS, raised by path-MTU discovery).
+    pub fn segment_size(&self) -> usize {
+        self.snd.mss
+    }
+
     /// The congestion window in bytes.
     pub fn congestion_window(&self) -> usize {
         self.cc.window()
@@ -655,6 +675,7 @@ impl Connection {
         self.stats.rto_count += 1;
         self.rtt.back_off();
         self.board.mark_all_lost();
+        self.pmtud_on_rto();
         if self.state.is_synchronized() {
             self.cc.on_rto(now);
             self.stats.congestion_events += 1;
@@ -704,6 +725,9 @@ impl Connection {
             .mss
             .clamp(crate::config::MIN_MSS, crate::config::MAX_MSS);
         self.snd.mss = self.snd.mss.min(usize::from(peer_mss));
+        self.stats.segment_size = self.snd.mss;
+        let ceiling = usize::from(self.cfg.clamped_max_mss()).min(usize::from(peer_mss));
+        self.pmtud = Pmtud::new(self.snd.mss, ceiling);
         self.snd.peer_wscale = syn.wscale.min(crate::segment::MAX_WINDOW_SCALE);
         self.snd.wnd = usize::from(syn.window);
         self.snd.max_wnd = self.snd.wnd;
@@ -827,7 +851,13 @@ impl Connection {
         self.timers.reorder = timer;
         if lost > 0 {
             self.stats.fast_retransmits += lost as u64;
-            self.enter_recovery(now);
+            // A lost path-MTU probe says nothing about congestion (RFC 8899 §4.4).
+            let probe_lost = self.pmtud_feedback();
+            // Segments sent before a fall-back may exceed the size in use.
+            self.board.split_lost(self.snd.mss);
+            if lost > usize::from(probe_lost) {
+                self.enter_recovery(now);
+            }
         }
     }
 

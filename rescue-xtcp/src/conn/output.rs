@@ -49,6 +49,7 @@ impl Connection {
         buf: &mut Vec<u8>,
     ) -> Option<Transmit> {
         buf.clear();
+        self.pmtud.tick(now);
         let max = max_datagrams.max(1);
         let mut count = 0;
         let mut seg_size = 0;
@@ -184,6 +185,17 @@ impl Connection {
         if !self.snd.probe {
             len = len.min(cwnd_room);
         }
+        // A path-MTU probe: one segment of new data of the probe size (RFC 8899
+        // §4.1), when there is enough data and room for it.
+        if let Some(size) = self.pmtud.next_probe() {
+            let room = cwnd_room.min(usable);
+            if !self.snd.probe && size > self.snd.mss && unsent > size && room >= size {
+                return Some(Plan::New {
+                    len: size,
+                    fin: false,
+                });
+            }
+        }
         let probe_zero_window = self.snd.probe && usable == 0 && unsent > 0;
         if probe_zero_window {
             len = 1;
@@ -195,8 +207,14 @@ impl Connection {
         // Sender silly-window avoidance: full segments, the tail of the data
         // (no Nagle delay: this is an interactive transport), half the largest
         // window the peer offered, or a probe.
-        let sws_ok =
-            len == self.snd.mss || len == unsent || len >= self.snd.max_wnd / 2 || self.snd.probe;
+        // With nothing in flight a short segment is also sent: the window may be
+        // smaller than a segment (a window of the base size after an RTO, when path-MTU
+        // discovery has raised the segment size), and waiting would never end.
+        let sws_ok = len == self.snd.mss
+            || len == unsent
+            || len >= self.snd.max_wnd / 2
+            || self.snd.probe
+            || self.board.pipe() == 0;
         sws_ok.then_some(Plan::New { len, fin })
     }
 
@@ -294,6 +312,10 @@ impl Connection {
         });
         self.snd.nxt = end;
         self.stats.bytes_sent += len as u64;
+        if len > self.snd.mss {
+            self.pmtud.on_probe_sent(start, len);
+            self.stats.mtu_probes += 1;
+        }
         if fin {
             self.snd.fin_sent = true;
             self.state = match self.state {
@@ -334,7 +356,7 @@ impl Connection {
         };
         if syn {
             h.wscale = self.rcv.wscale;
-            h.mss = self.cfg.clamped_mss();
+            h.mss = self.cfg.clamped_max_mss();
             h.window = self.rcv.buf.window().min(usize::from(u16::MAX)) as u16;
             self.rcv.adv_edge = self.rcv.nxt.wrapping_add(usize::from(h.window));
             return h;

@@ -462,6 +462,58 @@ impl Scoreboard {
         }
     }
 
+    /// The state of the entry starting at `start`, if it is still outstanding.
+    pub(crate) fn state_at(&self, start: Seq) -> Option<SegState> {
+        let i = self.segs.partition_point(|s| s.start < start);
+        self.segs
+            .get(i)
+            .filter(|s| s.start == start)
+            .map(|s| s.state)
+    }
+
+    /// Splits every entry waiting for retransmission whose payload exceeds `mss`
+    /// into pieces of at most `mss` (a lost path-MTU probe, or segments sent before
+    /// a black-hole fallback), so they are resent at a size the path takes. Each
+    /// piece keeps the entry's send state; a FIN stays on the last piece.
+    pub(crate) fn split_lost(&mut self, mss: usize) {
+        let mss = mss.max(1);
+        let oversize =
+            |s: &Sent| s.state == SegState::Lost && !s.syn && s.len() - usize::from(s.fin) > mss;
+        if !self.segs.iter().any(oversize) {
+            return;
+        }
+        let old = std::mem::take(&mut self.segs);
+        for s in old {
+            if !oversize(&s) {
+                self.segs.push_back(s);
+                continue;
+            }
+            let data_end = s.end.wrapping_add(0);
+            let data_end = if s.fin {
+                Seq(data_end.0.wrapping_sub(1))
+            } else {
+                data_end
+            };
+            let mut at = s.start;
+            while at < data_end {
+                let len = data_end.since(at).unwrap_or(0).min(mss);
+                let end = at.wrapping_add(len);
+                let last = end == data_end;
+                let piece = Sent {
+                    start: at,
+                    end: if last { s.end } else { end },
+                    fin: last && s.fin,
+                    ..s
+                };
+                if at != s.start {
+                    self.lost_count += 1;
+                }
+                self.segs.push_back(piece);
+                at = end;
+            }
+        }
+    }
+
     /// The send time of the newest transmission in flight, for the TLP timer.
     pub(crate) fn last_send_time(&self) -> Option<Instant> {
         self.segs

@@ -24,7 +24,11 @@ struct Pair {
 impl Pair {
     fn new(cfg_b: Config) -> Pair {
         let now = Instant::now();
-        let cfg = Arc::new(Config::default());
+        // Path-MTU discovery off on A, so scripted flights have fixed sizes.
+        let cfg = Arc::new(Config {
+            max_mss: 1200,
+            ..Config::default()
+        });
         // ISNs just below the wrap, as smoltcp's tests do.
         let mut a = Connection::connect(cfg, now, addr(ADDR_B), 0xa, u32::MAX - 100);
         let mut buf = Vec::new();

@@ -17,7 +17,7 @@ use std::collections::BinaryHeap;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -171,6 +171,8 @@ pub struct ImpairProxy {
     local_addr: SocketAddr,
     upstream: Arc<Counters>,
     downstream: Arc<Counters>,
+    /// The MTU of each direction (0: none), shared with its shaper.
+    mtus: [Arc<AtomicUsize>; 2],
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -192,28 +194,32 @@ impl ImpairProxy {
         let client = Arc::new(Mutex::new(None));
         let upstream = Arc::new(Counters::default());
         let downstream = Arc::new(Counters::default());
+        let up_shaper = Shaper::new(config.upstream, config.seed, upstream.clone());
+        let down_shaper = Shaper::new(
+            config.downstream,
+            config.seed ^ DOWNSTREAM_SALT,
+            downstream.clone(),
+        );
+        let mtus = [up_shaper.mtu.clone(), down_shaper.mtu.clone()];
         let up = Direction {
             from: front.clone(),
             to: back.clone(),
             dest: Dest::Fixed(target),
             learn: Some(client.clone()),
-            shaper: Shaper::new(config.upstream, config.seed, upstream.clone()),
+            shaper: up_shaper,
         };
         let down = Direction {
             from: back,
             to: front.clone(),
             dest: Dest::Learned(client),
             learn: None,
-            shaper: Shaper::new(
-                config.downstream,
-                config.seed ^ DOWNSTREAM_SALT,
-                downstream.clone(),
-            ),
+            shaper: down_shaper,
         };
         Ok(Self {
             local_addr: front.local_addr()?,
             upstream,
             downstream,
+            mtus,
             tasks: vec![::tokio::spawn(up.run()), ::tokio::spawn(down.run())],
         })
     }
@@ -221,6 +227,14 @@ impl ImpairProxy {
     /// The address clients send to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Changes the MTU of both directions from now on (`None`: no limit): a path
+    /// whose MTU drops mid-connection.
+    pub fn set_mtu(&self, mtu: Option<usize>) {
+        for m in &self.mtus {
+            m.store(mtu.unwrap_or(0), Ordering::Relaxed);
+        }
     }
 
     /// A snapshot of the counters of both directions.
@@ -309,11 +323,14 @@ struct Shaper {
     link_free_at: Instant,
     /// In a loss burst (Gilbert-Elliott "bad" state) since this time.
     burst_since: Option<Instant>,
+    /// The MTU now (0: none); [`ImpairProxy::set_mtu`] changes it.
+    mtu: Arc<AtomicUsize>,
 }
 
 impl Shaper {
     fn new(imp: Impairment, seed: u64, counters: Arc<Counters>) -> Self {
         Self {
+            mtu: Arc::new(AtomicUsize::new(imp.mtu.unwrap_or(0))),
             imp,
             rng: StdRng::seed_from_u64(seed),
             counters,
@@ -363,7 +380,8 @@ impl Shaper {
     /// Decides the fate of one datagram that arrived at `now`.
     fn schedule(&mut self, data: &[u8], now: Instant) {
         bump(&self.counters.received);
-        if self.imp.mtu.is_some_and(|m| data.len() > m) {
+        let mtu = self.mtu.load(Ordering::Relaxed);
+        if mtu != 0 && data.len() > mtu {
             return bump(&self.counters.too_big);
         }
         if self.lose(now) {

@@ -40,7 +40,8 @@ impl XtcpSocket {
         let udp = UdpIo::bind(addr, config.gso)?;
         let local_addr = udp.local_addr()?;
         let seed = config.seed.unwrap_or_else(rand::random);
-        let max_payload = usize::from(config.transport.mss) + HEADER_ROOM;
+        let max_payload =
+            usize::from(config.transport.mss.max(config.transport.max_mss)) + HEADER_ROOM;
         let mut endpoint = Endpoint::new(config.transport, seed);
         endpoint.set_listening(config.listen);
         let shared = Arc::new(Shared {
