@@ -32,11 +32,14 @@
 //! - SACK scoreboard and `pipe` (RFC 2018 / RFC 6675, which subsumes limited
 //!   transmit), RACK loss detection with a reordering window once reordering is
 //!   seen, and tail-loss probes (RFC 8985).
-//! - CUBIC (RFC 9438, default), NewReno and BBR (draft-ietf-ccwg-bbr, "BBRv3",
-//!   [`cc::Bbr`]) behind [`cc::Controller`], with per-segment delivery-rate
-//!   sampling for the model-based one; IW10 (RFC 6928); HyStart++ delay-based
+//! - BBR (draft-ietf-ccwg-bbr, "BBRv3", [`cc::Bbr`]; by default its
+//!   loss-tolerant variant), CUBIC (RFC 9438) and NewReno behind
+//!   [`cc::Controller`], with per-segment delivery-rate sampling for the
+//!   model-based one; IW10 (RFC 6928); HyStart++ delay-based
 //!   slow-start exit (RFC 9406, without its conservative phase); pacing at the
 //!   controller's rate (BBR) or 1.25 × cwnd / SRTT.
+//! - Path-MTU discovery (RFC 8899 DPLPMTUD, data-carrying probes) from the
+//!   1,200-byte base up to `Config::max_mss`, with black-hole fallback.
 //! - Delayed ACKs (every second segment, at most 25 ms, immediately on
 //!   out-of-order data). A batch of datagrams handled before one `poll_transmit`
 //!   is answered by one ACK sent in up to 16 copies (one per two segments, one GSO
@@ -49,8 +52,7 @@
 //! # What is not (yet)
 //!
 //! - SYN cookies (the half-open table is bounded instead; the rendezvous already
-//!   authenticates peers), ECN, path-MTU discovery (the MSS is configured and
-//!   clamped by the peer's SYN), DSACK, PRR (RFC 6937), undo of spurious
+//!   authenticates peers), ECN, DSACK, PRR (RFC 6937), undo of spurious
 //!   retransmissions (F-RTO / Eifel), PAWS, urgent data, an SWS override timer,
 //!   receive-buffer auto-tuning (each connection allocates `recv_buffer` up front).
 //! - Path validation on address change: a connection follows its peer to a new

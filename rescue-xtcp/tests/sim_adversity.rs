@@ -133,7 +133,7 @@ fn forged_malformed_and_replayed_datagrams_never_desynchronise() {
     let (ha, hb) = sim.connect(Duration::from_secs(5)).expect("handshake");
     let mut rng = ChaCha8Rng::seed_from_u64(77);
     let mut counts = [0u64; 4];
-    let out = sim.transfer_with((ha, hb), 300_000, 300_000, Duration::from_secs(300), |s| {
+    let out = sim.transfer_with((ha, hb), 600_000, 600_000, Duration::from_secs(300), |s| {
         let now = s.now;
         let (a_id, b_id, a_nxt, b_nxt, open) = {
             let a = s.a.connection(ha).unwrap();
@@ -175,7 +175,7 @@ fn forged_malformed_and_replayed_datagrams_never_desynchronise() {
         }
     });
     assert_eq!(out.error, None);
-    assert_eq!(out.received, [300_000, 300_000]);
+    assert_eq!(out.received, [600_000, 600_000]);
     assert_eq!(out.closed, [Some(CloseReason::Normal); 2]);
     assert!(counts[0] > 100, "{counts:?}");
     let (ea, eb) = (sim.a.stats().clone(), sim.b.stats().clone());

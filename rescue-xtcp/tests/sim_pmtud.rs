@@ -15,8 +15,11 @@ use rescue_xtcp::{CloseReason, Config, ConnectionStats};
 fn transfer(mtu: usize, bytes: usize, mut hook: impl FnMut(&mut Sim)) -> ConnectionStats {
     let cfg = Arc::new(Config::default());
     let mut l = LinkConfig::default();
-    // No bottleneck: every loss here is an MTU drop, none is congestion.
+    // A 2.5 MB/s bottleneck whose queue never overflows: every loss here is an
+    // MTU drop, none is congestion, and a transfer lasts enough round trips.
     l.mtu = mtu;
+    l.bandwidth = Some(2_500_000);
+    l.queue_bytes = 64 << 20;
     let mut sim = Sim::new(cfg.clone(), cfg, l.clone(), l, 5);
     let (ha, hb) = sim.connect(Duration::from_secs(10)).expect("handshake");
     let mut last = None;
@@ -61,7 +64,7 @@ fn the_largest_size_a_1300_byte_path_takes_is_found_without_congestion_response(
 fn an_mtu_that_drops_mid_connection_is_survived_by_falling_back() {
     let mut dropped = false;
     let st = transfer(65_535, 4 << 20, |s| {
-        if !dropped && s.elapsed() > Duration::from_millis(300) {
+        if !dropped && s.elapsed() > Duration::from_millis(500) {
             dropped = true;
             s.link_mut(true).mtu = 1250;
             s.link_mut(false).mtu = 1250;

@@ -207,14 +207,16 @@ impl Connection {
         // Sender silly-window avoidance: full segments, the tail of the data
         // (no Nagle delay: this is an interactive transport), half the largest
         // window the peer offered, or a probe.
-        // With nothing in flight a short segment is also sent: the window may be
-        // smaller than a segment (a window of the base size after an RTO, when path-MTU
-        // discovery has raised the segment size), and waiting would never end.
+        // With nothing in flight, a segment cut short by the congestion window alone
+        // (not the peer's) is also sent: that window may be smaller than a segment (the
+        // base size after an RTO, when path-MTU discovery raised the segment size), and
+        // waiting would never end. A small peer window still waits (SWS avoidance).
+        let cwnd_cut = self.board.pipe() == 0 && usable >= self.snd.mss.min(unsent);
         let sws_ok = len == self.snd.mss
             || len == unsent
             || len >= self.snd.max_wnd / 2
             || self.snd.probe
-            || self.board.pipe() == 0;
+            || cwnd_cut;
         sws_ok.then_some(Plan::New { len, fin })
     }
 

@@ -24,9 +24,11 @@ struct Pair {
 impl Pair {
     fn new(cfg_b: Config) -> Pair {
         let now = Instant::now();
-        // Path-MTU discovery off on A, so scripted flights have fixed sizes.
+        // Path-MTU discovery off on A, so scripted flights have fixed sizes, and
+        // CUBIC, whose window rules the scripted recovery tests check.
         let cfg = Arc::new(Config {
             max_mss: 1200,
+            congestion: crate::config::CongestionKind::Cubic,
             ..Config::default()
         });
         // ISNs just below the wrap, as smoltcp's tests do.
