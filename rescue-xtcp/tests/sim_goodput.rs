@@ -62,7 +62,8 @@ fn one_percent_loss_reaches_the_mathis_rate() {
 }
 
 /// The sender's recovery statistics for one lossy transfer (`XTCP_LOSS`, default
-/// 1 %; 20 ms RTT; 100 Mbit/s, or unlimited with `XTCP_UNLIMITED` set; `XTCP_CC` = bbr, bbr-lt or newreno picks the controller, as through the
+/// 1 %; 20 ms RTT; 100 Mbit/s, or unlimited with `XTCP_UNLIMITED` set; `XTCP_CC` = bbr, bbr-lt, cubic or newreno picks the controller (default: the
+/// default controller), `XTCP_MAX_MSS` the path-MTU probe ceiling, as through the
 /// benchmark's proxy; `XTCP_JITTER_US` adds jitter, `XTCP_BATCH_US` delivers arrivals in
 /// bursts of that period, as the proxy and `recvmmsg` do): congestion events
 /// against losses, RTOs and TLPs.
@@ -80,7 +81,14 @@ fn recovery_statistics() {
         Ok("bbr") => c.congestion = CongestionKind::Bbr,
         Ok("bbr-lt") => c.congestion = CongestionKind::BbrLossTolerant,
         Ok("newreno") => c.congestion = CongestionKind::NewReno,
+        Ok("cubic") => c.congestion = CongestionKind::Cubic,
         _ => {}
+    }
+    if let Some(m) = std::env::var("XTCP_MAX_MSS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        c.max_mss = m;
     }
     let cfg = Arc::new(c);
     let mut l = LinkConfig::default();

@@ -28,9 +28,12 @@ async fn transfer(
 ) -> (ConnectionStats, u64) {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let server = XtcpSocket::bind(any).unwrap();
+    // A 20 MB/s link: the transfer lasts about a hundred round trips, enough for
+    // the search to finish whatever the controller.
     let imp = Impairment {
         mtu,
         delay: Duration::from_millis(2),
+        rate: Some(20_000_000),
         ..Impairment::none()
     };
     let proxy = Arc::new(
@@ -83,7 +86,7 @@ async fn transfer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_settle_just_under_the_proxy_mtu() {
     let mtu = 1300;
-    let (st, too_big) = transfer(Some(mtu), u64::MAX, None, 4 << 20).await;
+    let (st, too_big) = transfer(Some(mtu), u64::MAX, None, 8 << 20).await;
     let best = mtu - HEADER_LEN;
     assert!(
         st.segment_size <= best && st.segment_size + 32 >= best,

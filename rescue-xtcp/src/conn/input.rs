@@ -328,7 +328,7 @@ impl Connection {
         if !self.state.is_synchronized() {
             return;
         }
-        rs.rtt = rtt;
+        rs.rtt = rs.rtt.or(rtt).filter(|r| *r < MAX_RTT_SAMPLE);
         rs.cwnd_limited = pipe_before + self.snd.mss >= self.cc.window();
         self.cc.on_rate_sample(now, &rs);
     }

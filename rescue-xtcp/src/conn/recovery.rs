@@ -73,9 +73,9 @@ struct RateState {
     app_limited: u64,
     /// `lost` when the previous sample was taken.
     lost_at_last_sample: u64,
-    /// The newest delivered segment of the current ACK: its send state, send time and
-    /// the C.delivered_time when it was delivered.
-    newest: Option<(TxState, Instant)>,
+    /// The newest delivered segment of the current ACK: its send state, its send
+    /// time, and whether it was retransmitted.
+    newest: Option<(TxState, Instant, bool)>,
     newly_acked: u64,
 }
 
@@ -176,11 +176,11 @@ impl Scoreboard {
         r.delivered += bytes as u64;
         r.delivered_time = Some(now);
         r.newly_acked += bytes as u64;
-        let newer = r.newest.is_none_or(|(tx, time)| {
+        let newer = r.newest.is_none_or(|(tx, time, _)| {
             s.tx.delivered > tx.delivered || (s.tx.delivered == tx.delivered && s.time >= time)
         });
         if newer {
-            r.newest = Some((s.tx, s.time));
+            r.newest = Some((s.tx, s.time, s.retransmitted));
             r.first_sent_time = Some(s.time);
         }
     }
@@ -192,7 +192,7 @@ impl Scoreboard {
         let newly_lost = r.lost - r.lost_at_last_sample;
         r.lost_at_last_sample = r.lost;
         let newly_acked = std::mem::take(&mut r.newly_acked);
-        let (tx, sent) = r.newest.take()?;
+        let (tx, sent, retransmitted) = r.newest.take()?;
         if r.app_limited != 0 && r.delivered > r.app_limited {
             r.app_limited = 0;
         }
@@ -215,7 +215,12 @@ impl Scoreboard {
             lost: r.lost - tx.lost,
             tx_in_flight: tx.tx_in_flight,
             inflight: self.pipe,
-            rtt: None,
+            // §4.5.2.2 rs.rtt: the newest delivered segment's round trip, unless it
+            // was retransmitted (Karn: the delivery may be of either transmission).
+            rtt: (!retransmitted).then(|| {
+                now.saturating_duration_since(sent)
+                    .max(Duration::from_micros(1))
+            }),
             app_limited: tx.app_limited,
             cwnd_limited: false,
         })

@@ -261,6 +261,7 @@ impl Bbr {
     pub fn loss_tolerant(now: Instant, mss: usize, iw: usize, seed: u64) -> Self {
         Bbr {
             loss_tolerant: true,
+            congestive: false,
             ..Bbr::new(now, mss, iw, seed)
         }
     }
@@ -418,16 +419,19 @@ impl Bbr {
         if rs.prior_delivered >= self.loss_round_delivered {
             self.loss_round_delivered = self.delivered;
             self.loss_round_start = true;
-            self.congestive = !self.loss_tolerant || self.round_saw_queue();
+            // A round without an RTT sample keeps the previous verdict.
+            if self.round_min_rtt.is_some() {
+                self.congestive = !self.loss_tolerant || self.round_saw_queue();
+            }
             self.round_min_rtt = None;
         }
     }
 
-    /// Whether the round just ended ran with a queue: its least RTT exceeded the
-    /// minimum RTT by the slack (no RTT sample: assume a queue).
+    /// Whether the current round runs with a queue: its least RTT so far exceeds
+    /// the minimum RTT by the slack (no sample or no minimum yet: no evidence).
     fn round_saw_queue(&self) -> bool {
         let (Some(round), Some(min)) = (self.round_min_rtt, self.min_rtt) else {
-            return true;
+            return false;
         };
         round > min + (min.mul_f64(QUEUE_DELAY_SLACK)).max(MIN_QUEUE_DELAY)
     }
