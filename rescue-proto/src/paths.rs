@@ -263,12 +263,15 @@ impl PathManager {
     /// Console: the applet's candidates for `round` arrived (`count` addresses; more than
     /// [`MAX_CANDIDATES`] are not dialled). Stale rounds and candidates while a direct
     /// path is current are ignored.
-    pub fn on_candidates(&mut self, now: Instant, round: u32, count: usize) {
+    ///
+    /// Returns whether the round was taken: only then do its addresses name the
+    /// [`Action::Dial`] indexes that follow.
+    pub fn on_candidates(&mut self, now: Instant, round: u32, count: usize) -> bool {
         if self.role != Role::Console || round <= self.round {
-            return;
+            return false;
         }
         if !matches!(self.phase, Phase::Relayed(_)) || self.cfg.policy == DirectPolicy::Off {
-            return;
+            return false;
         }
         self.round = round;
         self.candidates = count.min(MAX_CANDIDATES);
@@ -283,6 +286,7 @@ impl PathManager {
         } else {
             self.start_udp(now);
         }
+        true
     }
 
     /// Console: every dial of the round failed before the window ended. The dials stop;

@@ -262,9 +262,14 @@ impl Task {
         let now = Instant::now();
         match n {
             Note::Candidates(c) => {
-                self.round_addrs = c.addrs().to_vec();
-                self.dials_left = self.round_addrs.len();
-                self.manager.on_candidates(now, c.round, c.addrs().len());
+                // The addresses are the round's only if the manager takes the round (a
+                // stale or early CANDIDATES must not change what the current one dials).
+                // Its first Dial is queued, not yet carried out, so setting them after
+                // is in time.
+                if self.manager.on_candidates(now, c.round, c.addrs().len()) {
+                    self.round_addrs = c.addrs().to_vec();
+                    self.dials_left = self.round_addrs.len();
+                }
             }
             Note::DirectLost => self.manager.on_direct_lost(now),
         }

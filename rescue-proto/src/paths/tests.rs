@@ -127,9 +127,9 @@ fn the_console_asks_for_udp_when_the_tcp_window_ends_or_every_dial_failed() {
     assert_eq!(actions(&mut c), [Action::StopUdp { round: 1 }]);
     assert_eq!(c.phase(), Phase::Relayed(None));
     // A stale round number is ignored, the next round is served.
-    c.on_candidates(t0 + secs(3), 1, 1);
+    assert!(!c.on_candidates(t0 + secs(3), 1, 1));
     assert!(actions(&mut c).is_empty());
-    c.on_candidates(t0 + secs(3), 2, 1);
+    assert!(c.on_candidates(t0 + secs(3), 2, 1));
     assert_eq!(actions(&mut c), [Action::Dial { round: 2, index: 0 }]);
 }
 
@@ -279,7 +279,9 @@ proptest! {
                     }
                     now = target;
                 }
-                Event::Candidates(r, n) => m.on_candidates(now, r, n),
+                Event::Candidates(r, n) => {
+                    m.on_candidates(now, r, n);
+                }
                 Event::TcpFailed => m.on_tcp_failed(now),
                 Event::UdpFailed => m.on_udp_failed(now),
                 Event::Up(tcp) => {
