@@ -98,7 +98,7 @@ fn gw_udp(s: &Setup) -> SocketAddr {
     s.gateway.udp_local_addr()
 }
 
-/// The next PEER_ADDR on a hop, skipping nothing.
+/// The next frame on a hop, which must be PEER_ADDR (any other frame fails the test).
 async fn peer_addr(hop: &mut RawHop) -> SocketAddr {
     match recv(hop).await {
         Some(Message::PeerAddr(PeerAddr { addr })) => addr,
