@@ -15,6 +15,7 @@ pub(crate) mod tcp;
 pub(crate) mod udp;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -26,7 +27,7 @@ use rescue_proto::session::candidates::Candidates;
 use rescue_proto::{Guid, Role};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 
 use crate::io::BoxStream;
@@ -80,8 +81,15 @@ impl std::fmt::Debug for DirectSetup {
 pub(crate) enum Note {
     /// The applet's CANDIDATES arrived (console side).
     Candidates(Candidates),
-    /// The current direct path was lost; the session is on the relay again.
-    DirectLost,
+}
+
+/// The session driver's end of the path task: CANDIDATES in (bounded; a peer sends them),
+/// the loss of the current direct path (a [`Notify`]: never dropped, however full the
+/// queue), and the task's requests out.
+pub(crate) struct Link {
+    pub(crate) notes: mpsc::Sender<Note>,
+    pub(crate) direct_lost: Arc<Notify>,
+    pub(crate) requests: mpsc::Receiver<Request>,
 }
 
 /// From the path task to the session driver.
@@ -103,16 +111,15 @@ impl std::fmt::Debug for Request {
 
 /// Starts the path task of a session; it ends when the returned sender is dropped (the
 /// session ended) or the request queue closes.
-pub(crate) fn spawn(
-    setup: std::sync::Arc<DirectSetup>,
-    cfg: DirectConfig,
-) -> (mpsc::Sender<Note>, mpsc::Receiver<Request>) {
+pub(crate) fn spawn(setup: Arc<DirectSetup>, cfg: DirectConfig) -> Link {
     let (note_tx, note_rx) = mpsc::channel(NOTE_QUEUE);
     let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
+    let direct_lost = Arc::new(Notify::new());
     let task = Task {
         manager: PathManager::new(setup.role(), cfg, Instant::now()),
         setup,
         notes: note_rx,
+        direct_lost: direct_lost.clone(),
         requests: req_tx,
         listener: None,
         accepted: 0,
@@ -122,7 +129,11 @@ pub(crate) fn spawn(
         udp: JoinSet::new(),
     };
     tokio::spawn(task.run());
-    (note_tx, req_rx)
+    Link {
+        notes: note_tx,
+        direct_lost,
+        requests: req_rx,
+    }
 }
 
 /// What a background step of the path task produced.
@@ -141,8 +152,9 @@ enum Outcome {
 
 struct Task {
     manager: PathManager,
-    setup: std::sync::Arc<DirectSetup>,
+    setup: Arc<DirectSetup>,
     notes: mpsc::Receiver<Note>,
+    direct_lost: Arc<Notify>,
     requests: mpsc::Sender<Request>,
     /// The applet's listener of the current round.
     listener: Option<(u32, TcpListener)>,
@@ -166,6 +178,7 @@ impl Task {
             let accepting =
                 self.listener.is_some() && self.work.len() < tcp::MAX_PENDING_HANDSHAKES;
             tokio::select! {
+                () = self.direct_lost.notified() => self.manager.on_direct_lost(Instant::now()),
                 note = self.notes.recv() => match note {
                     None => return,
                     Some(n) => self.on_note(n),
@@ -271,7 +284,6 @@ impl Task {
                     self.dials_left = self.round_addrs.len();
                 }
             }
-            Note::DirectLost => self.manager.on_direct_lost(now),
         }
     }
 

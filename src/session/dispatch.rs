@@ -84,7 +84,7 @@ impl Driver {
                 let kind = self.path_info(path).map(|i| i.kind);
                 self.kill_path(path);
                 if kind.is_some_and(|k| k != PathKind::Relay) {
-                    self.note_direct(Note::DirectLost);
+                    self.note_direct_lost();
                 }
                 self.deliver(Delivery::Event(SessionEvent::PathLost { id: path }));
             }

@@ -27,7 +27,7 @@ use super::paths::{close_reason, Inbound, PathIo, PathStream, INBOUND_QUEUE, WRI
 use super::transfer::{Incoming, Outgoing, WriteOp, WriterReport};
 use super::TransferId;
 use super::{AppChannel, PathInfo, SessionConfig, SessionError, SessionEvent, Shared};
-use crate::direct::{Note, Request};
+use crate::direct::{Link, Note, Request};
 
 /// Room a control-class send needs before a command is taken: the largest control
 /// payload (a chat message) plus slack.
@@ -112,7 +112,7 @@ pub(crate) struct Driver {
     /// Why the session ended (the CLOSE reason of its paths follows from it).
     pub(super) end_reason: Option<EndReason>,
     /// The path manager's queues, when direct paths are on.
-    pub(super) direct: Option<(mpsc::Sender<Note>, mpsc::Receiver<Request>)>,
+    pub(super) direct: Option<Link>,
 }
 
 impl Driver {
@@ -347,11 +347,18 @@ impl Driver {
         }
     }
 
-    /// Tells the path manager something (dropped if its queue is full: it learns of a lost
-    /// path again from its own set-up attempts).
+    /// Hands the path manager a peer's CANDIDATES (dropped if its queue is full: a peer
+    /// that floods them loses rounds, nothing else).
     pub(super) fn note_direct(&self, n: Note) {
-        if let Some((tx, _)) = &self.direct {
-            let _ = tx.try_send(n);
+        if let Some(link) = &self.direct {
+            let _ = link.notes.try_send(n);
+        }
+    }
+
+    /// Tells the path manager its direct path is gone (never dropped).
+    pub(super) fn note_direct_lost(&self) {
+        if let Some(link) = &self.direct {
+            link.direct_lost.notify_one();
         }
     }
 
@@ -499,11 +506,9 @@ impl Driver {
 }
 
 /// The next request of the path manager, or never when there is none.
-async fn direct_request(
-    direct: &mut Option<(mpsc::Sender<Note>, mpsc::Receiver<Request>)>,
-) -> Option<Request> {
+async fn direct_request(direct: &mut Option<Link>) -> Option<Request> {
     match direct {
-        Some((_, rx)) => rx.recv().await,
+        Some(link) => link.requests.recv().await,
         None => std::future::pending().await,
     }
 }
