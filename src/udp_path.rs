@@ -12,12 +12,13 @@
 //! retransmission after `PUNCH_INITIAL_RTO`, then doubling), and nothing at all to an
 //! address `check_peer_addr` refuses. Every wait has a timeout.
 //!
-//! rescue-xtcp's socket offers no way to send a datagram of another protocol, so the
-//! probes go out from a plain UDP socket bound to the port the XTCP socket then binds
-//! (the NAT mapping belongs to the address and port, not to the socket object): the
-//! probe socket is closed and the XTCP socket bound on the same port the moment
-//! PEER_ADDR arrives. A SYN of the other side that arrives in between is lost and sent
-//! again by its retransmission.
+//! The probes go out from the very socket XTCP then runs on: a plain UDP socket that the
+//! XTCP socket takes over ([`XtcpSocket::from_std`]) the moment PEER_ADDR arrives, so the
+//! port is never unbound in between and a SYN of the other side that arrives early waits
+//! in the kernel's queue for the XTCP driver.
+//!
+//! [`rendezvous`] and [`punch`] are the two halves; the path task punches toward the
+//! other side's LAN addresses too (UDP_CANDIDATES, PROTOCOL.md 7.8) from the same socket.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -66,6 +67,7 @@ impl Default for UdpPathConfig {
 
 /// A punched UDP path: the XTCP stream to the other party, and its socket (keep it
 /// while the stream is used).
+#[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct UdpPath {
     /// The connected stream (not yet authenticated: run TLS and BIND over it).
@@ -100,15 +102,45 @@ pub(crate) enum UdpPathError {
     Punch(#[source] io::Error),
 }
 
-/// Runs the rendezvous and the punch (see the module docs). `gateway` is the IP address
-/// of the hop; `role` says who asks (the console sends RENDEZVOUS, the applet waits for
-/// the UDP_TOKEN that the console's request brings).
+/// Runs the rendezvous and the punch toward the address PEER_ADDR names (see the module
+/// docs). `gateway` is the IP address of the hop; `role` says who asks (the console sends
+/// RENDEZVOUS, the applet waits for the UDP_TOKEN that the console's request brings).
+#[cfg(test)]
 pub(crate) async fn establish(
     signals: &TunnelSignals,
     role: Role,
     gateway: IpAddr,
     cfg: &UdpPathConfig,
 ) -> Result<UdpPath, UdpPathError> {
+    let met = rendezvous(signals, role, gateway, cfg, |_| {}).await?;
+    let stream = punch(&met.socket, met.peer).await?;
+    Ok(UdpPath {
+        stream,
+        socket: met.socket,
+        peer: met.peer,
+    })
+}
+
+/// The rendezvous done: the XTCP socket that probed, and the other party's reflexive
+/// address.
+#[derive(Debug)]
+pub(crate) struct Met {
+    /// The socket the probes went out from, now carrying XTCP (not listening).
+    pub(crate) socket: XtcpSocket,
+    /// The other party's address, as PEER_ADDR gave it (checked).
+    pub(crate) peer: SocketAddr,
+}
+
+/// The rendezvous up to PEER_ADDR. `bound` is called with the local address of the UDP
+/// socket once it is bound, before the first probe (the path task announces its LAN
+/// addresses with that port).
+pub(crate) async fn rendezvous(
+    signals: &TunnelSignals,
+    role: Role,
+    gateway: IpAddr,
+    cfg: &UdpPathConfig,
+    bound: impl FnOnce(SocketAddr),
+) -> Result<Met, UdpPathError> {
     let stale = signals.clear();
     if stale > 0 {
         tracing::debug!(stale, "dropped gateway signals of an earlier rendezvous");
@@ -129,7 +161,7 @@ pub(crate) async fn establish(
     let probe_socket = tokio::net::UdpSocket::bind(unspecified(gateway))
         .await
         .map_err(UdpPathError::Socket)?;
-    let local = probe_socket.local_addr().map_err(UdpPathError::Socket)?;
+    bound(probe_socket.local_addr().map_err(UdpPathError::Socket)?);
     let deadline = Instant::now() + cfg.peer_addr_timeout;
     let mut sent = 0;
     let peer = loop {
@@ -153,14 +185,18 @@ pub(crate) async fn establish(
     };
     tracing::debug!(%peer, probes = sent, "PEER_ADDR received, punching");
     check_peer_addr(peer, gateway)?;
-    drop(probe_socket);
-    let socket = XtcpSocket::bind_with(local, punch_config(cfg)).map_err(UdpPathError::Socket)?;
-    let stream = socket.connect(peer).await.map_err(UdpPathError::Punch)?;
-    Ok(UdpPath {
-        stream,
-        socket,
-        peer,
-    })
+    let udp = probe_socket.into_std().map_err(UdpPathError::Socket)?;
+    let socket = XtcpSocket::from_std(udp, punch_config(cfg)).map_err(UdpPathError::Socket)?;
+    Ok(Met { socket, peer })
+}
+
+/// One punch: an XTCP simultaneous open from `socket` toward `peer` (the socket's
+/// configuration bounds its SYNs and its time).
+pub(crate) async fn punch(
+    socket: &XtcpSocket,
+    peer: SocketAddr,
+) -> Result<XtcpStream, UdpPathError> {
+    socket.connect(peer).await.map_err(UdpPathError::Punch)
 }
 
 /// The punching socket: not listening (a stranger's SYN makes no connection), SYN

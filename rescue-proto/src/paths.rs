@@ -96,6 +96,9 @@ pub struct DirectConfig {
     pub max_switches: usize,
     /// Wait after the relayed session is up before the first round (default 0: at once).
     pub first_round_after: Duration,
+    /// Longest XTCP simultaneous open toward one address in the UDP phase (default
+    /// [`crate::wire::limits::PUNCH_TIMEOUT`]); the UDP window bounds it too.
+    pub punch_timeout: Duration,
 }
 
 impl Default for DirectConfig {
@@ -108,6 +111,7 @@ impl Default for DirectConfig {
             retry_max: RETRY_MAX,
             max_switches: MAX_SWITCHES,
             first_round_after: Duration::ZERO,
+            punch_timeout: crate::wire::limits::PUNCH_TIMEOUT,
         }
     }
 }
@@ -198,6 +202,10 @@ pub struct PathManager {
     next_dial_at: Option<Instant>,
     /// Failed or lost rounds since the last stable direct path.
     failures: u32,
+    /// Console: no round of the applet's is taken before this instant (half the backoff
+    /// after a failed round), so a hostile applet cannot drive rounds faster than an
+    /// honest one would.
+    not_before: Option<Instant>,
     /// Instants of the recent switches to a direct path (at most `max_switches`).
     switches: VecDeque<Instant>,
     actions: VecDeque<Action>,
@@ -224,9 +232,15 @@ impl PathManager {
             next_dial: 0,
             next_dial_at: None,
             failures: 0,
+            not_before: None,
             switches: VecDeque::new(),
             actions: VecDeque::new(),
         }
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &DirectConfig {
+        &self.cfg
     }
 
     /// The phase.
@@ -261,13 +275,17 @@ impl PathManager {
     }
 
     /// Console: the applet's candidates for `round` arrived (`count` addresses; more than
-    /// [`MAX_CANDIDATES`] are not dialled). Stale rounds and candidates while a direct
-    /// path is current are ignored.
+    /// [`MAX_CANDIDATES`] are not dialled). Stale rounds, candidates while a direct path
+    /// is current, and a round sooner than half the backoff after the last failed one
+    /// (the applet waits the whole backoff) are ignored.
     ///
     /// Returns whether the round was taken: only then do its addresses name the
     /// [`Action::Dial`] indexes that follow.
     pub fn on_candidates(&mut self, now: Instant, round: u32, count: usize) -> bool {
         if self.role != Role::Console || round <= self.round {
+            return false;
+        }
+        if self.not_before.is_some_and(|t| now < t) {
             return false;
         }
         if !matches!(self.phase, Phase::Relayed(_)) || self.cfg.policy == DirectPolicy::Off {
@@ -312,6 +330,15 @@ impl PathManager {
                 self.start_udp(now);
             }
         }
+    }
+
+    /// The other end's UDP_CANDIDATES for `round` arrived: whether to punch toward them
+    /// (only in the TCP or UDP phase of that very round, and only if UDP is allowed; the
+    /// other end may be in its UDP phase before this one is).
+    pub fn on_udp_candidates(&self, round: u32) -> bool {
+        self.cfg.policy.udp()
+            && round == self.round
+            && matches!(self.phase, Phase::Tcp { .. } | Phase::Udp { .. })
     }
 
     /// The UDP attempt of the round failed (no token, no peer address, punch timed out).
@@ -443,7 +470,10 @@ impl PathManager {
         let next = match self.role {
             // The applet starts the next round; the console waits for its candidates.
             Role::Applet => Some(now + self.backoff()),
-            Role::Console => None,
+            Role::Console => {
+                self.not_before = Some(now + self.backoff() / 2);
+                None
+            }
         };
         self.phase = Phase::Relayed(next);
     }

@@ -23,11 +23,11 @@ use rescue_crypto::bind::PathKey;
 use rescue_crypto::pki::Identity;
 use rescue_proto::audit::PathKind;
 use rescue_proto::paths::{Action, DirectConfig, PathManager};
-use rescue_proto::session::candidates::Candidates;
+use rescue_proto::session::candidates::{Candidates, Transport};
 use rescue_proto::{Guid, Role};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::io::BoxStream;
@@ -79,7 +79,7 @@ impl std::fmt::Debug for DirectSetup {
 /// From the session driver to the path task.
 #[derive(Debug)]
 pub(crate) enum Note {
-    /// The applet's CANDIDATES arrived (console side).
+    /// The applet's CANDIDATES (console side) or the other end's UDP_CANDIDATES arrived.
     Candidates(Candidates),
 }
 
@@ -127,6 +127,7 @@ pub(crate) fn spawn(setup: Arc<DirectSetup>, cfg: DirectConfig) -> Link {
         round_addrs: Vec::new(),
         dials_left: 0,
         udp: JoinSet::new(),
+        peer_lan: watch::channel((0, Vec::new())).0,
     };
     tokio::spawn(task.run());
     Link {
@@ -166,6 +167,8 @@ struct Task {
     dials_left: usize,
     /// The UDP phase of the current round.
     udp: JoinSet<Outcome>,
+    /// The other end's UDP_CANDIDATES of the current round, for its UDP phase.
+    peer_lan: watch::Sender<(u32, Vec<SocketAddr>)>,
 }
 
 impl Task {
@@ -233,10 +236,16 @@ impl Task {
                     self.work.abort_all();
                     self.dials_left = 0;
                 }
-                Action::Rendezvous { .. } => {
+                Action::Rendezvous { round } => {
                     let (setup, role) = (self.setup.clone(), self.setup.role());
+                    let r = udp::UdpRound {
+                        round,
+                        punch_timeout: self.manager.config().punch_timeout,
+                        requests: self.requests.clone(),
+                        peer_lan: self.peer_lan.subscribe(),
+                    };
                     self.udp.spawn(async move {
-                        match udp::establish(&setup, role).await {
+                        match udp::establish(setup, role, r).await {
                             Ok(p) => Outcome::UdpBound(p),
                             Err(e) => Outcome::UdpFailed(e),
                         }
@@ -274,6 +283,11 @@ impl Task {
     fn on_note(&mut self, n: Note) {
         let now = Instant::now();
         match n {
+            Note::Candidates(c) if c.transport == Transport::Udp => {
+                if self.manager.on_udp_candidates(c.round) {
+                    self.peer_lan.send_replace((c.round, c.addrs().to_vec()));
+                }
+            }
             Note::Candidates(c) => {
                 // The addresses are the round's only if the manager takes the round (a
                 // stale or early CANDIDATES must not change what the current one dials).

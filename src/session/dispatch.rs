@@ -2,7 +2,7 @@
 //! (the applet's [`Gatekeeper`], the console's `Requester`), chat, and session end.
 
 use rescue_proto::audit::PathKind;
-use rescue_proto::session::candidates::{Candidates, CANDIDATES_TYPE};
+use rescue_proto::session::candidates::{Candidates, Transport, CANDIDATES_TYPE};
 use rescue_proto::session::chat;
 use rescue_proto::session::control::ControlMsg;
 use rescue_proto::session::file::FileMsg;
@@ -94,7 +94,10 @@ impl Driver {
     }
 
     fn on_control(&mut self, payload: &[u8]) {
-        if payload.first() == Some(&CANDIDATES_TYPE) {
+        if payload
+            .first()
+            .is_some_and(|t| Transport::from_type_byte(*t).is_some())
+        {
             return self.on_candidates(payload);
         }
         let msg = match ControlMsg::decode(payload) {
@@ -119,10 +122,11 @@ impl Driver {
         }
     }
 
-    /// CANDIDATES go from the applet to the console only; a malformed list is a protocol
-    /// violation (PROTOCOL.md 7.4); a console without direct paths ignores them.
+    /// CANDIDATES go from the applet to the console only, UDP_CANDIDATES either way; a
+    /// malformed list is a protocol violation (PROTOCOL.md 7.4); an end without direct
+    /// paths ignores them.
     fn on_candidates(&mut self, payload: &[u8]) {
-        if self.cfg.role != super::Role::Console {
+        if payload.first() == Some(&CANDIDATES_TYPE) && self.cfg.role != super::Role::Console {
             tracing::warn!("CANDIDATES from the console");
             return self.end(EndReason::ProtocolError);
         }

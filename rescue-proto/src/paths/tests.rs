@@ -126,11 +126,68 @@ fn the_console_asks_for_udp_when_the_tcp_window_ends_or_every_dial_failed() {
     c.on_udp_failed(t0 + TCP_WINDOW + secs(1));
     assert_eq!(actions(&mut c), [Action::StopUdp { round: 1 }]);
     assert_eq!(c.phase(), Phase::Relayed(None));
-    // A stale round number is ignored, the next round is served.
-    assert!(!c.on_candidates(t0 + secs(3), 1, 1));
+    // A stale round number is ignored, the next round is served (once half the backoff
+    // has passed: the applet waits all of it).
+    let later = t0 + TCP_WINDOW + secs(1) + RETRY_BASE / 2;
+    assert!(!c.on_candidates(later, 1, 1));
     assert!(actions(&mut c).is_empty());
-    assert!(c.on_candidates(t0 + secs(3), 2, 1));
+    assert!(c.on_candidates(later, 2, 1));
     assert_eq!(actions(&mut c), [Action::Dial { round: 2, index: 0 }]);
+}
+
+#[test]
+fn the_console_paces_the_applets_rounds_by_its_own_backoff() {
+    let t0 = Instant::now();
+    let mut c = PathManager::new(Role::Console, DirectConfig::default(), t0);
+    let mut now = t0;
+    // A hostile applet starts a new round the moment the last one failed: the console
+    // takes one only after half of its own (doubling) backoff.
+    let mut taken = Vec::new();
+    for round in 1..=40u32 {
+        if c.on_candidates(now, round, 8) {
+            taken.push(now.duration_since(t0));
+            let _ = actions(&mut c);
+            // Every dial and the UDP phase fail at once.
+            c.on_tcp_failed(now);
+            c.handle_timeout(now + TCP_WINDOW);
+            now += TCP_WINDOW;
+            c.on_udp_failed(now);
+            let _ = actions(&mut c);
+        }
+        now += secs(1);
+    }
+    assert!(taken.len() >= 2, "{taken:?}");
+    for (i, pair) in taken.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        // Round i+1 failed after TCP_WINDOW; then half of RETRY_BASE * 2^i.
+        let min = TCP_WINDOW + (RETRY_BASE * (1 << i)).min(RETRY_MAX) / 2;
+        assert!(
+            gap >= min,
+            "round {} taken {gap:?} after the last, want >= {min:?}",
+            i + 2
+        );
+    }
+}
+
+#[test]
+fn udp_candidates_count_only_in_the_round_they_name() {
+    let t0 = Instant::now();
+    let mut c = PathManager::new(Role::Console, DirectConfig::default(), t0);
+    assert!(!c.on_udp_candidates(1), "no round yet");
+    c.on_candidates(t0, 1, 1);
+    assert!(c.on_udp_candidates(1), "TCP phase: the applet may be ahead");
+    assert!(!c.on_udp_candidates(2), "not this round");
+    c.handle_timeout(t0 + TCP_WINDOW);
+    assert!(c.on_udp_candidates(1), "UDP phase");
+    c.on_udp_failed(t0 + TCP_WINDOW + secs(1));
+    assert!(!c.on_udp_candidates(1), "the round is over");
+    let tcp_only = DirectConfig {
+        policy: DirectPolicy::Tcp,
+        ..DirectConfig::default()
+    };
+    let mut c = PathManager::new(Role::Console, tcp_only, t0);
+    c.on_candidates(t0, 1, 1);
+    assert!(!c.on_udp_candidates(1), "no UDP allowed");
 }
 
 #[test]

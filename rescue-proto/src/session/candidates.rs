@@ -1,11 +1,15 @@
-//! CANDIDATES (PROTOCOL.md 7.4, type 0x06 on the control channel): the applet's addresses
-//! for a direct TCP path in one round of the path manager ([`crate::paths`]). They travel
-//! inside the end-to-end session, never through the gateway's signalling.
+//! CANDIDATES and UDP_CANDIDATES (PROTOCOL.md 7.4, types 0x06 and 0x07 on the control
+//! channel): one end's addresses for a direct path in one round of the path manager
+//! ([`crate::paths`]). They travel inside the end-to-end session, never through the
+//! gateway's signalling.
 //!
-//! `0x06, round u32, count u8 (0..=MAX_CANDIDATES), count × (family u8 4|6, address 4|16,
-//! port u16)`. A count of 0 says "no TCP this round": the UDP phase starts at once.
-//! Decoding is strict: an unknown family, a zero port, a count above the limit, a short or
-//! long payload is an error (fatal on the control channel).
+//! `type u8, round u32, count u8 (0..=MAX_CANDIDATES), count × (family u8 4|6, address
+//! 4|16, port u16)`. CANDIDATES (0x06) are the applet's TCP listener addresses; a count of
+//! 0 says "no TCP this round": the UDP phase starts at once. UDP_CANDIDATES (0x07) are the
+//! local addresses of the UDP socket an end punches from (either end sends them in the UDP
+//! phase), for peers on the same LAN. Decoding is strict: an unknown family, a zero port,
+//! a count above the limit, a short or long payload is an error (fatal on the control
+//! channel).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -15,12 +19,44 @@ use crate::paths::MAX_CANDIDATES;
 
 /// The control message type byte of CANDIDATES.
 pub const CANDIDATES_TYPE: u8 = 0x06;
+/// The control message type byte of UDP_CANDIDATES.
+pub const UDP_CANDIDATES_TYPE: u8 = 0x07;
+
+/// Which kind of path a candidate list is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The applet's TCP listener (CANDIDATES, applet to console only).
+    Tcp,
+    /// An end's UDP socket of the round's UDP phase (UDP_CANDIDATES, either way).
+    Udp,
+}
+
+impl Transport {
+    /// The control message type byte.
+    pub fn type_byte(self) -> u8 {
+        match self {
+            Transport::Tcp => CANDIDATES_TYPE,
+            Transport::Udp => UDP_CANDIDATES_TYPE,
+        }
+    }
+
+    /// The transport of a control message type byte, if it is a candidate list.
+    pub fn from_type_byte(ty: u8) -> Option<Self> {
+        match ty {
+            CANDIDATES_TYPE => Some(Transport::Tcp),
+            UDP_CANDIDATES_TYPE => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+}
 
 /// One round's candidate addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Candidates {
     /// The path manager's round.
     pub round: u32,
+    /// TCP (CANDIDATES) or UDP (UDP_CANDIDATES).
+    pub transport: Transport,
     /// The addresses, in the applet's order of preference (0 to [`MAX_CANDIDATES`]).
     addrs: Vec<SocketAddr>,
 }
@@ -47,15 +83,32 @@ pub enum CandidatesError {
 }
 
 impl Candidates {
-    /// Checks and wraps a round's addresses.
+    /// Checks and wraps a round's TCP addresses (CANDIDATES).
     pub fn new(round: u32, addrs: Vec<SocketAddr>) -> Result<Self, CandidatesError> {
+        Self::with_transport(Transport::Tcp, round, addrs)
+    }
+
+    /// Checks and wraps a round's UDP addresses (UDP_CANDIDATES).
+    pub fn udp(round: u32, addrs: Vec<SocketAddr>) -> Result<Self, CandidatesError> {
+        Self::with_transport(Transport::Udp, round, addrs)
+    }
+
+    fn with_transport(
+        transport: Transport,
+        round: u32,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<Self, CandidatesError> {
         if addrs.len() > MAX_CANDIDATES {
             return Err(CandidatesError::Count(addrs.len()));
         }
         if let Some(bad) = addrs.iter().find(|a| !dialable(a)) {
             return Err(CandidatesError::NotDialable(*bad));
         }
-        Ok(Self { round, addrs })
+        Ok(Self {
+            round,
+            transport,
+            addrs,
+        })
     }
 
     /// The addresses.
@@ -66,7 +119,7 @@ impl Candidates {
     /// The control-channel payload.
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(6 + self.addrs.len() * 19);
-        out.put_u8(CANDIDATES_TYPE);
+        out.put_u8(self.transport.type_byte());
         out.put_u32(self.round);
         // At most MAX_CANDIDATES (8) by construction.
         out.put_u8(self.addrs.len() as u8);
@@ -86,12 +139,11 @@ impl Candidates {
         out.freeze()
     }
 
-    /// Parses a control-channel payload whose first byte is [`CANDIDATES_TYPE`].
+    /// Parses a control-channel payload whose first byte is [`CANDIDATES_TYPE`] or
+    /// [`UDP_CANDIDATES_TYPE`].
     pub fn decode(payload: &[u8]) -> Result<Self, CandidatesError> {
         let (&ty, rest) = payload.split_first().ok_or(CandidatesError::WrongType)?;
-        if ty != CANDIDATES_TYPE {
-            return Err(CandidatesError::WrongType);
-        }
+        let transport = Transport::from_type_byte(ty).ok_or(CandidatesError::WrongType)?;
         let (round, rest) = rest
             .split_first_chunk::<4>()
             .ok_or(CandidatesError::BadLength)?;
@@ -127,7 +179,7 @@ impl Candidates {
         if !rest.is_empty() {
             return Err(CandidatesError::BadLength);
         }
-        Self::new(u32::from_be_bytes(*round), addrs)
+        Self::with_transport(transport, u32::from_be_bytes(*round), addrs)
     }
 }
 
@@ -154,6 +206,10 @@ mod tests {
         ];
         let c = Candidates::new(7, addrs).unwrap();
         assert_eq!(Candidates::decode(&c.encode()), Ok(c.clone()));
+        let udp = Candidates::udp(7, c.addrs().to_vec()).unwrap();
+        assert_eq!(udp.encode()[0], UDP_CANDIDATES_TYPE);
+        assert_eq!(Candidates::decode(&udp.encode()), Ok(udp.clone()));
+        assert_ne!(udp, c, "the transport is part of the message");
         let wire = c.encode();
         assert_eq!(wire.len(), 1 + 4 + 1 + 7 + 19);
         assert_eq!(
@@ -195,6 +251,10 @@ mod tests {
             ],
         )
         .unwrap();
+        assert_eq!(c.encode().as_ref(), &v[..]);
+        assert_eq!(Candidates::decode(&v), Ok(c));
+        let v = crate::vectors::vector(doc, "session.control.udp_candidates").expect("vector");
+        let c = Candidates::udp(2, vec!["192.168.1.20:40000".parse().unwrap()]).unwrap();
         assert_eq!(c.encode().as_ref(), &v[..]);
         assert_eq!(Candidates::decode(&v), Ok(c));
     }

@@ -37,7 +37,33 @@ impl XtcpSocket {
 
     /// Binds `addr` with `config` and spawns the driver task.
     pub fn bind_with(addr: SocketAddr, config: SocketConfig) -> io::Result<Self> {
-        let udp = UdpIo::bind(addr, config.gso)?;
+        Self::with_udp(UdpIo::bind(addr, config.gso)?, config)
+    }
+
+    /// Takes over a UDP socket that is bound already and spawns the driver task: the
+    /// caller may have used it for datagrams of its own (a NAT rendezvous probe, say), so
+    /// that the NAT mapping made for its address and port carries the connections.
+    /// Datagrams queued on it before the call are read as XTCP segments (anything else
+    /// is dropped as garbage). Must be called inside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use rescue_xtcp::tokio::{SocketConfig, XtcpSocket};
+    ///
+    /// let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// udp.send_to(b"hello", "127.0.0.1:9")?; // our own datagram first
+    /// let local = udp.local_addr()?;
+    /// let socket = XtcpSocket::from_std(udp, SocketConfig::listening(false))?;
+    /// assert_eq!(socket.local_addr(), local);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_std(udp: std::net::UdpSocket, config: SocketConfig) -> io::Result<Self> {
+        Self::with_udp(UdpIo::from_std(udp, config.gso)?, config)
+    }
+
+    fn with_udp(udp: UdpIo, config: SocketConfig) -> io::Result<Self> {
         let local_addr = udp.local_addr()?;
         let seed = config.seed.unwrap_or_else(rand::random);
         let max_payload =

@@ -35,7 +35,11 @@ impl UdpIo {
     /// Binds `addr`, enables GRO where the kernel has it and enlarges the socket buffers.
     /// Must be called inside a tokio runtime.
     pub(crate) fn bind(addr: SocketAddr, gso_allowed: bool) -> io::Result<Self> {
-        let std = std::net::UdpSocket::bind(addr)?;
+        Self::from_std(std::net::UdpSocket::bind(addr)?, gso_allowed)
+    }
+
+    /// Takes over a bound socket (made non-blocking here), as [`UdpIo::bind`] sets one up.
+    pub(crate) fn from_std(std: std::net::UdpSocket, gso_allowed: bool) -> io::Result<Self> {
         std.set_nonblocking(true)?;
         let state = UdpSocketState::new((&std).into())?;
         // Best effort: a smaller buffer only costs throughput.
