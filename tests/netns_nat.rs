@@ -10,6 +10,11 @@
 //!   direct-udp (a transfer crosses it, not the gateway);
 //! - through NATs that randomise ports (`--random-fully`) the punch fails, the round ends
 //!   with the UDP window, and the session stays on the relay, unharmed.
+//! - two ends that also share a LAN, behind port-randomising NATs, with the applet's host
+//!   dropping inbound TCP (the console's dials hang until the TCP window ends): the
+//!   session goes direct-udp over the LAN addresses of UDP_CANDIDATES;
+//! - a gateway that falls silent (every packet dropped, no connection closed) after the
+//!   switch: both ends lose the relay path and the session goes on directly.
 //!
 //! Needs root, iproute2 and iptables (`.ci/run` installs them). A lab that cannot be
 //! built fails the test: it never skips.
@@ -195,8 +200,17 @@ struct World {
     lab: Lab,
 }
 
-async fn world(nat: Nat, direct: DirectConfig) -> World {
-    let lab = Lab::build(nat);
+/// Keepalives on every path every 500 ms, a path dead after 2 s of silence (so a silenced
+/// gateway is noticed within the test).
+fn quick_core() -> rescue_proto::session::reliable::Config {
+    rescue_proto::session::reliable::Config {
+        keepalive_interval: Duration::from_millis(500),
+        path_dead_after: Duration::from_secs(2),
+        ..rescue_proto::session::reliable::Config::default()
+    }
+}
+
+async fn world(lab: Lab, direct: DirectConfig) -> World {
     let pki = DevPki::generate(&[GATEWAY_IP.to_string()], ACCOUNT, "alice").unwrap();
     let gateway = GatewayParty::start(&lab, &pki).await;
     let portal = Portal::new(
@@ -242,6 +256,7 @@ async fn world(nat: Nat, direct: DirectConfig) -> World {
             );
             cfg.download_dir = Some(dir);
             cfg.direct = a_direct;
+            cfg.core = quick_core();
             Session::start(a, PathKind::Relay, cfg)
         })
         .await
@@ -272,6 +287,7 @@ async fn world(nat: Nat, direct: DirectConfig) -> World {
             .expect("claim timed out");
             let mut cfg = SessionConfig::console(&c, pol);
             cfg.direct = direct;
+            cfg.core = quick_core();
             Session::start(c, PathKind::Relay, cfg)
         })
         .await
@@ -296,6 +312,63 @@ fn short_windows(udp_window: Duration, retry_base: Duration) -> DirectConfig {
         retry_base,
         ..DirectConfig::default()
     }
+}
+
+/// Sends `len` bytes from the console to the applet and checks that they arrive whole
+/// (digests and content) without crossing the gateway.
+async fn transfer_skips_the_gateway(w: &mut World, len: usize) {
+    let before = w.gateway.relayed.get();
+    let grant = w
+        .console
+        .session()
+        .request(Permission::FileTransfer)
+        .await
+        .unwrap();
+    let data = content(len, Some((b"behind NATs", len / 3 * 2)));
+    w.console
+        .session()
+        .send_file(
+            std::io::Cursor::new(data.clone()),
+            "nat.bin",
+            data.len() as u64,
+            &grant,
+        )
+        .await
+        .unwrap();
+    let file = wait_for(&mut w.applet.events, |e| match e {
+        SessionEvent::FileReceived { file, .. } => Some(file),
+        SessionEvent::FileFailed { reason, .. } => panic!("{reason}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(file.digests, digests(&data), "MD5 and SHA-256 match");
+    assert_eq!(std::fs::read(&file.path).unwrap(), data, "each byte once");
+    let after = w.gateway.relayed.get();
+    assert!(
+        after - before < 64 * 1024,
+        "the gateway relayed {} bytes of a {len}-byte transfer on a direct path",
+        after - before
+    );
+}
+
+/// Waits until both ends are on a direct path and returns its kind (the same on both).
+async fn both_go_direct(w: &mut World) -> PathKind {
+    let mut kinds = Vec::new();
+    for (party, events) in [
+        ("applet", &mut w.applet.events),
+        ("console", &mut w.console.events),
+    ] {
+        kinds.push(
+            wait_for(events, |e| match e {
+                SessionEvent::PathChanged(p) if p.kind != PathKind::Relay => Some(p.kind),
+                SessionEvent::Ended { .. } => panic!("the {party}'s session ended"),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    assert_eq!(kinds[0], kinds[1], "both ends on the same kind of path");
+    kinds[0]
 }
 
 /// Sends a chat line each way and checks that both arrive.
@@ -324,7 +397,7 @@ async fn chat_both_ways(w: &mut World, tag: &str) {
 async fn through_port_preserving_nats_the_session_goes_direct_udp() {
     let started = Instant::now();
     let mut w = world(
-        Nat::PortPreserving,
+        Lab::build(Nat::PortPreserving),
         short_windows(Duration::from_secs(8), Duration::from_secs(30)),
     )
     .await;
@@ -358,39 +431,7 @@ async fn through_port_preserving_nats_the_session_goes_direct_udp() {
 
     chat_both_ways(&mut w, "through both NATs").await;
 
-    // A transfer crosses the punched path, not the gateway.
-    let before = w.gateway.relayed.get();
-    let grant = w
-        .console
-        .session()
-        .request(Permission::FileTransfer)
-        .await
-        .unwrap();
-    let data = content(1_500_000, Some((b"behind two NATs", 1_000_000)));
-    w.console
-        .session()
-        .send_file(
-            std::io::Cursor::new(data.clone()),
-            "nat.bin",
-            data.len() as u64,
-            &grant,
-        )
-        .await
-        .unwrap();
-    let file = wait_for(&mut w.applet.events, |e| match e {
-        SessionEvent::FileReceived { file, .. } => Some(file),
-        SessionEvent::FileFailed { reason, .. } => panic!("{reason}"),
-        _ => None,
-    })
-    .await;
-    assert_eq!(file.digests, digests(&data), "MD5 and SHA-256 match");
-    assert_eq!(std::fs::read(&file.path).unwrap(), data, "each byte once");
-    let after = w.gateway.relayed.get();
-    assert!(
-        after - before < 64 * 1024,
-        "the gateway relayed {} bytes of a 1.5 MB transfer on a direct path",
-        after - before
-    );
+    transfer_skips_the_gateway(&mut w, 1_500_000).await;
     assert_eq!(w.applet.path(), Some(PathKind::DirectUdp));
     eprintln!(
         "direct-udp through two NATs after {:.1} s, test {:.1} s",
@@ -405,7 +446,7 @@ async fn through_port_randomising_nats_the_session_stays_on_the_relay() {
     // Round 1's UDP phase ends after 3 s; round 2 starts 1 s later. That the gateway sees
     // round 2's rendezvous proves round 1 is over.
     let mut w = world(
-        Nat::RandomFully,
+        Lab::build(Nat::RandomFully),
         short_windows(Duration::from_secs(3), Duration::from_secs(1)),
     )
     .await;
@@ -462,4 +503,84 @@ async fn through_port_randomising_nats_the_session_stays_on_the_relay() {
         settled.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+}
+
+#[tokio::test]
+async fn on_one_lan_behind_a_port_randomising_nat_the_session_goes_direct_udp_over_the_lan() {
+    let started = Instant::now();
+    // The applet and the console also share a LAN of their own (as two machines on one
+    // office network do), but the applet's host drops every inbound TCP connection (a
+    // host firewall that lets UDP through): the console's dials hang, unanswered, until
+    // the TCP window ends. The reflexive punch cannot work through port-randomising NATs
+    // without hairpinning; only the LAN addresses of UDP_CANDIDATES can carry the path.
+    let lab = Lab::build(Nat::RandomFully);
+    lab.side_lan();
+    lab.drop_inbound_tcp(Host::Applet);
+    let tcp_window = Duration::from_secs(2);
+    let direct = DirectConfig {
+        tcp_window,
+        ..short_windows(Duration::from_secs(8), Duration::from_secs(30))
+    };
+    let mut w = world(lab, direct).await;
+    let lan_before = w.lab.rx_bytes(Host::Applet, "side");
+    let kind = both_go_direct(&mut w).await;
+    let switched = started.elapsed();
+    assert_eq!(
+        kind,
+        PathKind::DirectUdp,
+        "the applet's host takes no TCP: UDP over the LAN is the only direct path"
+    );
+    assert!(
+        switched >= tcp_window,
+        "the UDP phase starts only when the window of the hanging dials ends ({switched:?})"
+    );
+    let stats = w.gateway.stats().await;
+    assert_eq!(
+        stats.rendezvous.pairs_completed, 1,
+        "{:?}",
+        stats.rendezvous
+    );
+    chat_both_ways(&mut w, "over the LAN").await;
+    transfer_skips_the_gateway(&mut w, 1_500_000).await;
+    let lan = w.lab.rx_bytes(Host::Applet, "side") - lan_before;
+    assert!(
+        lan >= 1_500_000,
+        "the transfer came in over the shared LAN ({lan} bytes received there)"
+    );
+    assert_eq!(w.applet.path(), Some(PathKind::DirectUdp));
+    eprintln!(
+        "direct-udp over the LAN after {:.1} s, test {:.1} s",
+        switched.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_that_falls_silent_after_the_switch_leaves_the_session_running_directly() {
+    // Not a clean shutdown: the gateway's host stops answering at all (every packet in
+    // and out dropped, as when its site loses power or its uplink), so the relay path
+    // dies of silence, not of a closed connection.
+    let mut w = world(
+        Lab::build(Nat::PortPreserving),
+        short_windows(Duration::from_secs(8), Duration::from_secs(30)),
+    )
+    .await;
+    assert_eq!(both_go_direct(&mut w).await, PathKind::DirectUdp);
+    w.lab.silence(Host::Gateway);
+    for (party, events) in [
+        ("applet", &mut w.applet.events),
+        ("console", &mut w.console.events),
+    ] {
+        wait_for(events, |e| match e {
+            SessionEvent::PathLost { .. } => Some(()),
+            SessionEvent::PathChanged(p) => panic!("{party} moved to {:?}", p.kind),
+            SessionEvent::Ended { reason, .. } => panic!("the {party}'s session ended: {reason:?}"),
+            _ => None,
+        })
+        .await;
+    }
+    chat_both_ways(&mut w, "with the gateway silent").await;
+    transfer_skips_the_gateway(&mut w, 500_000).await;
+    assert_eq!(w.applet.path(), Some(PathKind::DirectUdp));
+    assert_eq!(w.console.path(), Some(PathKind::DirectUdp));
 }

@@ -176,6 +176,58 @@ impl Lab {
         ]);
     }
 
+    /// A second LAN shared by the applet and the console only (a veth named `side` in
+    /// each: applet 192.168.77.2/24, console 192.168.77.3/24), beside their homes: two
+    /// machines of one office network. Their default routes stay via their routers.
+    pub fn side_lan(&self) {
+        let (a, c) = (self.ns(Host::Applet), self.ns(Host::Console));
+        self.veth(&a, "side", &c, "side");
+        for (ns, addr) in [(&a, "192.168.77.2/24"), (&c, "192.168.77.3/24")] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", "side"]);
+            ip(&["-n", ns, "link", "set", "side", "up"]);
+        }
+    }
+
+    /// `host` drops every new inbound TCP connection without an answer (a host firewall):
+    /// a dial toward it hangs until its timeout.
+    pub fn drop_inbound_tcp(&self, host: Host) {
+        let ns = self.ns(host);
+        run(
+            "ip",
+            &[
+                "netns", "exec", &ns, "iptables", "-w", "-A", "INPUT", "-p", "tcp", "--syn", "-j",
+                "DROP",
+            ],
+        );
+    }
+
+    /// `host` stops answering: every packet in and out is dropped (its sockets stay open).
+    pub fn silence(&self, host: Host) {
+        let ns = self.ns(host);
+        for chain in ["INPUT", "OUTPUT"] {
+            run(
+                "ip",
+                &[
+                    "netns", "exec", &ns, "iptables", "-w", "-I", chain, "-j", "DROP",
+                ],
+            );
+        }
+    }
+
+    /// Bytes received so far on interface `dev` of `host`.
+    pub fn rx_bytes(&self, host: Host, dev: &str) -> u64 {
+        let ns = self.ns(host);
+        let path = format!("/sys/class/net/{dev}/statistics/rx_bytes");
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, "cat", &path])
+            .output()
+            .expect("read interface counters");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{ns} {path}: {:?}", out))
+    }
+
     /// The NAT table of router A or B (`conntrack -L`, `iptables -t nat -S`), for
     /// failure messages.
     pub fn dump(&self, host: Host) -> String {
