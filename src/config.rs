@@ -45,6 +45,17 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a peer allows for the inner (end-to-end) TLS handshake plus BIND and SAS.
 pub const INNER_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a console's claim is tried again while the GUID is unknown to the gateway
+/// (10 s): long enough for an applet started at the same moment to register, short
+/// enough that a wrong GUID fails fast.
+pub const CLAIM_WAIT: Duration = Duration::from_secs(10);
+/// First pause before a claim is tried again because the applet had not registered yet
+/// (100 ms).
+pub const CLAIM_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest pause between two such claims (1 s): at most about 13 claims in
+/// [`CLAIM_WAIT`].
+pub const CLAIM_RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// Bounds applied by a [`crate::gateway::Gateway`]. `Default` gives the named constants.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -106,6 +117,9 @@ pub struct PeerTimeouts {
     /// Interval of keepalive PINGs on the hop once the relay runs; defaults to the
     /// protocol's `PING_INTERVAL` (the relay's idle timeout is longer).
     pub keepalive: Duration,
+    /// How long a console's claim keeps trying while the gateway does not know the GUID
+    /// yet (the applet has not registered); see [`CLAIM_WAIT`].
+    pub claim_wait: Duration,
 }
 
 impl Default for PeerTimeouts {
@@ -116,6 +130,7 @@ impl Default for PeerTimeouts {
             pairing: PENDING_LIFETIME,
             inner_setup: INNER_SETUP_TIMEOUT,
             keepalive: rescue_proto::wire::limits::PING_INTERVAL,
+            claim_wait: CLAIM_WAIT,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use rescue_proto::wire::signal::ErrorCode;
+pub use rescue_proto::wire::signal::ErrorCode;
 
 /// Why a gateway, applet or console operation failed.
 #[derive(Debug, thiserror::Error)]

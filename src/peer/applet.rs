@@ -53,6 +53,8 @@ pub struct AppletSession {
     console: ConsoleIdentity,
     guid: Guid,
     gateway: String,
+    /// The policy of the ticket (enforced by the applet's session).
+    policy: rescue_proto::Policy,
     /// The resume secret from PAIRED's state (for REATTACH).
     resume_secret: Option<rescue_proto::wire::signal::ResumeSecret>,
 }
@@ -138,9 +140,17 @@ impl Applet {
         })
     }
 
-    /// [`Applet::register`], then [`Registration::wait_paired`].
+    /// [`Applet::register`], then [`Registration::wait_paired`]: finishes once a console
+    /// has claimed the session (run the console's claim concurrently, or after this
+    /// has started; the claim waits for the registration).
     pub async fn connect(&self) -> Result<AppletSession, Error> {
         self.register().await?.wait_paired().await
+    }
+
+    /// [`Applet::connect`], then the end user's [`Session`](crate::session::Session) with
+    /// the defaults of [`AppletSession::start`] (the ticket's policy).
+    pub async fn start_session(self) -> Result<crate::session::Session, Error> {
+        Ok(self.connect().await?.start())
     }
 
     async fn register_at(&self, gateway: &str) -> Result<Registration, Error> {
@@ -253,12 +263,18 @@ impl Registration {
             console,
             guid: self.ticket.guid,
             gateway: self.gateway,
+            policy: self.ticket.policy,
             resume_secret,
         })
     }
 }
 
 impl AppletSession {
+    /// The policy of the ticket: what the technician may ask for.
+    pub fn policy(&self) -> rescue_proto::Policy {
+        self.policy
+    }
+
     /// The short authentication string both users compare.
     pub fn sas(&self) -> Sas {
         self.sas

@@ -14,9 +14,10 @@ use rescue_proto::Guid;
 use super::e2e::Local;
 use super::inner::{self, E2eStream, FirstPath};
 use super::{connect_gateway_from, drive, send_all, DriveLimits, HopAddrs};
-use crate::config::PeerTimeouts;
+use crate::config::{PeerTimeouts, CLAIM_RETRY_FIRST, CLAIM_RETRY_MAX};
 use crate::error::Error;
 use crate::signal::Hop;
+use rescue_proto::wire::signal::ErrorCode;
 
 /// One waiting session as the gateway lists it to a console of the same account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,7 @@ pub struct Console {
     identity: Identity,
     name: ConsoleName,
     gateway: String,
+    gateway_ca_pin: Pin,
     timeouts: PeerTimeouts,
 }
 
@@ -143,6 +145,7 @@ impl Console {
             identity,
             name,
             gateway: gateway.to_owned(),
+            gateway_ca_pin,
             timeouts,
         })
     }
@@ -192,7 +195,49 @@ impl Console {
     /// BIND keyed by the session secret, SAS. A peer that cannot BIND with K (a gateway
     /// playing the applet, another session's applet) is refused with
     /// [`Error::BindMismatch`].
-    pub async fn claim(mut self, key: ClaimKey) -> Result<ConsoleSession, Error> {
+    ///
+    /// The order of the two ends does not matter: a claim that reaches the gateway before
+    /// the applet has registered (the gateway answers `UnknownGuid` and closes the
+    /// connection) is tried again on a new connection, [`CLAIM_RETRY_FIRST`] later and then
+    /// doubling up to [`CLAIM_RETRY_MAX`], for up to [`PeerTimeouts::claim_wait`] (default
+    /// [`crate::config::CLAIM_WAIT`]). Every other refusal, and `UnknownGuid` after that
+    /// wait, is returned at once.
+    pub async fn claim(self, key: ClaimKey) -> Result<ConsoleSession, Error> {
+        let deadline = tokio::time::Instant::now() + self.timeouts.claim_wait;
+        let mut pause = CLAIM_RETRY_FIRST;
+        let mut console = self;
+        loop {
+            let again = (
+                console.gateway.clone(),
+                console.gateway_ca_pin,
+                console.identity.clone(),
+                console.timeouts.clone(),
+            );
+            match console.claim_once(key.clone()).await {
+                Err(Error::Refused {
+                    code: ErrorCode::UnknownGuid,
+                    ..
+                }) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::debug!(guid = %key.guid, ?pause, "not registered yet; claiming again");
+                    // A retry pause (the applet registers meanwhile), bounded by the deadline.
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(CLAIM_RETRY_MAX);
+                    let (gateway, pin, identity, timeouts) = again;
+                    console = Console::connect(&gateway, pin, identity, timeouts).await?;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Connects, claims the session of `key` (see [`Console::claim`]) and starts the
+    /// technician's [`Session`](crate::session::Session) on it with the defaults of
+    /// [`ConsoleSession::start`].
+    pub async fn start_session(self, key: ClaimKey) -> Result<crate::session::Session, Error> {
+        Ok(self.claim(key).await?.start())
+    }
+
+    async fn claim_once(mut self, key: ClaimKey) -> Result<ConsoleSession, Error> {
         let guid = key.guid;
         let (state, request) = self.idle()?.claim(Instant::now(), guid);
         send_all(&mut self.hop, [request]).await?;

@@ -278,6 +278,23 @@ fn numbered(name: &str, i: u32) -> String {
     }
 }
 
+/// Opens `path` for sending: a buffered reader, the file's name (UTF-8) and its size.
+pub(super) async fn open_path(
+    path: &std::path::Path,
+) -> Result<(tokio::io::BufReader<tokio::fs::File>, String, u64), FileError> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "name not UTF-8");
+        FileError::Io(e)
+    })?;
+    let file = tokio::fs::File::open(path).await.map_err(FileError::Io)?;
+    let size = file.metadata().await.map_err(FileError::Io)?.len();
+    Ok((
+        tokio::io::BufReader::with_capacity(IO_BUFFER, file),
+        name.to_owned(),
+        size,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

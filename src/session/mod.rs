@@ -23,9 +23,11 @@ mod channel;
 pub mod consent;
 mod dispatch;
 mod driver;
+mod easy;
 pub mod files;
 mod paths;
 mod roles;
+mod share;
 mod transfer;
 
 use std::path::PathBuf;
@@ -275,6 +277,10 @@ pub enum SessionError {
     /// The driver or the peer did not answer within the call's timeout.
     #[error("timed out")]
     Timeout,
+    /// [`Session::events`] took the event queue; the conveniences that read it
+    /// ([`Session::next_chat`], [`Session::ended`], ...) cannot.
+    #[error("the event queue was taken by Session::events")]
+    EventsTaken,
     /// This call is for the other side (for example `request` on the applet).
     #[error("not available on the {0:?} side")]
     WrongRole(Role),
@@ -344,7 +350,7 @@ impl Session {
             end_signal: Notify::new(),
             view: Mutex::new(View::default()),
             requester: Mutex::new(Requester::new()),
-            next_transfer: AtomicU32::new(1),
+            next_transfer: AtomicU32::new(rescue_proto::session::file::first_transfer_id(cfg.role)),
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (bulk_tx, bulk_rx) = mpsc::channel(BULK_QUEUE);
@@ -457,7 +463,7 @@ impl Session {
         let out = Box::new(transfer::Outgoing::new(
             sender,
             file,
-            grant.id(),
+            Some(grant.id()),
             name,
             size,
         ));
@@ -474,14 +480,8 @@ impl Session {
         path: &std::path::Path,
         grant: &Grant,
     ) -> Result<TransferId, SessionError> {
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "name not UTF-8");
-            FileError::Io(e)
-        })?;
-        let file = tokio::fs::File::open(path).await.map_err(FileError::Io)?;
-        let size = file.metadata().await.map_err(FileError::Io)?.len();
-        let reader = tokio::io::BufReader::with_capacity(files::IO_BUFFER, file);
-        self.send_file(reader, name, size, grant).await
+        let (reader, name, size) = files::open_path(path).await?;
+        self.send_file(reader, &name, size, grant).await
     }
 
     /// Opens an application channel labelled `label` (byte stream, ordered, reliable).

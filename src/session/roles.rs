@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rescue_proto::Policy;
 
-use super::{PeerInfo, Role, SessionConfig};
+use super::{PathKind, PeerInfo, Role, Session, SessionConfig};
 use crate::direct::{DirectSetup, End};
 use crate::peer::{AppletSession, ConsoleSession};
 
@@ -59,5 +59,40 @@ impl SessionConfig {
             signals: Some(signals.clone()),
         }));
         cfg
+    }
+}
+
+impl AppletSession {
+    /// Starts the end user's [`Session`] on this paired stream, under the policy of the
+    /// applet's ticket, with [`SessionConfig::applet`]'s defaults: no consent answerer
+    /// (every permission request is refused), no download folder (every offered file is
+    /// refused), direct paths on. See [`AppletSession::start_with`] to change them.
+    pub fn start(self) -> Session {
+        self.start_with(|_| {})
+    }
+
+    /// As [`AppletSession::start`], letting `configure` change the configuration first
+    /// (a consent answerer, a download folder, an audit sink, direct-path settings).
+    pub fn start_with(self, configure: impl FnOnce(&mut SessionConfig)) -> Session {
+        let mut cfg = SessionConfig::applet(&self, self.policy());
+        configure(&mut cfg);
+        Session::start(self, PathKind::Relay, cfg)
+    }
+}
+
+impl ConsoleSession {
+    /// Starts the technician's [`Session`] on this paired stream with
+    /// [`SessionConfig::console`]'s defaults (no download folder: files the end user
+    /// offers are refused; direct paths on). See [`ConsoleSession::start_with`].
+    pub fn start(self) -> Session {
+        self.start_with(|_| {})
+    }
+
+    /// As [`ConsoleSession::start`], letting `configure` change the configuration first.
+    pub fn start_with(self, configure: impl FnOnce(&mut SessionConfig)) -> Session {
+        // The policy is the applet's to enforce; the console side keeps none of its own.
+        let mut cfg = SessionConfig::console(&self, Policy::default());
+        configure(&mut cfg);
+        Session::start(self, PathKind::Relay, cfg)
     }
 }

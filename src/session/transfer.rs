@@ -12,7 +12,7 @@ use bytes::Bytes;
 use rescue_proto::session::file::CHUNK_SIZE;
 use rescue_proto::session::file::{self as pfile, FileEvent, FileMsg, FileReceiver, FileSender};
 use rescue_proto::session::FILE;
-use rescue_proto::Permission;
+use rescue_proto::{Permission, Role};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -55,7 +55,8 @@ pub(crate) enum WriterReport {
 pub(crate) struct Outgoing {
     sender: FileSender,
     file: Option<OutgoingFile>,
-    grant_id: u32,
+    /// The grant it is sent under (`None`: the end user's own file).
+    grant_id: Option<u32>,
     name: String,
     size: u64,
     pump: Option<JoinHandle<()>>,
@@ -67,7 +68,7 @@ impl Outgoing {
     pub(crate) fn new(
         sender: FileSender,
         file: OutgoingFile,
-        grant_id: u32,
+        grant_id: Option<u32>,
         name: &str,
         size: u64,
     ) -> Self {
@@ -168,7 +169,7 @@ impl Driver {
         let ids: Vec<TransferId> = self
             .outgoing
             .iter()
-            .filter(|(_, o)| o.grant_id == grant_id)
+            .filter(|(_, o)| o.grant_id == Some(grant_id))
             .map(|(id, _)| *id)
             .collect();
         ids.into_iter()
@@ -216,7 +217,8 @@ impl Driver {
         match m {
             FileMsg::Offer { .. } => self.on_offer(&m),
             FileMsg::Chunk { .. } | FileMsg::Done { .. } => self.on_incoming_msg(id, m),
-            FileMsg::Cancel { .. } if self.incoming.contains_key(&id) => {
+            // PROTOCOL.md 7.6: the id's top bit names the sender of the file.
+            FileMsg::Cancel { .. } if pfile::transfer_sender(id.0) != self.cfg.role => {
                 self.on_incoming_msg(id, m)
             }
             _ => self.on_outgoing_msg(id, &m),
@@ -225,10 +227,17 @@ impl Driver {
 
     fn on_offer(&mut self, m: &FileMsg) {
         let id = TransferId(m.id());
-        let permitted = self
-            .gate
-            .as_ref()
-            .is_some_and(|g| g.is_granted(Permission::FileTransfer));
+        // PROTOCOL.md 7.6: the console's files need a live grant at the applet; the end
+        // user's own files need nothing but a console that stores received files (the
+        // download folder, checked below). An id from the wrong half is refused.
+        let permitted = pfile::transfer_sender(id.0) != self.cfg.role
+            && match self.cfg.role {
+                Role::Applet => self
+                    .gate
+                    .as_ref()
+                    .is_some_and(|g| g.is_granted(Permission::FileTransfer)),
+                Role::Console => true,
+            };
         // PROTOCOL.md 7.6: grant, size limit and name are all checked before ACCEPT.
         let limit = self.cfg.max_file_size;
         let accepted = FileReceiver::on_offer(m, permitted, limit).and_then(|r| {

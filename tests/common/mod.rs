@@ -40,6 +40,8 @@ pub fn fast_timeouts() -> PeerTimeouts {
     t.reply = Duration::from_secs(2);
     t.pairing = Duration::from_secs(5);
     t.inner_setup = Duration::from_secs(5);
+    // A claim for an unknown GUID gives up after 2 s (the tests' applets register first).
+    t.claim_wait = Duration::from_secs(2);
     t
 }
 

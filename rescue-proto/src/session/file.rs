@@ -24,6 +24,27 @@ use crate::permission::Permission;
 pub const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024 * 1024;
 /// Bytes of file data per CHUNK (fits a frame with room for the chunk header).
 pub const CHUNK_SIZE: usize = 32 * 1024;
+/// The top bit of a transfer id: set on the ids the applet chooses, clear on the
+/// console's (PROTOCOL.md 7.6), so that a CANCEL is never ambiguous.
+pub const APPLET_TRANSFER_BIT: u32 = 0x8000_0000;
+
+/// Who chose transfer id `id` (and so sends that file).
+pub fn transfer_sender(id: u32) -> crate::Role {
+    if id & APPLET_TRANSFER_BIT != 0 {
+        crate::Role::Applet
+    } else {
+        crate::Role::Console
+    }
+}
+
+/// The first transfer id `role` chooses; each next one adds 1 (and stays in `role`'s half
+/// of the id space).
+pub fn first_transfer_id(role: crate::Role) -> u32 {
+    match role {
+        crate::Role::Applet => APPLET_TRANSFER_BIT | 1,
+        crate::Role::Console => 1,
+    }
+}
 
 /// MD5 and SHA-256 of a file, as computed by the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -296,7 +317,8 @@ pub struct FileSender {
 }
 
 impl FileSender {
-    /// Offers a file; returns the sender and the OFFER to send.
+    /// Offers a file (the console, under a grant); returns the sender and the OFFER to
+    /// send.
     pub fn offer(
         requester: &Requester,
         grant: &Grant,
@@ -305,6 +327,16 @@ impl FileSender {
         size: u64,
     ) -> Result<(Self, FileMsg), FileError> {
         requester.verify(grant, Permission::FileTransfer)?;
+        Self::offer_unchecked(id, name, size)
+    }
+
+    /// Offers a file of the end user's (the applet): no grant, since sending their own
+    /// file is the end user's choice; the console decides whether to take it.
+    pub fn offer_by_end_user(id: u32, name: &str, size: u64) -> Result<(Self, FileMsg), FileError> {
+        Self::offer_unchecked(id, name, size)
+    }
+
+    fn offer_unchecked(id: u32, name: &str, size: u64) -> Result<(Self, FileMsg), FileError> {
         let name = sanitize_name(name)?.to_owned();
         if size > MAX_FILE_SIZE {
             return Err(FileError::TooLarge {

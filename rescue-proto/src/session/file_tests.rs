@@ -245,3 +245,26 @@ fn strict_decoding() {
         Err(FileError::Malformed)
     );
 }
+
+#[test]
+fn transfer_ids_name_their_sender_and_the_halves_never_meet() {
+    use crate::Role;
+    assert_eq!(
+        transfer_sender(first_transfer_id(Role::Applet)),
+        Role::Applet
+    );
+    assert_eq!(
+        transfer_sender(first_transfer_id(Role::Console)),
+        Role::Console
+    );
+    assert_eq!(transfer_sender(APPLET_TRANSFER_BIT - 1), Role::Console);
+    assert_eq!(transfer_sender(u32::MAX), Role::Applet);
+    assert_eq!(transfer_sender(0), Role::Console);
+    // The end user's offer needs no grant; its name and size are still checked.
+    assert!(FileSender::offer_by_end_user(first_transfer_id(Role::Applet), "log.txt", 9).is_ok());
+    assert!(FileSender::offer_by_end_user(APPLET_TRANSFER_BIT | 2, "../x", 9).is_err());
+    assert!(matches!(
+        FileSender::offer_by_end_user(APPLET_TRANSFER_BIT | 3, "big", MAX_FILE_SIZE + 1),
+        Err(FileError::TooLarge { .. })
+    ));
+}
