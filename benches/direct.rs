@@ -40,8 +40,7 @@ struct World {
 
 async fn world() -> World {
     let account = AccountId(1);
-    let pki =
-        rescue::devpki::DevPki::generate(&["127.0.0.1".into()], account, "bench").expect("dev pki");
+    let pki = rescue::devpki::DevPki::generate(["127.0.0.1"], account, "bench").expect("dev pki");
     let config = rescue::GatewayConfig::new(
         pki.gateway.clone(),
         [(account, pki.account_ca.cert().clone())],

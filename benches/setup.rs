@@ -30,7 +30,7 @@ struct Bed {
 
 fn bed(rt: &Runtime) -> Bed {
     rt.block_on(async {
-        let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+        let pki = DevPki::generate(["127.0.0.1"], ACCOUNT, "alice").unwrap();
         let config = GatewayConfig::new(
             pki.gateway.clone(),
             [(ACCOUNT, pki.account_ca.cert().clone())],

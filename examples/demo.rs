@@ -119,7 +119,7 @@ pub(crate) async fn run() -> DemoResult<Outcome> {
 /// policy the applet's ticket carries.
 async fn connect() -> DemoResult<(Gateway, AppletSession, ConsoleSession, Policy)> {
     let account = AccountId(42);
-    let pki = DevPki::generate(&["127.0.0.1".into()], account, "alice")?;
+    let pki = DevPki::generate(["127.0.0.1"], account, "alice")?;
     let config = GatewayConfig::new(
         pki.gateway.clone(),
         [(account, pki.account_ca.cert().clone())],

@@ -17,7 +17,7 @@ use rescue_crypto::ticket::TicketSigner;
 use rescue_proto::Policy;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Application write size: large writes, as DESIGN.md's performance facts advise.
+/// Application write size: large writes, as kernel TCP and TLS favour.
 const CHUNK: usize = 256 * 1024;
 
 #[derive(Parser, Debug)]
@@ -34,7 +34,7 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let bytes = args.mib * 1024 * 1024;
-    let pki = DevPki::generate(&["127.0.0.1".into()], AccountId(1), "bench")?;
+    let pki = DevPki::generate(["127.0.0.1"], AccountId(1), "bench")?;
     let mut relayed = Vec::new();
     let mut direct = Vec::new();
     for _ in 0..args.rounds {

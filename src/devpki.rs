@@ -52,11 +52,21 @@ const VERIFY_KEY: &str = "ticket-verify.hex";
 impl DevPki {
     /// Generates everything: a gateway certificate for `gateway_names` (DNS names or IP
     /// addresses), account `account` with a console certificate for `technician`.
-    pub fn generate(
-        gateway_names: &[String],
+    ///
+    /// ```
+    /// let pki = rescue::devpki::DevPki::generate(["127.0.0.1"], rescue::AccountId(7), "alice")?;
+    /// # Ok::<(), rescue::Error>(())
+    /// ```
+    pub fn generate<S: AsRef<str>>(
+        gateway_names: impl IntoIterator<Item = S>,
         account: AccountId,
         technician: &str,
     ) -> Result<Self, Error> {
+        let gateway_names: Vec<String> = gateway_names
+            .into_iter()
+            .map(|n| n.as_ref().to_owned())
+            .collect();
+        let gateway_names = &gateway_names[..];
         let gateway_ca = GatewayCa::generate().map_err(pki)?;
         let gateway = gateway_ca
             .issue_gateway(gateway_names, DEV_GATEWAY_VALIDITY)
@@ -200,7 +210,7 @@ mod tests {
     #[test]
     fn written_pki_reads_back_identically() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = DevPki::generate(&["127.0.0.1".into()], AccountId(7), "alice").unwrap();
+        let pki = DevPki::generate(["127.0.0.1"], AccountId(7), "alice").unwrap();
         pki.write(dir.path()).unwrap();
         let back = DevPki::read(dir.path()).unwrap();
         assert_eq!(back.gateway_ca.pin(), pki.gateway_ca.pin());

@@ -44,7 +44,7 @@
 //! never re-implemented here. The types an application needs from them are re-exported
 //! here, so `rescue` is the one dependency; [`lower`] gives the crates themselves.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod audit;
 pub mod config;

@@ -43,7 +43,7 @@ struct Setup {
 }
 
 async fn start(grace: Duration) -> Setup {
-    let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+    let pki = DevPki::generate(["127.0.0.1"], ACCOUNT, "alice").unwrap();
     let other_ca = AccountCa::generate(OTHER_ACCOUNT).unwrap();
     let other_console = other_ca
         .issue_console_cert("mallory", Duration::from_secs(3600))

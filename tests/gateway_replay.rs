@@ -69,7 +69,7 @@ async fn wait_no_live_session(gateway: &Gateway) {
 
 #[tokio::test]
 async fn a_ticket_of_an_ended_session_is_refused_after_a_restart() {
-    let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+    let pki = DevPki::generate(["127.0.0.1"], ACCOUNT, "alice").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ended-guids");
     let first = start(&pki, "127.0.0.1:0", &file).await;
@@ -112,7 +112,7 @@ async fn a_ticket_of_an_ended_session_is_refused_after_a_restart() {
 
 #[tokio::test]
 async fn a_ticket_of_a_session_live_when_the_gateway_stopped_is_refused_after_the_restart() {
-    let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+    let pki = DevPki::generate(["127.0.0.1"], ACCOUNT, "alice").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ended-guids");
     let first = start(&pki, "127.0.0.1:0", &file).await;
@@ -154,7 +154,7 @@ async fn a_ticket_of_a_session_live_when_the_gateway_stopped_is_refused_after_th
 
 #[tokio::test]
 async fn a_ticket_that_does_not_list_the_gateway_is_refused_naming_why() {
-    let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+    let pki = DevPki::generate(["127.0.0.1"], ACCOUNT, "alice").unwrap();
     let gateway = Gateway::bind(
         "127.0.0.1:0".parse().unwrap(),
         config(&pki, EndedStore::Memory),
@@ -202,7 +202,7 @@ async fn a_ticket_that_does_not_list_the_gateway_is_refused_naming_why() {
 
 #[tokio::test]
 async fn a_damaged_store_stops_the_gateway_from_starting_with_a_typed_error() {
-    let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+    let pki = DevPki::generate(["127.0.0.1"], ACCOUNT, "alice").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ended-guids");
     std::fs::write(&file, b"this is not a GUID store").unwrap();

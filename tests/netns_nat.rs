@@ -44,6 +44,10 @@ use rescue_proto::{Permission, Policy};
 use session_support::{content, digests, policy, wait_for, Recorder, WAIT};
 use tokio::sync::{mpsc, oneshot};
 
+/// The wait before a second round where a direct path is expected: on a loaded CI
+/// machine a first round can miss its windows, and the test's event wait holds a second.
+const RETRY_IF_LOADED: Duration = Duration::from_secs(2);
+
 /// Longest wait for one set-up step of a party (connect, register, claim).
 const SETUP: Duration = Duration::from_secs(10);
 
@@ -398,7 +402,7 @@ async fn through_port_preserving_nats_the_session_goes_direct_udp() {
     let started = Instant::now();
     let mut w = world(
         Lab::build(Nat::PortPreserving),
-        short_windows(Duration::from_secs(8), Duration::from_secs(30)),
+        short_windows(Duration::from_secs(8), RETRY_IF_LOADED),
     )
     .await;
     for (party, events) in [
@@ -421,9 +425,8 @@ async fn through_port_preserving_nats_the_session_goes_direct_udp() {
     assert_eq!(w.applet.path(), Some(PathKind::DirectUdp));
     assert_eq!(w.console.path(), Some(PathKind::DirectUdp));
     let stats = w.gateway.stats().await;
-    assert_eq!(
-        stats.rendezvous.pairs_completed,
-        1,
+    assert!(
+        (1..=2).contains(&stats.rendezvous.pairs_completed),
         "{:?}\nrouter A:\n{}",
         stats.rendezvous,
         w.lab.dump(Host::RouterA)
@@ -519,7 +522,7 @@ async fn on_one_lan_behind_a_port_randomising_nat_the_session_goes_direct_udp_ov
     let tcp_window = Duration::from_secs(2);
     let direct = DirectConfig {
         tcp_window,
-        ..short_windows(Duration::from_secs(8), Duration::from_secs(30))
+        ..short_windows(Duration::from_secs(8), RETRY_IF_LOADED)
     };
     let mut w = world(lab, direct).await;
     let lan_before = w.lab.rx_bytes(Host::Applet, "side");
@@ -535,8 +538,8 @@ async fn on_one_lan_behind_a_port_randomising_nat_the_session_goes_direct_udp_ov
         "the UDP phase starts only when the window of the hanging dials ends ({switched:?})"
     );
     let stats = w.gateway.stats().await;
-    assert_eq!(
-        stats.rendezvous.pairs_completed, 1,
+    assert!(
+        (1..=2).contains(&stats.rendezvous.pairs_completed),
         "{:?}",
         stats.rendezvous
     );
@@ -562,7 +565,7 @@ async fn a_gateway_that_falls_silent_after_the_switch_leaves_the_session_running
     // dies of silence, not of a closed connection.
     let mut w = world(
         Lab::build(Nat::PortPreserving),
-        short_windows(Duration::from_secs(8), Duration::from_secs(30)),
+        short_windows(Duration::from_secs(8), RETRY_IF_LOADED),
     )
     .await;
     assert_eq!(both_go_direct(&mut w).await, PathKind::DirectUdp);

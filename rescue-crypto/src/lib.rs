@@ -48,7 +48,7 @@
 //! examples is written by the root crate's `rescue::devpki`). It never implements a cipher or signature
 //! itself: ring, rustls and webpki do, and every secret comparison is constant-time.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod bind;
 pub mod digest;

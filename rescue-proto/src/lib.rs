@@ -6,7 +6,7 @@
 //!
 //! Start from [`guid::Guid`] and [`permission::Policy`].
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod audit;
 pub mod codec;

@@ -40,7 +40,7 @@ use crate::party::Role;
 pub const MAX_CANDIDATES: usize = 8;
 /// Delay between two staggered dials of one round (RFC 8305 "Connection Attempt Delay").
 pub const DIAL_STAGGER: Duration = Duration::from_millis(250);
-/// Default time the applet's listener stays open and the console dials (MISSION.md: the
+/// Default time the applet's listener stays open and the console dials (the service we model: the
 /// UDP path is tried when no TCP connection is made within 10 s).
 pub const TCP_WINDOW: Duration = Duration::from_secs(10);
 /// Default time for the UDP phase of a round (rendezvous, punch, XTCP, TLS, BIND).

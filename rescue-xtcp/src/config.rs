@@ -23,7 +23,7 @@ pub enum CongestionKind {
     Bbr,
     /// BBR that takes losses without queueing delay as random, not congestion
     /// ([`crate::cc::Bbr::loss_tolerant`]): the default, chosen by measurement
-    /// (docs/PERFORMANCE.md, issue 10): on a lossless loopback as fast as CUBIC,
+    /// (docs/PERFORMANCE.md): on a lossless loopback as fast as CUBIC,
     /// through 1 % and 5 % random loss 19× and 38× quinn's CUBIC (CUBIC itself:
     /// 0.9× and 0.75×), and on a full drop-tail buffer it answers as the draft's BBR.
     #[default]

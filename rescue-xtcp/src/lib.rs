@@ -60,7 +60,7 @@
 //!   without a challenge round trip.
 //! - The endpoint scans its connections for timers and transmits: fine for the
 //!   handful of connections a session uses, not for thousands.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod cc;

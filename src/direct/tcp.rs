@@ -183,8 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_real_console_binds_and_nominates() {
-        let pki =
-            DevPki::generate(&["127.0.0.1".into()], rescue_proto::AccountId(42), "alice").unwrap();
+        let pki = DevPki::generate(["127.0.0.1"], rescue_proto::AccountId(42), "alice").unwrap();
         let (l, applet) = applet_side(&pki).await;
         let console = console_side(pki.console.clone(), 5);
         let addr = local(&l);
@@ -204,8 +203,7 @@ mod tests {
     /// but not the session's path key, cannot get a path bound.
     #[tokio::test]
     async fn a_stranger_at_the_listener_gets_no_path() {
-        let pki =
-            DevPki::generate(&["127.0.0.1".into()], rescue_proto::AccountId(42), "alice").unwrap();
+        let pki = DevPki::generate(["127.0.0.1"], rescue_proto::AccountId(42), "alice").unwrap();
         // Same certificate (the pinned leaf), wrong path key.
         let (l, applet) = applet_side(&pki).await;
         let stranger = console_side(pki.console.clone(), 6);
@@ -243,8 +241,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_connection_is_dropped_at_the_set_up_timeout() {
-        let pki =
-            DevPki::generate(&["127.0.0.1".into()], rescue_proto::AccountId(42), "alice").unwrap();
+        let pki = DevPki::generate(["127.0.0.1"], rescue_proto::AccountId(42), "alice").unwrap();
         let (l, applet) = applet_side(&pki).await;
         let addr = local(&l);
         let _silent = TcpStream::connect(addr).await.unwrap();

@@ -7,7 +7,7 @@
 //! The peers never trust the gateway with anything but routing: the inner TLS pins the
 //! account CA, and BIND ties the end-to-end channel to the session GUID. The steps are
 //! separate functions (transport, hand-off driver, inner set-up) so that a reconnect
-//! (REATTACH/RESUME, issue 4) can reuse them on a new hop.
+//! (REATTACH/RESUME, PROTOCOL.md 3.12) can reuse them on a new hop.
 
 /// Implements `AsyncRead` and `AsyncWrite` for a paired-session type by delegating to
 /// its `stream` field (the end-to-end TLS stream).

@@ -1,4 +1,4 @@
-//! Reconnecting a relayed session after its path died (issue 4 point 6, PROTOCOL.md
+//! Reconnecting a relayed session after its path died (PROTOCOL.md
 //! 3.12): the peer either finds its own hop alive and waits there for PEER_BACK (the
 //! other party lost its hop), or finds it dead and sends REATTACH with its resume secret
 //! on a new hop (the same gateway, or the next in the ticket's list). Then it runs a NEW

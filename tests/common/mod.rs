@@ -98,7 +98,7 @@ impl Setup {
     }
 
     pub async fn start_with(limits: GatewayLimits) -> Self {
-        let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+        let pki = DevPki::generate(["127.0.0.1"], ACCOUNT, "alice").unwrap();
         let other_ca = AccountCa::generate(OTHER_ACCOUNT).unwrap();
         let other_console = other_ca
             .issue_console_cert("mallory", Duration::from_secs(3600))

@@ -98,9 +98,10 @@ pub enum TicketError {
     Key,
 }
 
-/// The portal's Ed25519 signing key for tickets.
+/// The portal's Ed25519 signing key for tickets. Cloning shares the key (cheap).
+#[derive(Clone)]
 pub struct TicketSigner {
-    pair: Ed25519KeyPair,
+    pair: std::sync::Arc<Ed25519KeyPair>,
     pkcs8: Vec<u8>,
 }
 
@@ -118,7 +119,7 @@ impl TicketSigner {
         let pair =
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| TicketError::Key)?;
         Ok(Self {
-            pair,
+            pair: std::sync::Arc::new(pair),
             pkcs8: pkcs8.to_vec(),
         })
     }

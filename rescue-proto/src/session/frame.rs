@@ -21,7 +21,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Length of the fixed frame header.
 pub const HEADER_LEN: usize = 23;
-/// Largest payload of one frame: 64 KiB (DESIGN.md "Numbers"); bounds what a receiver
+/// Largest payload of one frame: 64 KiB (PROTOCOL.md §5); bounds what a receiver
 /// buffers for a single frame.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// Largest whole frame.
