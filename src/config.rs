@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// One deadline from TCP accept to the first request: the protocol's
 /// [`rescue_proto::wire::limits::PRE_AUTH_TIMEOUT`] (10 s).
+///
+/// Value: the same as [`rescue_proto::wire::limits::PRE_AUTH_TIMEOUT`].
 pub const PRE_AUTH_TIMEOUT: Duration = rescue_proto::wire::limits::PRE_AUTH_TIMEOUT;
 
 /// Unauthenticated connections held at once: the protocol's
@@ -20,6 +22,8 @@ pub const MAX_PRE_AUTH_PER_SOURCE: usize = rescue_proto::wire::limits::MAX_PRE_A
 
 /// How long a registered, unclaimed session waits for a technician (TURN's default
 /// allocation lifetime): a bound on parked connections that nobody claims.
+///
+/// Value: 10 min (600 s).
 pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Authenticated connections (hops) one gateway holds: an applet whose REGISTER or
@@ -30,30 +34,46 @@ pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// How long a console connection may stay open between requests (QUEUE polling).
+///
+/// Value: 2 min (120 s).
 pub const CONSOLE_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a graceful shutdown waits for sessions to close before dropping them.
+///
+/// Value: 5 s.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Time a peer gives one gateway to accept the TCP connection before failing over to the
 /// next in the list.
+///
+/// Value: 5 s.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Time a peer waits for each answer from the gateway (HELLO, REGISTERED, QUEUE_LIST).
+///
+/// Value: 10 s.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time a peer allows for the inner (end-to-end) TLS handshake plus BIND and SAS.
+///
+/// Value: 15 s.
 pub const INNER_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a console's claim is tried again while the GUID is unknown to the gateway
 /// (10 s): long enough for an applet started at the same moment to register, short
 /// enough that a wrong GUID fails fast.
+///
+/// Value: 10 s.
 pub const CLAIM_WAIT: Duration = Duration::from_secs(10);
 /// First pause before a claim is tried again because the applet had not registered yet
 /// (100 ms).
+///
+/// Value: 100 ms.
 pub const CLAIM_RETRY_FIRST: Duration = Duration::from_millis(100);
 /// Longest pause between two such claims (1 s): at most about 13 claims in
 /// [`CLAIM_WAIT`].
+///
+/// Value: 1 s.
 pub const CLAIM_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Bounds applied by a [`crate::gateway::Gateway`]. `Default` gives the named constants.

@@ -72,7 +72,60 @@ pub enum Error {
     GuidStore(#[from] crate::directory::StoreError),
 }
 
+/// What a caller can do about an [`Error`] ([`Error::advice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Advice {
+    /// Try the same thing again, perhaps after a pause: the failure was transient (a
+    /// timeout, a reset connection, a peer not there yet).
+    Retry,
+    /// Try another gateway: this one is full, shutting down or faulty.
+    OtherGateway,
+    /// Do not retry: the request cannot succeed (a bad or expired ticket, a session
+    /// claimed already or of another account, a peer that failed authentication).
+    GiveUp,
+    /// Fix the local configuration (keys, certificates, addresses, the GUID store).
+    FixConfig,
+}
+
 impl Error {
+    /// What the caller can do about it.
+    ///
+    /// ```
+    /// use rescue::error::{Advice, Error, ErrorCode};
+    /// let full = Error::Refused { code: ErrorCode::Overloaded, message: "table full".into() };
+    /// assert_eq!(full.advice(), Advice::OtherGateway);
+    /// assert_eq!(Error::BindMismatch.advice(), Advice::GiveUp);
+    /// ```
+    pub fn advice(&self) -> Advice {
+        match self {
+            Error::Io(_) | Error::Tls(_) | Error::Timeout(_) | Error::Closed | Error::PeerGone => {
+                Advice::Retry
+            }
+            Error::Refused { code, .. } => match *code {
+                ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::Internal => {
+                    Advice::OtherGateway
+                }
+                ErrorCode::Timeout | ErrorCode::UnknownGuid => Advice::Retry,
+                _ => Advice::GiveUp,
+            },
+            // Every gateway was tried: another one is not an option left.
+            Error::NoGateway { last, .. } => match last.advice() {
+                Advice::OtherGateway => Advice::Retry,
+                other => other,
+            },
+            Error::Protocol(_)
+            | Error::Ticket(_)
+            | Error::BindMismatch
+            | Error::Sas(_)
+            | Error::ConsoleIdentity(_) => Advice::GiveUp,
+            Error::TlsConfig(_)
+            | Error::ConsoleIdentity(_)
+            | Error::Config(_)
+            | Error::GuidStore(_) => Advice::FixConfig,
+        }
+    }
+
     /// The ERROR code, if the gateway refused with one.
     pub fn refusal(&self) -> Option<ErrorCode> {
         match self {

@@ -39,19 +39,33 @@ use crate::party::Role;
 /// the connection attempts a peer can make the console send.
 pub const MAX_CANDIDATES: usize = 8;
 /// Delay between two staggered dials of one round (RFC 8305 "Connection Attempt Delay").
+///
+/// Value: 250 ms.
 pub const DIAL_STAGGER: Duration = Duration::from_millis(250);
 /// Default time the applet's listener stays open and the console dials (the service we model: the
 /// UDP path is tried when no TCP connection is made within 10 s).
+///
+/// Value: 10 s.
 pub const TCP_WINDOW: Duration = Duration::from_secs(10);
 /// Default time for the UDP phase of a round (rendezvous, punch, XTCP, TLS, BIND).
+///
+/// Value: 10 s.
 pub const UDP_WINDOW: Duration = Duration::from_secs(10);
 /// Default wait before the second round after a failed or lost one; doubles each time.
+///
+/// Value: 5 s.
 pub const RETRY_BASE: Duration = Duration::from_secs(5);
 /// Default longest wait between two rounds.
+///
+/// Value: 5 min (300 s).
 pub const RETRY_MAX: Duration = Duration::from_secs(300);
 /// A direct path that stayed up this long resets the backoff.
+///
+/// Value: 60 s.
 pub const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// The window in which at most [`DirectConfig::max_switches`] switches happen.
+///
+/// Value: 60 s.
 pub const SWITCH_WINDOW: Duration = Duration::from_secs(60);
 /// Default most switches to a direct path per [`SWITCH_WINDOW`].
 pub const MAX_SWITCHES: usize = 3;

@@ -64,9 +64,13 @@ const BULK_QUEUE: usize = 16;
 /// Default capacity of the event queue: a slow consumer is backpressure on the session.
 pub const DEFAULT_EVENT_CAPACITY: usize = 64;
 /// Default bound on how long an API call waits for the driver (or the peer) to answer.
+///
+/// Value: 30 s.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default bound on how long a permission request waits for the end user's answer:
 /// a little more than the end user's own consent timeout.
+///
+/// Value: 75 s.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Who is on the other side, as far as this side verified it.

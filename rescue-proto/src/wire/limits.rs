@@ -44,11 +44,15 @@ pub const UDP_TOKEN_LEN: usize = 16;
 /// so a slow mobile link needs about two round trips; one deadline for all three steps
 /// means a connection that trickles bytes cannot reset a timer at each step, so an
 /// unauthenticated connection holds its slot at most this long.
+///
+/// Value: 10 s.
 pub const PRE_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time a peer waits, after its outer TLS handshake, for the gateway's HELLO (a peer
 /// waits `HELLO_TIMEOUT` + [`REQUEST_TIMEOUT`] for HELLO and the first answer): the
 /// gateway sends it as soon as it has read the peer's.
+///
+/// Value: 5 s.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most unauthenticated connections one gateway holds at once (accepted, first request
@@ -67,21 +71,31 @@ pub const MAX_PRE_AUTH_PER_SOURCE: usize = 32;
 /// Time a peer waits for an answer to a request (REGISTER, QUEUE, CLAIM, REATTACH): one
 /// round trip plus a lookup, with a wide margin. (The gateway's wait for the first
 /// request is within [`PRE_AUTH_TIMEOUT`].)
+///
+/// Value: 10 s.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Interval of PING on an idle hop: keeps NAT bindings and middleboxes warm (iroh 15 s).
+///
+/// Value: 15 s.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Silence after which a hop is dead: three missed pings.
+///
+/// Value: 45 s.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Lifetime of a waiting (registered, unclaimed) session: long enough for a technician
 /// to pick it from the queue, short enough that abandoned applets free their slot
 /// (TURN's default allocation lifetime).
+///
+/// Value: 10 min (600 s).
 pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Time a party that lost its hop has to REATTACH before the session ends: covers a
 /// Wi-Fi to mobile hand-over or a gateway fail-over, not a long absence.
+///
+/// Value: 30 s.
 pub const REATTACH_GRACE: Duration = Duration::from_secs(30);
 
 /// Most live sessions in one gateway's table (waiting, paired or in grace): bounds
@@ -107,6 +121,8 @@ pub const MAX_ENDED_PER_ACCOUNT: usize = 40_000;
 /// Lifetime of a UDP_TOKEN (PROTOCOL.md 3.13): a peer probes within a round trip of
 /// receiving it; [`REQUEST_TIMEOUT`] leaves a wide margin. After it, the token is
 /// stale; the gateway remembers it for one more lifetime, to say so.
+///
+/// Value: 10 s.
 pub const UDP_TOKEN_LIFETIME: Duration = Duration::from_secs(10);
 
 /// Live (unspent, unexpired) tokens one hop holds: one rendezvous runs at a time per
@@ -115,6 +131,8 @@ pub const MAX_TOKENS_PER_HOP: usize = 1;
 
 /// Least time between two RENDEZVOUS of one session that the gateway answers: a
 /// console retrying a failed punch backs off anyway; a flood gets nothing.
+///
+/// Value: 5 s.
 pub const RENDEZVOUS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Most tokens in a gateway's rendezvous table, live or remembered (spent, stale):
@@ -128,6 +146,8 @@ pub const MAX_RENDEZVOUS_TOKENS: usize = 8192;
 pub const MAX_PROBES_PER_SOURCE: u32 = 32;
 
 /// The window of [`MAX_PROBES_PER_SOURCE`].
+///
+/// Value: 1 s.
 pub const PROBE_RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Most sources the probe rate limiter tracks; when all are in their window, a probe
@@ -140,19 +160,27 @@ pub const MAX_PROBE_SOURCES: usize = 4096;
 pub const PROBE_ATTEMPTS: u32 = 5;
 
 /// Pause between two probes of one token, until PEER_ADDR arrives.
+///
+/// Value: 250 ms.
 pub const PROBE_RETRY_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long a peer waits for PEER_ADDR after its first probe: the other party may
 /// probe later, but both tokens are stale after [`UDP_TOKEN_LIFETIME`].
+///
+/// Value: the same as [`UDP_TOKEN_LIFETIME`].
 pub const PEER_ADDR_TIMEOUT: Duration = UDP_TOKEN_LIFETIME;
 
 /// Longest a punch (the XTCP simultaneous open toward the address in PEER_ADDR) may
 /// take before the UDP path is given up.
+///
+/// Value: 10 s.
 pub const PUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first SYN retransmission timeout of a punch (then doubling): with
 /// [`PUNCH_TIMEOUT`], at most [`MAX_PUNCH_SYNS`] datagrams go to an address the other
 /// party named, at most two a second (ICE's consent spirit, RFC 7675).
+///
+/// Value: 500 ms.
 pub const PUNCH_INITIAL_RTO: Duration = Duration::from_millis(500);
 
 /// SYNs of one punch: at 0, 0.5, 1.5, 3.5 and 7.5 s, within [`PUNCH_TIMEOUT`].
