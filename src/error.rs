@@ -119,10 +119,7 @@ impl Error {
             | Error::BindMismatch
             | Error::Sas(_)
             | Error::ConsoleIdentity(_) => Advice::GiveUp,
-            Error::TlsConfig(_)
-            | Error::ConsoleIdentity(_)
-            | Error::Config(_)
-            | Error::GuidStore(_) => Advice::FixConfig,
+            Error::TlsConfig(_) | Error::Config(_) | Error::GuidStore(_) => Advice::FixConfig,
         }
     }
 
