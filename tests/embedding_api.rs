@@ -291,3 +291,45 @@ fn the_quickstart_example_runs_to_its_clean_end() {
     // examples/quickstart.rs, the README's and the crate docs' quick start, as it is.
     quickstart::main().expect("the quick start runs");
 }
+
+/// Registers one more applet of `stack` and returns the error it gets.
+async fn register_refused(stack: &LocalStack) -> Error {
+    let issued = stack.issue(Policy::default()).unwrap();
+    let applet = stack.applet(&issued).unwrap();
+    timeout(STEP, applet.register())
+        .await
+        .expect("the refusal comes in time")
+        .expect_err("over the limit")
+}
+
+#[tokio::test]
+async fn each_session_limit_configured_is_enforced_and_its_refusal_names_it() {
+    use rescue::error::{Advice, ErrorCode};
+    // (limit set to 1, the text its refusal carries)
+    type Set = fn(&mut rescue::GatewayLimits);
+    let cases: [(Set, &str); 3] = [
+        (|l| l.max_sessions = 1, "gateway session limit"),
+        (|l| l.max_sessions_per_account = 1, "account session quota"),
+        (
+            |l| l.max_ended_per_account = 1,
+            "account remembered GUID quota",
+        ),
+    ];
+    for (set, named) in cases {
+        let stack = LocalStack::start_with(|c| set(&mut c.limits))
+            .await
+            .unwrap()
+            .with_timeouts(timeouts(Duration::from_secs(1)));
+        let issued = stack.issue(Policy::default()).unwrap();
+        let _first = stack.applet(&issued).unwrap().register().await.unwrap();
+        let err = register_refused(&stack).await;
+        assert_eq!(
+            err.refusal(),
+            Some(ErrorCode::Overloaded),
+            "{named}: {err:?}"
+        );
+        assert!(err.to_string().contains(named), "{named}: {err}");
+        // The ticket's only gateway is full: nothing else to try, later may work.
+        assert_eq!(err.advice(), Advice::Retry, "{named}");
+    }
+}
