@@ -27,8 +27,12 @@ use time::OffsetDateTime;
 use crate::pin::Pin;
 use crate::rng;
 
+#[cfg(feature = "csr")]
+mod csr;
 mod name;
 
+#[cfg(feature = "csr")]
+pub use csr::MAX_CSR_LEN;
 pub use name::ConsoleName;
 
 /// Lifetime of a generated CA: long enough for a development or small deployment PKI.
@@ -71,6 +75,10 @@ pub enum PkiError {
     /// PEM input could not be parsed.
     #[error("malformed PEM: {0}")]
     Pem(String),
+    /// A certificate signing request is malformed, oversize, badly self-signed or not
+    /// for a P-256 key (feature `csr`).
+    #[error("certificate signing request refused")]
+    Csr,
     /// The OS random number generator failed.
     #[error(transparent)]
     Random(#[from] rng::RandomError),
