@@ -73,16 +73,18 @@ CREATE TABLE session_events (
     account_id BIGINT NOT NULL,
     id BIGINT NOT NULL,
     session_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
     at BIGINT NOT NULL,
     kind TEXT NOT NULL,
     body BYTEA NOT NULL,
     PRIMARY KEY (account_id, id)
 );
-CREATE INDEX session_events_by_session ON session_events (account_id, session_id, at);
+CREATE UNIQUE INDEX session_events_by_session ON session_events (account_id, session_id, seq);
 CREATE TABLE session_events_archive (
     account_id BIGINT NOT NULL,
     id BIGINT NOT NULL,
     session_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
     at BIGINT NOT NULL,
     kind TEXT NOT NULL,
     body BYTEA NOT NULL,

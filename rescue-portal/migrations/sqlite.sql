@@ -73,16 +73,18 @@ CREATE TABLE session_events (
     account_id INTEGER NOT NULL,
     id INTEGER NOT NULL,
     session_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
     at INTEGER NOT NULL,
     kind TEXT NOT NULL,
     body BLOB NOT NULL,
     PRIMARY KEY (account_id, id)
 );
-CREATE INDEX session_events_by_session ON session_events (account_id, session_id, at);
+CREATE UNIQUE INDEX session_events_by_session ON session_events (account_id, session_id, seq);
 CREATE TABLE session_events_archive (
     account_id INTEGER NOT NULL,
     id INTEGER NOT NULL,
     session_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
     at INTEGER NOT NULL,
     kind TEXT NOT NULL,
     body BLOB NOT NULL,

@@ -50,8 +50,8 @@ impl Service {
         let online_cut = now.saturating_sub(secs(r.logs_online));
         let mut tx = self.0.db.pool.begin().await?;
         let moved = sqlx::query(
-            "INSERT INTO session_events_archive (account_id, id, session_id, at, kind, body) \
-             SELECT account_id, id, session_id, at, kind, body FROM session_events WHERE at <= $1",
+            "INSERT INTO session_events_archive (account_id, id, session_id, seq, at, kind, body) \
+             SELECT account_id, id, session_id, seq, at, kind, body FROM session_events WHERE at <= $1",
         )
         .bind(online_cut)
         .execute(&mut *tx)

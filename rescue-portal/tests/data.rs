@@ -47,8 +47,8 @@ async fn logs_are_sealed_and_unreadable_once_the_account_key_is_destroyed() {
     assert!(!file_contains(&p.db_path, "notes.txt"), "file names are not in clear on disk");
 
     // Keep a copy of the sealed rows, as if the deletion had left them on disk.
-    let left: Vec<(i64, i64, i64, i64, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT account_id, id, session_id, at, kind, body FROM session_events WHERE account_id = $1",
+    let left: Vec<(i64, i64, i64, i64, i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT account_id, id, session_id, seq, at, kind, body FROM session_events WHERE account_id = $1",
     )
     .bind(a.id)
     .fetch_all(p.svc.db().pool())
@@ -57,8 +57,8 @@ async fn logs_are_sealed_and_unreadable_once_the_account_key_is_destroyed() {
     assert_eq!(left.len(), 3);
     p.svc.delete_account(a.id).await.unwrap();
     for r in &left {
-        sqlx::query("INSERT INTO session_events (account_id, id, session_id, at, kind, body) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(r.0).bind(r.1).bind(r.2).bind(r.3).bind(r.4.clone()).bind(r.5.clone())
+        sqlx::query("INSERT INTO session_events (account_id, id, session_id, seq, at, kind, body) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(r.0).bind(r.1).bind(r.2).bind(r.3).bind(r.4).bind(r.5.clone()).bind(r.6.clone())
             .execute(p.svc.db().pool())
             .await
             .unwrap();
