@@ -84,7 +84,10 @@ async fn main() -> AnyResult<()> {
         }
         None => {
             let s = TicketSigner::generate()?;
-            std::fs::write(data.join("ticket-verify.hex"), format!("{}\n", s.verify_key()))?;
+            std::fs::write(
+                data.join("ticket-verify.hex"),
+                format!("{}\n", s.verify_key()),
+            )?;
             (s, Pin([0; 32]))
         }
     };
@@ -114,10 +117,13 @@ async fn main() -> AnyResult<()> {
     }
     let _jobs = svc.spawn_jobs(Duration::from_secs(5));
     let app = rescue_portal::http::router(svc);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

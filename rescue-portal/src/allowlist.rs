@@ -22,12 +22,8 @@ impl Cidr {
             v4 => v4,
         };
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(a)) => {
-                prefix_eq(&net.octets(), &a.octets(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(a)) => {
-                prefix_eq(&net.octets(), &a.octets(), self.prefix)
-            }
+            (IpAddr::V4(net), IpAddr::V4(a)) => prefix_eq(&net.octets(), &a.octets(), self.prefix),
+            (IpAddr::V6(net), IpAddr::V6(a)) => prefix_eq(&net.octets(), &a.octets(), self.prefix),
             _ => false,
         }
     }
@@ -127,12 +123,20 @@ mod tests {
         assert!(!l.allows(ip("2001:db8:8000::1")));
         assert!(l.allows(ip("::ffff:192.0.2.9")));
         assert!(AllowList::parse("").unwrap().allows(ip("203.0.113.1")));
-        assert_eq!(AllowList::parse("10.0.0.0/7").unwrap().to_string(), "10.0.0.0/7");
+        assert_eq!(
+            AllowList::parse("10.0.0.0/7").unwrap().to_string(),
+            "10.0.0.0/7"
+        );
     }
 
     #[test]
     fn malformed_entries_are_refused() {
-        for bad in ["10.0.0.0/33", "nonsense", "1.2.3.4/x", "'; DROP TABLE x; --"] {
+        for bad in [
+            "10.0.0.0/33",
+            "nonsense",
+            "1.2.3.4/x",
+            "'; DROP TABLE x; --",
+        ] {
             assert!(AllowList::parse(bad).is_err(), "{bad}");
         }
     }

@@ -68,7 +68,10 @@ pub(crate) async fn append(
     .fetch_optional(&mut *conn)
     .await?;
     let (seq, prev) = match last {
-        Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<Vec<u8>, _>("hash")?),
+        Some(r) => (
+            r.try_get::<i64, _>("seq")? + 1,
+            r.try_get::<Vec<u8>, _>("hash")?,
+        ),
         None => (0, vec![0u8; 32]),
     };
     let e = AuditEntry {
@@ -100,7 +103,11 @@ pub(crate) async fn append(
 
 /// The entries of `account`, oldest first.
 pub(crate) async fn entries(db: &Db, account: i64) -> Result<Vec<AuditEntry>> {
-    Ok(rows(db, account).await?.into_iter().map(|(e, _, _)| e).collect())
+    Ok(rows(db, account)
+        .await?
+        .into_iter()
+        .map(|(e, _, _)| e)
+        .collect())
 }
 
 async fn rows(db: &Db, account: i64) -> Result<Vec<(AuditEntry, Vec<u8>, Vec<u8>)>> {

@@ -45,10 +45,7 @@ impl Hasher {
         })
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T> {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let permit = tokio::time::timeout(HASH_QUEUE_TIMEOUT, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| PortalError::Busy)?
@@ -117,7 +114,13 @@ pub struct LoginOk {
 
 impl Service {
     /// Logs in with e-mail, password and TOTP code from `source`.
-    pub async fn login(&self, source: IpAddr, email: &str, password: &str, code: &str) -> Result<LoginOk> {
+    pub async fn login(
+        &self,
+        source: IpAddr,
+        email: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<LoginOk> {
         let now = self.now();
         if !self.0.login_limit.check(source, now) {
             return Err(PortalError::RateLimited);
@@ -149,13 +152,22 @@ impl Service {
             .hasher
             .verify(password, Some(row.try_get("password_hash")?))
             .await?;
-        let tenant = Tenant::open(self, account).await.map_err(|_| PortalError::LoginFailed)?;
+        let tenant = Tenant::open(self, account)
+            .await
+            .map_err(|_| PortalError::LoginFailed)?;
         let secret: Vec<u8> = row.try_get("totp_secret")?;
-        let secret = tenant.key.open("technicians", "totp_secret", tech, &secret)?;
+        let secret = tenant
+            .key
+            .open("technicians", "totp_secret", tech, &secret)?;
         let last: Option<i64> = row.try_get("totp_last_step")?;
         let totp = Totp::standard(&secret).map_err(|e| PortalError::Internal(e.to_string()))?;
         let step = totp
-            .verify(code.trim(), now, TOTP_SKEW_STEPS, last.map(|l| l.max(0) as u64))
+            .verify(
+                code.trim(),
+                now,
+                TOTP_SKEW_STEPS,
+                last.map(|l| l.max(0) as u64),
+            )
             .ok();
         let (Some(step), true) = (step, pw_ok) else {
             self.count_failure(account, tech, now_i).await?;
@@ -206,7 +218,11 @@ impl Service {
                 .bind(tech)
                 .execute(&self.0.db.pool)
                 .await?;
-            tracing::warn!(account, technician = tech, "password path locked after failed logins");
+            tracing::warn!(
+                account,
+                technician = tech,
+                "password path locked after failed logins"
+            );
         }
         Ok(())
     }
@@ -261,8 +277,12 @@ impl Service {
             .bind(&hash)
             .execute(&self.0.db.pool)
             .await?;
-        self.principal(r.try_get("account_id")?, r.try_get("technician_id")?, r.try_get("csrf")?)
-            .await
+        self.principal(
+            r.try_get("account_id")?,
+            r.try_get("technician_id")?,
+            r.try_get("csrf")?,
+        )
+        .await
     }
 
     /// Ends a session.
@@ -278,14 +298,22 @@ impl Service {
     /// current one.
     pub async fn change_password(&self, who: &Principal, current: &str, new: &str) -> Result<()> {
         if new.len() < 12 {
-            return Err(PortalError::BadRequest("new password shorter than 12 characters"));
+            return Err(PortalError::BadRequest(
+                "new password shorter than 12 characters",
+            ));
         }
-        let r = sqlx::query("SELECT password_hash FROM technicians WHERE account_id = $1 AND id = $2")
-            .bind(who.account)
-            .bind(who.technician)
-            .fetch_one(&self.0.db.pool)
-            .await?;
-        if !self.0.hasher.verify(current, Some(r.try_get("password_hash")?)).await? {
+        let r =
+            sqlx::query("SELECT password_hash FROM technicians WHERE account_id = $1 AND id = $2")
+                .bind(who.account)
+                .bind(who.technician)
+                .fetch_one(&self.0.db.pool)
+                .await?;
+        if !self
+            .0
+            .hasher
+            .verify(current, Some(r.try_get("password_hash")?))
+            .await?
+        {
             return Err(PortalError::LoginFailed);
         }
         let hash = self.0.hasher.hash(new).await?;

@@ -56,7 +56,9 @@ impl Db {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(PortalError::BadRequest("database URL must be sqlite: or postgres:"));
+            return Err(PortalError::BadRequest(
+                "database URL must be sqlite: or postgres:",
+            ));
         };
         let opts = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
         let pool = match backend {
@@ -77,7 +79,11 @@ impl Db {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => opts.max_connections(MAX_PG_CONNECTIONS).connect(url).await?,
+            Backend::Postgres => {
+                opts.max_connections(MAX_PG_CONNECTIONS)
+                    .connect(url)
+                    .await?
+            }
         };
         let db = Self { pool, backend };
         db.migrate().await?;

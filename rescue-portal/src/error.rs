@@ -80,7 +80,9 @@ impl PortalError {
         match self {
             Self::NotFound | Self::KeyDestroyed => "not found",
             Self::BadRequest(m) | Self::WebhookUrl(m) => m,
-            Self::Pki(_) if self.status() == StatusCode::BAD_REQUEST => "certificate request refused",
+            Self::Pki(_) if self.status() == StatusCode::BAD_REQUEST => {
+                "certificate request refused"
+            }
             Self::Unauthorized => "authentication required",
             Self::LoginFailed => "login failed",
             Self::RateLimited => "too many attempts, try again later",

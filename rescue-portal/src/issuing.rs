@@ -135,7 +135,9 @@ impl Tenant {
         let code = new_code()?;
         let key_text = issued.claim_key().to_text();
         let ticket = self.key.seal("sessions", "ticket", id, &issued.ticket)?;
-        let secret = self.key.seal("sessions", "secret", id, key_text.as_bytes())?;
+        let secret = self
+            .key
+            .seal("sessions", "secret", id, key_text.as_bytes())?;
         let now = self.now();
         sqlx::query(
             "INSERT INTO sessions (account_id, id, guid, code_hash, group_id, created_by, created_at, expires_at, state, ticket, secret) \
@@ -178,7 +180,10 @@ impl Tenant {
         let sql = format!(
             "SELECT {SESSION_COLS} FROM sessions WHERE account_id = $1 ORDER BY created_at DESC LIMIT {MAX_LISTED_SESSIONS}"
         );
-        let rows = sqlx::query(&sql).bind(self.account).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(self.account)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(info).collect()
     }
 
@@ -192,7 +197,11 @@ impl Tenant {
                 "SELECT {SESSION_COLS} FROM sessions WHERE account_id = $1 AND state = 'waiting' AND expires_at > $2 \
                  ORDER BY waiting_since LIMIT {MAX_LISTED_SESSIONS}"
             );
-            sqlx::query(&sql).bind(self.account).bind(now).fetch_all(self.pool()).await?
+            sqlx::query(&sql)
+                .bind(self.account)
+                .bind(now)
+                .fetch_all(self.pool())
+                .await?
         } else {
             let sql = format!(
                 "SELECT {SESSION_COLS} FROM sessions WHERE account_id = $1 AND state = 'waiting' AND expires_at > $2 AND group_id = $3 \
@@ -214,7 +223,8 @@ impl Tenant {
     pub async fn claim(&self, who: &Principal, source: IpAddr, id: i64) -> Result<String> {
         let group = self.allowed_here(who, source).await?;
         let s = self.session(id).await?;
-        let visible = group.policy.shared_queue || s.group_id == group.id || s.created_by == who.technician;
+        let visible =
+            group.policy.shared_queue || s.group_id == group.id || s.created_by == who.technician;
         let open = s.state == "waiting" || (s.state == "issued" && s.created_by == who.technician);
         if !visible || !open || s.expires_at <= self.now() {
             return Err(PortalError::NotFound);
@@ -236,15 +246,26 @@ impl Tenant {
             .bind(id)
             .fetch_one(self.pool())
             .await?;
-        self.key.open_text("sessions", "secret", id, &r.try_get::<Vec<u8>, _>("secret")?)
+        self.key.open_text(
+            "sessions",
+            "secret",
+            id,
+            &r.try_get::<Vec<u8>, _>("secret")?,
+        )
     }
 
     /// Signs the console's CSR (DER) for `who` with the account CA; returns the leaf and
     /// the CA certificate, PEM.
-    pub async fn console_cert(&self, who: &Principal, source: IpAddr, csr_der: &[u8]) -> Result<(String, String)> {
+    pub async fn console_cert(
+        &self,
+        who: &Principal,
+        source: IpAddr,
+        csr_der: &[u8],
+    ) -> Result<(String, String)> {
         self.allowed_here(who, source).await?;
         let ca = self.account_ca().await?;
-        let leaf = ca.sign_console_csr(&who.name, csr_der, self.svc.config().console_cert_validity)?;
+        let leaf =
+            ca.sign_console_csr(&who.name, csr_der, self.svc.config().console_cert_validity)?;
         let b64 = STANDARD.encode(leaf.as_ref());
         let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
         for chunk in b64.as_bytes().chunks(64) {
@@ -282,9 +303,21 @@ impl Service {
         if r.try_get::<i64, _>("expires_at")? <= now || !(state == "issued" || state == "waiting") {
             return Err(PortalError::NotFound);
         }
-        let tenant = Tenant::open(self, account).await.map_err(|_| PortalError::NotFound)?;
-        let ticket = tenant.key.open("sessions", "ticket", id, &r.try_get::<Vec<u8>, _>("ticket")?)?;
-        let key = tenant.key.open_text("sessions", "secret", id, &r.try_get::<Vec<u8>, _>("secret")?)?;
+        let tenant = Tenant::open(self, account)
+            .await
+            .map_err(|_| PortalError::NotFound)?;
+        let ticket = tenant.key.open(
+            "sessions",
+            "ticket",
+            id,
+            &r.try_get::<Vec<u8>, _>("ticket")?,
+        )?;
+        let key = tenant.key.open_text(
+            "sessions",
+            "secret",
+            id,
+            &r.try_get::<Vec<u8>, _>("secret")?,
+        )?;
         sqlx::query(
             "UPDATE sessions SET state = 'waiting', waiting_since = $1 WHERE account_id = $2 AND id = $3 AND state = 'issued'",
         )

@@ -126,21 +126,39 @@ impl AccountKey {
     }
 
     /// Seals `plain` for `table.column` of row `row`.
-    pub(crate) fn seal(&self, table: &str, column: &str, row: i64, plain: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn seal(
+        &self,
+        table: &str,
+        column: &str,
+        row: i64,
+        plain: &[u8],
+    ) -> Result<Vec<u8>> {
         Ok(self
             .key
             .seal(&row_aad(self.account, table, column, row), plain)?)
     }
 
     /// Opens what [`AccountKey::seal`] sealed for the same place.
-    pub(crate) fn open(&self, table: &str, column: &str, row: i64, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn open(
+        &self,
+        table: &str,
+        column: &str,
+        row: i64,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         Ok(self
             .key
             .open(&row_aad(self.account, table, column, row), sealed)?)
     }
 
     /// Opens a sealed UTF-8 text.
-    pub(crate) fn open_text(&self, table: &str, column: &str, row: i64, sealed: &[u8]) -> Result<String> {
+    pub(crate) fn open_text(
+        &self,
+        table: &str,
+        column: &str,
+        row: i64,
+        sealed: &[u8],
+    ) -> Result<String> {
         String::from_utf8(self.open(table, column, row, sealed)?)
             .map_err(|_| PortalError::Internal("sealed text not UTF-8".into()))
     }

@@ -87,7 +87,8 @@ impl SessionEvent {
     }
 
     fn check(&self) -> Result<()> {
-        let text = |s: &str| s.len() <= MAX_FIELD_LEN && !s.chars().any(|c| c.is_control() && c != '\n');
+        let text =
+            |s: &str| s.len() <= MAX_FIELD_LEN && !s.chars().any(|c| c.is_control() && c != '\n');
         let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
         let ok = match self {
             Self::Start | Self::End => true,
@@ -95,9 +96,9 @@ impl SessionEvent {
             | Self::PermissionGranted { permission }
             | Self::PermissionDenied { permission }
             | Self::PermissionRevoked { permission } => !permission.is_empty() && text(permission),
-            Self::File { name, md5, sha256, .. } => {
-                !name.is_empty() && text(name) && hex(md5, 32) && hex(sha256, 64)
-            }
+            Self::File {
+                name, md5, sha256, ..
+            } => !name.is_empty() && text(name) && hex(md5, 32) && hex(sha256, 64),
             Self::PathChange { path } => text(path),
             Self::Chat { from, text: t } => text(from) && text(t),
         };
@@ -123,7 +124,12 @@ impl Tenant {
     /// Appends `events` to session `id`'s log. Only the technician who claimed (or
     /// created) the session may report; chat is dropped when the group's policy excludes
     /// it. An `end` event ends the session and queues its webhook.
-    pub async fn add_events(&self, who: &Principal, id: i64, events: &[SessionEvent]) -> Result<usize> {
+    pub async fn add_events(
+        &self,
+        who: &Principal,
+        id: i64,
+        events: &[SessionEvent],
+    ) -> Result<usize> {
         if events.len() > MAX_EVENTS_PER_POST {
             return Err(PortalError::BadRequest("too many events in one request"));
         }
@@ -200,10 +206,18 @@ impl Tenant {
         rows.iter()
             .map(|r| {
                 let eid: i64 = r.try_get("id")?;
-                let body = self.key.open("session_events", "body", eid, &r.try_get::<Vec<u8>, _>("body")?)?;
+                let body = self.key.open(
+                    "session_events",
+                    "body",
+                    eid,
+                    &r.try_get::<Vec<u8>, _>("body")?,
+                )?;
                 let event = serde_json::from_slice(&body)
                     .map_err(|e| PortalError::Internal(format!("stored event: {e}")))?;
-                Ok(LoggedEvent { at: r.try_get("at")?, event })
+                Ok(LoggedEvent {
+                    at: r.try_get("at")?,
+                    event,
+                })
             })
             .collect()
     }

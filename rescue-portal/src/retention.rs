@@ -64,19 +64,21 @@ impl Service {
         report.events_archived = moved.rows_affected();
 
         let archive_cut = online_cut.saturating_sub(secs(r.logs_archive));
-        report.archived_events_deleted = sqlx::query("DELETE FROM session_events_archive WHERE at <= $1")
-            .bind(archive_cut)
-            .execute(&self.0.db.pool)
-            .await?
-            .rows_affected();
+        report.archived_events_deleted =
+            sqlx::query("DELETE FROM session_events_archive WHERE at <= $1")
+                .bind(archive_cut)
+                .execute(&self.0.db.pool)
+                .await?
+                .rows_affected();
 
         let c = &self.0.config;
-        report.web_sessions_deleted = sqlx::query("DELETE FROM web_sessions WHERE last_seen < $1 OR created_at < $2")
-            .bind(now.saturating_sub(secs(c.idle_timeout_secs)))
-            .bind(now.saturating_sub(secs(c.reauth_secs)))
-            .execute(&self.0.db.pool)
-            .await?
-            .rows_affected();
+        report.web_sessions_deleted =
+            sqlx::query("DELETE FROM web_sessions WHERE last_seen < $1 OR created_at < $2")
+                .bind(now.saturating_sub(secs(c.idle_timeout_secs)))
+                .bind(now.saturating_sub(secs(c.reauth_secs)))
+                .execute(&self.0.db.pool)
+                .await?
+                .rows_affected();
         if report != PurgeReport::default() {
             tracing::info!(?report, "retention purge");
         }
@@ -85,10 +87,12 @@ impl Service {
 
     /// Archived events of `account` (for tests and exports).
     pub async fn archived_event_count(&self, account: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM session_events_archive WHERE account_id = $1")
-            .bind(account)
-            .fetch_one(&self.0.db.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM session_events_archive WHERE account_id = $1")
+                .bind(account)
+                .fetch_one(&self.0.db.pool)
+                .await?,
+        )
     }
 
     /// Spawns the background jobs: the purge every [`PURGE_INTERVAL`] and webhook

@@ -59,8 +59,10 @@ impl Service {
         issuer: rescue::Portal,
     ) -> Result<Self> {
         let hasher = Hasher::new(config.password_cost).await?;
-        let login_limit = RateLimiter::new(config.login_attempts_per_source, config.login_window_secs);
-        let code_limit = RateLimiter::new(config.login_attempts_per_source, config.login_window_secs);
+        let login_limit =
+            RateLimiter::new(config.login_attempts_per_source, config.login_window_secs);
+        let code_limit =
+            RateLimiter::new(config.login_attempts_per_source, config.login_window_secs);
         Ok(Self(Arc::new(Inner {
             db,
             master,
@@ -127,13 +129,15 @@ impl Service {
     /// Records the account's request to delete its content (purged within
     /// `retention.after_deletion_request`).
     pub async fn request_deletion(&self, account: i64) -> Result<()> {
-        self.set_account_time("deletion_requested_at", account).await
+        self.set_account_time("deletion_requested_at", account)
+            .await
     }
 
     /// Records the end of the account's subscription (purged
     /// `retention.after_subscription_end` later).
     pub async fn end_subscription(&self, account: i64) -> Result<()> {
-        self.set_account_time("subscription_ended_at", account).await
+        self.set_account_time("subscription_ended_at", account)
+            .await
     }
 
     async fn set_account_time(&self, column: &'static str, account: i64) -> Result<()> {
@@ -172,7 +176,10 @@ impl Service {
             .bind(account)
             .fetch_optional(&self.0.db.pool)
             .await?;
-        Ok(row.map(|r| r.try_get::<i64, _>("id")).transpose()?.is_some())
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("id"))
+            .transpose()?
+            .is_some())
     }
 }
 

@@ -84,11 +84,11 @@ impl GroupPolicy {
 
     /// The session policy carried in tickets of this group.
     pub fn session_policy(&self) -> Policy {
-        let mut p = Policy::default();
-        p.allowed = PermissionSet::from_bits(self.permissions).unwrap_or(PermissionSet::EMPTY);
-        p.all_in_one_allowed = self.all_in_one;
-        p.exclude_chat_from_audit = self.exclude_chat;
-        p
+        Policy {
+            allowed: PermissionSet::from_bits(self.permissions).unwrap_or(PermissionSet::EMPTY),
+            all_in_one_allowed: self.all_in_one,
+            exclude_chat_from_audit: self.exclude_chat,
+        }
     }
 }
 
@@ -175,7 +175,9 @@ pub fn base32(data: &[u8]) -> String {
 /// Refuses empty, oversize or control-character text.
 pub(crate) fn check_text(s: &str) -> Result<()> {
     if s.is_empty() || s.len() > MAX_FIELD_LEN || s.chars().any(char::is_control) {
-        return Err(PortalError::BadRequest("text field empty, too long or with control characters"));
+        return Err(PortalError::BadRequest(
+            "text field empty, too long or with control characters",
+        ));
     }
     Ok(())
 }
@@ -277,8 +279,16 @@ impl Tenant {
         .execute(&mut *tx)
         .await?;
         let after = serde_json::json!({ "id": id, "name": name, "policy": policy }).to_string();
-        audit::append(&mut tx, self.account, self.svc.now(), actor, "group.create", "null", &after)
-            .await?;
+        audit::append(
+            &mut tx,
+            self.account,
+            self.svc.now(),
+            actor,
+            "group.create",
+            "null",
+            &after,
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -364,7 +374,9 @@ impl Tenant {
         let hash = self.svc.0.hasher.hash(&password).await?;
         let totp_secret = random::<20>()?.to_vec();
         let id = new_id()?;
-        let sealed = self.key.seal("technicians", "totp_secret", id, &totp_secret)?;
+        let sealed = self
+            .key
+            .seal("technicians", "totp_secret", id, &totp_secret)?;
         let mut tx = self.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO technicians (account_id, id, email, name, group_id, is_admin, password_hash, password_one_time, totp_secret, created_at) \
@@ -388,8 +400,16 @@ impl Tenant {
         }
         inserted?;
         let after = serde_json::json!({ "id": id, "email": email, "name": name, "group": group, "admin": is_admin });
-        audit::append(&mut tx, self.account, self.svc.now(), actor, "technician.create", "null", &after.to_string())
-            .await?;
+        audit::append(
+            &mut tx,
+            self.account,
+            self.svc.now(),
+            actor,
+            "technician.create",
+            "null",
+            &after.to_string(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(NewTechnician {
             id,
@@ -410,7 +430,16 @@ impl Tenant {
             .await?;
         let b = serde_json::json!({ "id": id, "locked_until": t.locked_until }).to_string();
         let a = serde_json::json!({ "id": id, "locked_until": 0 }).to_string();
-        audit::append(&mut tx, self.account, self.svc.now(), actor, "technician.unlock", &b, &a).await?;
+        audit::append(
+            &mut tx,
+            self.account,
+            self.svc.now(),
+            actor,
+            "technician.unlock",
+            &b,
+            &a,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -439,7 +468,11 @@ impl Tenant {
             webhook::check_url(url, self.svc.config().allow_private_webhooks).await?;
             if before.webhook_url.as_deref() != Some(url.as_str()) {
                 let secret = random::<32>()?;
-                sealed_secret = Some(self.key.seal("accounts", "webhook_secret", self.account, &secret)?);
+                sealed_secret =
+                    Some(
+                        self.key
+                            .seal("accounts", "webhook_secret", self.account, &secret)?,
+                    );
                 secret_text = Some(webhook::secret_text(&secret));
             }
         }
@@ -459,7 +492,16 @@ impl Tenant {
         }
         let b = serde_json::to_string(&before).map_err(|e| PortalError::Internal(e.to_string()))?;
         let a = serde_json::to_string(new).map_err(|e| PortalError::Internal(e.to_string()))?;
-        audit::append(&mut tx, self.account, self.svc.now(), actor, "settings.update", &b, &a).await?;
+        audit::append(
+            &mut tx,
+            self.account,
+            self.svc.now(),
+            actor,
+            "settings.update",
+            &b,
+            &a,
+        )
+        .await?;
         tx.commit().await?;
         Ok(secret_text)
     }
@@ -473,7 +515,10 @@ impl Tenant {
             .ok_or(PortalError::NotFound)?;
         let sealed: Option<Vec<u8>> = r.try_get("webhook_secret")?;
         sealed
-            .map(|s| self.key.open("accounts", "webhook_secret", self.account, &s))
+            .map(|s| {
+                self.key
+                    .open("accounts", "webhook_secret", self.account, &s)
+            })
             .transpose()
     }
 
@@ -491,7 +536,9 @@ impl Tenant {
             .ok_or(PortalError::NotFound)?;
         let cert: String = r.try_get("ca_cert_pem")?;
         let key: Vec<u8> = r.try_get("ca_key")?;
-        let key = self.key.open_text("accounts", "ca_key", self.account, &key)?;
+        let key = self
+            .key
+            .open_text("accounts", "ca_key", self.account, &key)?;
         Ok(rescue_crypto::pki::AccountCa::from_pem(
             rescue_crypto::pki::AccountId(self.account as u64),
             &cert,
@@ -521,7 +568,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email(" Alice@Example.TEST ").unwrap(), "alice@example.test");
+        assert_eq!(
+            normalize_email(" Alice@Example.TEST ").unwrap(),
+            "alice@example.test"
+        );
         for bad in ["", "no-at", "a@b@c", "@x", "a b@c", "x@"] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }

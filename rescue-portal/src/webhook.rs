@@ -159,37 +159,53 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<Target> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    if authority.is_empty() || authority.contains('@') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if authority.is_empty()
+        || authority.contains('@')
+        || path.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(PortalError::WebhookUrl("malformed URL"));
     }
     let default_port = if tls { 443 } else { 80 };
     let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-        let (h, rest) = h.split_once(']').ok_or(PortalError::WebhookUrl("malformed URL"))?;
+        let (h, rest) = h
+            .split_once(']')
+            .ok_or(PortalError::WebhookUrl("malformed URL"))?;
         let port = match rest.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| PortalError::WebhookUrl("malformed port"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| PortalError::WebhookUrl("malformed port"))?,
             None if rest.is_empty() => default_port,
             None => return Err(PortalError::WebhookUrl("malformed URL")),
         };
         (h.to_owned(), port)
     } else {
         match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| PortalError::WebhookUrl("malformed port"))?),
+            Some((h, p)) => (
+                h.to_owned(),
+                p.parse()
+                    .map_err(|_| PortalError::WebhookUrl("malformed port"))?,
+            ),
             None => (authority.to_owned(), default_port),
         }
     };
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::time::timeout(DELIVERY_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))
-            .await
-            .map_err(|_| PortalError::WebhookUrl("host did not resolve in time"))?
-            .map_err(|_| PortalError::WebhookUrl("host does not resolve"))?
-            .collect(),
+        Err(_) => tokio::time::timeout(
+            DELIVERY_TIMEOUT,
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| PortalError::WebhookUrl("host did not resolve in time"))?
+        .map_err(|_| PortalError::WebhookUrl("host does not resolve"))?
+        .collect(),
     };
     let Some(&addr) = addrs.first() else {
         return Err(PortalError::WebhookUrl("host does not resolve"));
     };
     if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
-        return Err(PortalError::WebhookUrl("URL points at a loopback or private address"));
+        return Err(PortalError::WebhookUrl(
+            "URL points at a loopback or private address",
+        ));
     }
     Ok(Target {
         tls,
@@ -272,7 +288,13 @@ impl Service {
             let (account, id): (i64, i64) = (r.try_get("account_id")?, r.try_get("id")?);
             let attempts: i64 = r.try_get::<i64, _>("attempts")? + 1;
             let outcome = self
-                .attempt(account, id, &r.try_get::<String, _>("msg_id")?, &r.try_get::<String, _>("url")?, &r.try_get::<Vec<u8>, _>("body")?)
+                .attempt(
+                    account,
+                    id,
+                    &r.try_get::<String, _>("msg_id")?,
+                    &r.try_get::<String, _>("url")?,
+                    &r.try_get::<Vec<u8>, _>("body")?,
+                )
                 .await;
             let (state, next) = match outcome {
                 Ok(()) => {
@@ -288,8 +310,16 @@ impl Service {
                     tracing::info!(account, delivery = id, error = %e, "webhook will be retried");
                     stats.retrying += 1;
                     let shift = u32::try_from(attempts - 1).unwrap_or(31).min(31);
-                    let backoff = self.0.config.webhook_first_retry_secs.saturating_mul(1u64 << shift).min(MAX_BACKOFF_SECS);
-                    ("pending", now.saturating_add(i64::try_from(backoff).unwrap_or(i64::MAX)))
+                    let backoff = self
+                        .0
+                        .config
+                        .webhook_first_retry_secs
+                        .saturating_mul(1u64 << shift)
+                        .min(MAX_BACKOFF_SECS);
+                    (
+                        "pending",
+                        now.saturating_add(i64::try_from(backoff).unwrap_or(i64::MAX)),
+                    )
                 }
             };
             sqlx::query("UPDATE webhook_deliveries SET attempts = $1, next_at = $2, state = $3 WHERE account_id = $4 AND id = $5")
@@ -304,10 +334,20 @@ impl Service {
         Ok(stats)
     }
 
-    async fn attempt(&self, account: i64, id: i64, msg_id: &str, url: &str, sealed: &[u8]) -> Result<()> {
+    async fn attempt(
+        &self,
+        account: i64,
+        id: i64,
+        msg_id: &str,
+        url: &str,
+        sealed: &[u8],
+    ) -> Result<()> {
         let tenant = Tenant::open(self, account).await?;
         let body = tenant.key.open("webhook_deliveries", "body", id, sealed)?;
-        let secret = tenant.webhook_secret().await?.ok_or(PortalError::NotFound)?;
+        let secret = tenant
+            .webhook_secret()
+            .await?
+            .ok_or(PortalError::NotFound)?;
         let target = check_url(url, self.0.config.allow_private_webhooks).await?;
         let ts = self.now();
         let sig = sign(&secret, msg_id, ts, &body);
@@ -344,11 +384,13 @@ async fn post(target: &Target, head: Vec<u8>, body: Vec<u8>) -> Result<u16> {
             }
         }
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PortalError::Internal(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| PortalError::Internal(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let name = rustls_pki_types::ServerName::try_from(target.host.clone())
         .map_err(|_| PortalError::WebhookUrl("malformed host"))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
@@ -358,7 +400,11 @@ async fn post(target: &Target, head: Vec<u8>, body: Vec<u8>) -> Result<u16> {
     exchange(tls, head, body).await
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, head: Vec<u8>, body: Vec<u8>) -> Result<u16> {
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    head: Vec<u8>,
+    body: Vec<u8>,
+) -> Result<u16> {
     let io = |e: std::io::Error| PortalError::Internal(format!("webhook: {e}"));
     s.write_all(&head).await.map_err(io)?;
     s.write_all(&body).await.map_err(io)?;
@@ -393,9 +439,25 @@ mod tests {
         assert!(verify(&secret, "msg_1", 1000, &sig, b"{}", 1100).is_ok());
         let rotated = format!("v1,AAAA {sig}");
         assert!(verify(&secret, "msg_1", 1000, &rotated, b"{}", 1000).is_ok());
-        assert_eq!(verify(&secret, "msg_1", 1000, &sig, b"{ }", 1000), Err(VerifyError::BadSignature));
-        assert_eq!(verify(&secret, "msg_2", 1000, &sig, b"{}", 1000), Err(VerifyError::BadSignature));
-        assert_eq!(verify(&secret, "msg_1", 1000, &sig, b"{}", 1000 + REPLAY_WINDOW_SECS + 1), Err(VerifyError::Stale));
+        assert_eq!(
+            verify(&secret, "msg_1", 1000, &sig, b"{ }", 1000),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            verify(&secret, "msg_2", 1000, &sig, b"{}", 1000),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            verify(
+                &secret,
+                "msg_1",
+                1000,
+                &sig,
+                b"{}",
+                1000 + REPLAY_WINDOW_SECS + 1
+            ),
+            Err(VerifyError::Stale)
+        );
         assert_eq!(secret_from_text(&secret_text(&secret)).unwrap(), secret);
     }
 
@@ -404,7 +466,12 @@ mod tests {
         // The Standard Webhooks spec's example: secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,
         // id msg_p5jXN8AQM9LWM0D4loKWxJek, timestamp 1614265330, body {"test": 2432232314}.
         let secret = secret_from_text("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let sig = sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        let sig = sign(
+            &secret,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
@@ -425,11 +492,19 @@ mod tests {
         ] {
             assert!(check_url(url, false).await.is_err(), "{url}");
         }
-        for url in ["ftp://x/", "http://", "http://a@b/", "javascript:alert(1)", "http://h:99999/"] {
+        for url in [
+            "ftp://x/",
+            "http://",
+            "http://a@b/",
+            "javascript:alert(1)",
+            "http://h:99999/",
+        ] {
             assert!(check_url(url, true).await.is_err(), "{url}");
         }
         assert!(check_url("http://127.0.0.1:9/h", true).await.is_ok());
-        let t = check_url("https://[2606:4700::1111]:8443/x?y", false).await.unwrap();
+        let t = check_url("https://[2606:4700::1111]:8443/x?y", false)
+            .await
+            .unwrap();
         assert_eq!(t.addr.port(), 8443);
         assert_eq!(t.path, "/x?y");
     }

@@ -32,9 +32,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const STEP: Duration = Duration::from_secs(30);
 
 /// A minimal HTTP/1.1 client for loopback (WebDriver and the portal's JSON API).
-async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let body = body.map(Value::to_string).unwrap_or_default();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -52,7 +60,9 @@ async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, b
                 let head = String::from_utf8_lossy(&out[..split]).to_lowercase();
                 let done = match head.lines().find_map(|l| l.strip_prefix("content-length:")) {
                     Some(len) => out.len() >= split + 4 + len.trim().parse::<usize>().unwrap_or(0),
-                    None if head.contains("transfer-encoding: chunked") => out.ends_with(b"0\r\n\r\n"),
+                    None if head.contains("transfer-encoding: chunked") => {
+                        out.ends_with(b"0\r\n\r\n")
+                    }
                     None => n == 0,
                 };
                 if done {
@@ -64,8 +74,14 @@ async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, b
             }
         }
     };
-    let out = tokio::time::timeout(STEP, io).await.expect("HTTP timed out").expect("HTTP");
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head");
+    let out = tokio::time::timeout(STEP, io)
+        .await
+        .expect("HTTP timed out")
+        .expect("HTTP");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
     let head = String::from_utf8_lossy(&out[..split]).to_lowercase();
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut payload = out[split + 4..].to_vec();
@@ -83,7 +99,10 @@ async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, b
         }
         payload = plain;
     }
-    (status, serde_json::from_slice(&payload).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&payload).unwrap_or(Value::Null),
+    )
 }
 
 struct Driver {
@@ -116,7 +135,9 @@ impl Driver {
             session: String::new(),
             shots: std::env::var_os("PORTAL_SCREENSHOTS")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots")),
+                .unwrap_or_else(|| {
+                    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots")
+                }),
         };
         std::fs::create_dir_all(&d.shots).unwrap();
         let deadline = Instant::now() + STEP;
@@ -125,7 +146,10 @@ impl Driver {
             if up && http(addr, "GET", "/status", None, None).await.1["value"]["ready"] == true {
                 break;
             }
-            assert!(Instant::now() < deadline, "chromedriver did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let caps = json!({ "capabilities": { "alwaysMatch": { "goog:chromeOptions": {
@@ -140,7 +164,14 @@ impl Driver {
 
     async fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let p = format!("/session/{}{path}", self.session);
-        let (s, v) = http(self.addr, method, &p, None, Some(&body.unwrap_or(json!({})))).await;
+        let (s, v) = http(
+            self.addr,
+            method,
+            &p,
+            None,
+            Some(&body.unwrap_or(json!({}))),
+        )
+        .await;
         assert_eq!(s, 200, "{method} {path}: {v}");
         v["value"].clone()
     }
@@ -150,13 +181,27 @@ impl Driver {
     }
 
     async fn find(&self, css: &str) -> String {
-        let v = self.cmd("POST", "/element", Some(json!({ "using": "css selector", "value": css }))).await;
-        v["element-6066-11e4-a52e-4f735466cecf"].as_str().unwrap().to_owned()
+        let v = self
+            .cmd(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        v["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.cmd("POST", &format!("/element/{e}/value"), Some(json!({ "text": text }))).await;
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
@@ -165,11 +210,17 @@ impl Driver {
     }
 
     async fn js(&self, script: &str) -> Value {
-        self.cmd("POST", "/execute/sync", Some(json!({ "script": script, "args": [] }))).await
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
     }
 
     async fn text(&self, css: &str) -> String {
-        let s = format!("const e = document.querySelector({css:?}); return e ? e.innerText : null;");
+        let s =
+            format!("const e = document.querySelector({css:?}); return e ? e.innerText : null;");
         self.js(&s).await.as_str().unwrap_or_default().to_owned()
     }
 
@@ -180,13 +231,22 @@ impl Driver {
         );
         let deadline = Instant::now() + STEP;
         while self.js(&cond).await != Value::Bool(true) {
-            assert!(Instant::now() < deadline, "page {path} with {css} never came; at {} : {}", self.path().await, self.text("body").await);
+            assert!(
+                Instant::now() < deadline,
+                "page {path} with {css} never came; at {} : {}",
+                self.path().await,
+                self.text("body").await
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     async fn path(&self) -> String {
-        self.js("return location.pathname").await.as_str().unwrap().to_owned()
+        self.js("return location.pathname")
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn shot(&self, name: &str) {
@@ -209,42 +269,84 @@ async fn the_admin_centre_works_in_chromium_with_a_real_applet_and_gateway() {
 
     // The portal, served over TCP on loopback, with the real time on a settable clock.
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display())).await.unwrap();
+    let db = Db::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("p.db").display()
+    ))
+    .await
+    .unwrap();
     let clock = ManualClock::new(SystemClock.now());
     let mut config = common::test_config();
     config.secure_cookies = true;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let portal_addr = listener.local_addr().unwrap();
     config.base_url = format!("http://{portal_addr}");
-    let svc = Service::new(db, MasterKey::generate().unwrap(), config, Arc::new(clock.clone()), issuer).await.unwrap();
+    let svc = Service::new(
+        db,
+        MasterKey::generate().unwrap(),
+        config,
+        Arc::new(clock.clone()),
+        issuer,
+    )
+    .await
+    .unwrap();
     let acct = svc.create_account("acme", "admin@acme.test").await.unwrap();
     let admin = acct.admin.clone();
     let app = rescue_portal::http::router(svc.clone());
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     let base = format!("http://{portal_addr}");
 
     // The console's identity: its own key, a certificate from the portal (CSR, API login).
     let code_now = |c: &ManualClock| {
-        rescue_crypto::totp::Totp::standard(&admin.totp_secret).unwrap().code_at(c.now())
+        rescue_crypto::totp::Totp::standard(&admin.totp_secret)
+            .unwrap()
+            .code_at(c.now())
     };
-    let login = json!({ "email": admin.email, "password": admin.password, "totp": code_now(&clock) });
+    let login =
+        json!({ "email": admin.email, "password": admin.password, "totp": code_now(&clock) });
     let (s, v) = http(portal_addr, "POST", "/api/login", None, Some(&login)).await;
     assert_eq!(s, 200, "{v}");
     let api_token = v["token"].as_str().unwrap().to_owned();
     clock.advance(30);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let csr = rcgen::CertificateParams::default().serialize_request(&key).unwrap();
-    let (s, cert) = http(portal_addr, "POST", "/api/console-cert", Some(&api_token), Some(&json!({ "csr": STANDARD.encode(csr.der()) }))).await;
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap();
+    let (s, cert) = http(
+        portal_addr,
+        "POST",
+        "/api/console-cert",
+        Some(&api_token),
+        Some(&json!({ "csr": STANDARD.encode(csr.der()) })),
+    )
+    .await;
     assert_eq!(s, 200, "{cert}");
     use rustls_pki_types::pem::PemObject;
-    let leaf = rustls_pki_types::CertificateDer::from_pem_slice(cert["certificate"].as_str().unwrap().as_bytes()).unwrap();
-    let ca = rustls_pki_types::CertificateDer::from_pem_slice(cert["ca"].as_str().unwrap().as_bytes()).unwrap();
-    let identity = Identity::new(vec![leaf, ca.clone()], rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let leaf = rustls_pki_types::CertificateDer::from_pem_slice(
+        cert["certificate"].as_str().unwrap().as_bytes(),
+    )
+    .unwrap();
+    let ca =
+        rustls_pki_types::CertificateDer::from_pem_slice(cert["ca"].as_str().unwrap().as_bytes())
+            .unwrap();
+    let identity = Identity::new(
+        vec![leaf, ca.clone()],
+        rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+    );
 
     // The gateway serves the portal's account.
-    let gw_config = GatewayConfig::new(pki.gateway.clone(), [(AccountId(acct.id as u64), ca)], verify_key.clone());
+    let gw_config = GatewayConfig::new(
+        pki.gateway.clone(),
+        [(AccountId(acct.id as u64), ca)],
+        verify_key,
+    );
     let gateway = rescue::Gateway::serve(gw_listener, gw_config).unwrap();
 
     // 1. Log in with password and TOTP.
@@ -274,30 +376,58 @@ async fn the_admin_centre_works_in_chromium_with_a_real_applet_and_gateway() {
     d.shot("04-session-created").await;
 
     // 3. The end user's applet fetches its ticket with the code and registers.
-    let (s, conf) = http(portal_addr, "GET", &format!("/api/applet/{code}"), None, None).await;
+    let (s, conf) = http(
+        portal_addr,
+        "GET",
+        &format!("/api/applet/{code}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{conf}");
     let applet_key = ClaimKey::from_text(conf["key"].as_str().unwrap()).unwrap();
     let ticket = STANDARD.decode(conf["ticket"].as_str().unwrap()).unwrap();
     let applet = Applet::from_ticket(ticket, applet_key.secret.clone(), &verify_key).unwrap();
-    let registration = tokio::time::timeout(STEP, applet.register()).await.unwrap().unwrap();
+    let registration = tokio::time::timeout(STEP, applet.register())
+        .await
+        .unwrap()
+        .unwrap();
 
     // 4. The queue shows the waiting end user; take the session.
     d.goto(&format!("{base}/queue")).await;
     d.wait_page("/queue", "#queue").await;
     let queue = d.text("#queue").await;
-    assert!(queue.contains(&applet_key.guid.to_string()), "queue: {queue}");
+    assert!(
+        queue.contains(&applet_key.guid.to_string()),
+        "queue: {queue}"
+    );
     assert!(queue.contains("waiting"));
     d.shot("05-queue-waiting").await;
     d.click("#queue .claim").await;
-    d.wait_page(&format!("/sessions/{}/claim", t_first_id(&svc, acct.id).await), "#claim-key").await;
+    d.wait_page(
+        &format!("/sessions/{}/claim", t_first_id(&svc, acct.id).await),
+        "#claim-key",
+    )
+    .await;
     let shown = d.text("#claim-key").await;
     d.shot("06-session-taken").await;
     let claim = ClaimKey::from_text(&shown).unwrap();
     assert_eq!(claim.guid, applet_key.guid);
 
     // 5. The console claims through the gateway and pairs with the applet.
-    let console = Console::connect(&gw_addr, pki.gateway_ca.pin(), identity, PeerTimeouts::default()).await.unwrap();
-    let (a, c) = tokio::time::timeout(STEP, async { tokio::join!(registration.wait_paired(), console.claim(claim)) }).await.unwrap();
+    let console = Console::connect(
+        &gw_addr,
+        pki.gateway_ca.pin(),
+        identity,
+        PeerTimeouts::default(),
+    )
+    .await
+    .unwrap();
+    let (a, c) = tokio::time::timeout(STEP, async {
+        tokio::join!(registration.wait_paired(), console.claim(claim))
+    })
+    .await
+    .unwrap();
     let (a, c) = (a.unwrap(), c.unwrap());
     assert_eq!(a.sas(), c.sas());
     assert_eq!(a.console().technician, "admin");
@@ -307,12 +437,23 @@ async fn the_admin_centre_works_in_chromium_with_a_real_applet_and_gateway() {
     let session_id = t_first_id(&svc, acct.id).await;
     let events = json!([{ "kind": "start" }, { "kind": "permission_granted", "permission": "view" },
         { "kind": "chat", "from": "end_user", "text": "thanks <b>a lot</b>" }, { "kind": "end" }]);
-    let (s, v) = http(portal_addr, "POST", &format!("/api/sessions/{session_id}/events"), Some(&api_token), Some(&events)).await;
+    let (s, v) = http(
+        portal_addr,
+        "POST",
+        &format!("/api/sessions/{session_id}/events"),
+        Some(&api_token),
+        Some(&events),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     d.goto(&format!("{base}/sessions/{session_id}")).await;
-    d.wait_page(&format!("/sessions/{session_id}"), "#log").await;
+    d.wait_page(&format!("/sessions/{session_id}"), "#log")
+        .await;
     let log = d.text("#log").await;
-    assert!(log.contains("granted view") && log.contains("thanks <b>a lot</b>"), "log: {log}");
+    assert!(
+        log.contains("granted view") && log.contains("thanks <b>a lot</b>"),
+        "log: {log}"
+    );
     assert_eq!(d.text("#state").await, "ended");
     d.shot("07-session-log").await;
     drop((a, c));
@@ -337,7 +478,10 @@ async fn the_admin_centre_works_in_chromium_with_a_real_applet_and_gateway() {
     d.wait_page("/admin/audit", "#audit").await;
     let audit = d.text("#audit").await;
     assert!(audit.contains("group.update"), "audit: {audit}");
-    assert!(audit.contains("\"all_in_one\":false") && audit.contains("\"all_in_one\":true"), "audit: {audit}");
+    assert!(
+        audit.contains("\"all_in_one\":false") && audit.contains("\"all_in_one\":true"),
+        "audit: {audit}"
+    );
     d.shot("09-admin-audit").await;
     d.cmd("DELETE", "", None).await;
     gateway.shutdown().await;
@@ -345,5 +489,11 @@ async fn the_admin_centre_works_in_chromium_with_a_real_applet_and_gateway() {
 
 /// The id of the account's newest session.
 async fn t_first_id(svc: &Service, account: i64) -> i64 {
-    Tenant::open(svc, account).await.unwrap().sessions().await.unwrap()[0].id
+    Tenant::open(svc, account)
+        .await
+        .unwrap()
+        .sessions()
+        .await
+        .unwrap()[0]
+        .id
 }

@@ -11,6 +11,9 @@ use rescue_portal::tenant::Tenant;
 use rescue_portal::PortalError;
 use serde_json::json;
 
+/// A raw `session_events` row: account, id, session, seq, at, kind, sealed body.
+type EventRow = (i64, i64, i64, i64, i64, String, Vec<u8>);
+
 /// A session of `acct` with a claimed console and a logged chat line; returns its id.
 async fn session_with_chat(p: &TestPortal, token: &str, text: &str) -> i64 {
     let (_, created) = p.call("POST", "/api/sessions", Some(token), None).await;
@@ -18,7 +21,14 @@ async fn session_with_chat(p: &TestPortal, token: &str, text: &str) -> i64 {
     let events = json!([{ "kind": "start" }, { "kind": "chat", "from": "end_user", "text": text },
         { "kind": "file", "name": "notes.txt", "size": 3, "md5": "900150983cd24fb0d6963f7d28e17f72",
           "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" }]);
-    let (s, v) = p.call("POST", &format!("/api/sessions/{id}/events"), Some(token), Some(events)).await;
+    let (s, v) = p
+        .call(
+            "POST",
+            &format!("/api/sessions/{id}/events"),
+            Some(token),
+            Some(events),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     id
 }
@@ -40,14 +50,30 @@ async fn logs_are_sealed_and_unreadable_once_the_account_key_is_destroyed() {
     let tok = p.login(&a.admin).await;
     let secret_text = "the password is hunter2";
     let id = session_with_chat(&p, &tok, secret_text).await;
-    let (_, log) = p.call("GET", &format!("/api/sessions/{id}/events"), Some(&tok), None).await;
-    assert!(log.to_string().contains(secret_text), "readable while the account lives");
+    let (_, log) = p
+        .call(
+            "GET",
+            &format!("/api/sessions/{id}/events"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert!(
+        log.to_string().contains(secret_text),
+        "readable while the account lives"
+    );
     assert!(log.to_string().contains("notes.txt"));
-    assert!(!file_contains(&p.db_path, secret_text), "chat is not in clear on disk");
-    assert!(!file_contains(&p.db_path, "notes.txt"), "file names are not in clear on disk");
+    assert!(
+        !file_contains(&p.db_path, secret_text),
+        "chat is not in clear on disk"
+    );
+    assert!(
+        !file_contains(&p.db_path, "notes.txt"),
+        "file names are not in clear on disk"
+    );
 
     // Keep a copy of the sealed rows, as if the deletion had left them on disk.
-    let left: Vec<(i64, i64, i64, i64, i64, String, Vec<u8>)> = sqlx::query_as(
+    let left: Vec<EventRow> = sqlx::query_as(
         "SELECT account_id, id, session_id, seq, at, kind, body FROM session_events WHERE account_id = $1",
     )
     .bind(a.id)
@@ -63,15 +89,23 @@ async fn logs_are_sealed_and_unreadable_once_the_account_key_is_destroyed() {
             .await
             .unwrap();
     }
-    let key_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_keys WHERE account_id = $1")
-        .bind(a.id)
-        .fetch_one(p.svc.db().pool())
-        .await
-        .unwrap();
+    let key_rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM account_keys WHERE account_id = $1")
+            .bind(a.id)
+            .fetch_one(p.svc.db().pool())
+            .await
+            .unwrap();
     assert_eq!(key_rows, 0, "the data key is gone");
-    assert!(matches!(Tenant::open(&p.svc, a.id).await, Err(PortalError::KeyDestroyed)));
+    assert!(matches!(
+        Tenant::open(&p.svc, a.id).await,
+        Err(PortalError::KeyDestroyed)
+    ));
     let (s, _) = p.call("GET", "/api/me", Some(&tok), None).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "the deleted account's sessions are gone");
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the deleted account's sessions are gone"
+    );
 }
 
 #[tokio::test]
@@ -80,19 +114,31 @@ async fn a_sealed_value_moved_to_another_row_does_not_open() {
     let a = p.account("acme").await;
     let tok = p.login(&a.admin).await;
     let id = session_with_chat(&p, &tok, "one").await;
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT id, body FROM session_events WHERE account_id = $1 ORDER BY id")
-        .bind(a.id)
-        .fetch_all(p.svc.db().pool())
-        .await
-        .unwrap();
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT id, body FROM session_events WHERE account_id = $1 ORDER BY id")
+            .bind(a.id)
+            .fetch_all(p.svc.db().pool())
+            .await
+            .unwrap();
     sqlx::query("UPDATE session_events SET body = $1 WHERE id = $2")
         .bind(rows[0].1.clone())
         .bind(rows[1].0)
         .execute(p.svc.db().pool())
         .await
         .unwrap();
-    let (s, _) = p.call("GET", &format!("/api/sessions/{id}/events"), Some(&tok), None).await;
-    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "a swapped ciphertext fails authentication");
+    let (s, _) = p
+        .call(
+            "GET",
+            &format!("/api/sessions/{id}/events"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "a swapped ciphertext fails authentication"
+    );
 }
 
 #[tokio::test]
@@ -103,19 +149,44 @@ async fn every_settings_change_is_audited_in_a_verifiable_chain() {
     let (_, groups) = p.call("GET", "/api/groups", Some(&tok), None).await;
     let gid = groups[0]["id"].as_i64().unwrap();
     let body = json!({ "permissions": 1, "all_in_one": true, "exclude_chat": true, "shared_queue": false, "allow_list": "192.0.2.0/24" });
-    assert_eq!(p.call("PUT", &format!("/api/groups/{gid}"), Some(&tok), Some(body)).await.0, StatusCode::OK);
+    assert_eq!(
+        p.call("PUT", &format!("/api/groups/{gid}"), Some(&tok), Some(body))
+            .await
+            .0,
+        StatusCode::OK
+    );
     let s = json!({ "webhook_url": "http://127.0.0.1:9/x", "webhook_chat": false });
-    assert_eq!(p.call("PUT", "/api/settings", Some(&tok), Some(s)).await.0, StatusCode::OK);
+    assert_eq!(
+        p.call("PUT", "/api/settings", Some(&tok), Some(s)).await.0,
+        StatusCode::OK
+    );
 
     let (_, audit) = p.call("GET", "/api/audit", Some(&tok), None).await;
     let entries = audit.as_array().unwrap();
-    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["group.create", "technician.create", "group.update", "settings.update"]);
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "group.create",
+            "technician.create",
+            "group.update",
+            "settings.update"
+        ]
+    );
     let upd = &entries[2];
     assert_eq!(upd["actor"], "admin@acme.test");
     assert_eq!(upd["at"].as_i64().unwrap() as u64, p.svc.now());
-    assert!(upd["before"].as_str().unwrap().contains("\"all_in_one\":false"));
-    assert!(upd["after"].as_str().unwrap().contains("\"all_in_one\":true"));
+    assert!(upd["before"]
+        .as_str()
+        .unwrap()
+        .contains("\"all_in_one\":false"));
+    assert!(upd["after"]
+        .as_str()
+        .unwrap()
+        .contains("\"all_in_one\":true"));
     assert!(upd["after"].as_str().unwrap().contains("192.0.2.0/24"));
     assert_eq!(verify_chain(p.svc.db(), a.id).await.unwrap(), Ok(()));
 
@@ -126,7 +197,10 @@ async fn every_settings_change_is_audited_in_a_verifiable_chain() {
         .execute(p.svc.db().pool())
         .await
         .unwrap();
-    assert_eq!(verify_chain(p.svc.db(), a.id).await.unwrap(), Err(ChainBroken { seq: 2 }));
+    assert_eq!(
+        verify_chain(p.svc.db(), a.id).await.unwrap(),
+        Err(ChainBroken { seq: 2 })
+    );
 }
 
 #[tokio::test]
@@ -142,7 +216,10 @@ async fn deleting_an_audit_entry_breaks_the_chain() {
         .execute(p.svc.db().pool())
         .await
         .unwrap();
-    assert_eq!(verify_chain(p.svc.db(), a.id).await.unwrap(), Err(ChainBroken { seq: 1 }));
+    assert_eq!(
+        verify_chain(p.svc.db(), a.id).await.unwrap(),
+        Err(ChainBroken { seq: 1 })
+    );
 }
 
 #[tokio::test]

@@ -17,10 +17,17 @@ struct Caller {
     label: &'static str,
 }
 
-async fn caller(p: &TestPortal, t: &rescue_portal::tenant::NewTechnician, label: &'static str) -> Caller {
+async fn caller(
+    p: &TestPortal,
+    t: &rescue_portal::tenant::NewTechnician,
+    label: &'static str,
+) -> Caller {
     let token = p.login(t).await;
     let who = p.svc.authenticate(&token).await.unwrap();
-    p.svc.change_password(&who, &t.password, "a new long password").await.unwrap();
+    p.svc
+        .change_password(&who, &t.password, "a new long password")
+        .await
+        .unwrap();
     Caller {
         token,
         csrf: who.csrf,
@@ -78,15 +85,54 @@ async fn account_a_reaches_nothing_of_account_b() {
     let (_, created) = p.call("POST", "/api/sessions", Some(&b_admin), None).await;
     let b_session = created["session"]["id"].as_i64().unwrap();
     let b_guid = created["session"]["guid"].as_str().unwrap().to_owned();
-    let (_, _) = p.call("GET", &format!("/api/applet/{}", created["code"].as_str().unwrap()), None, None).await;
+    let (_, _) = p
+        .call(
+            "GET",
+            &format!("/api/applet/{}", created["code"].as_str().unwrap()),
+            None,
+            None,
+        )
+        .await;
     let (_, created2) = p.call("POST", "/api/sessions", Some(&b_admin), None).await;
     let b_waiting = created2["session"]["id"].as_i64().unwrap();
-    let (_, _) = p.call("GET", &format!("/api/applet/{}", created2["code"].as_str().unwrap()), None, None).await;
-    assert_eq!(p.call("POST", &format!("/api/sessions/{b_session}/claim"), Some(&b_admin), None).await.0, StatusCode::OK);
+    let (_, _) = p
+        .call(
+            "GET",
+            &format!("/api/applet/{}", created2["code"].as_str().unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        p.call(
+            "POST",
+            &format!("/api/sessions/{b_session}/claim"),
+            Some(&b_admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
     let events = json!([{ "kind": "start" }, { "kind": "chat", "from": "end_user", "text": "bravo secret" }]);
-    assert_eq!(p.call("POST", &format!("/api/sessions/{b_session}/events"), Some(&b_admin), Some(events)).await.0, StatusCode::OK);
+    assert_eq!(
+        p.call(
+            "POST",
+            &format!("/api/sessions/{b_session}/events"),
+            Some(&b_admin),
+            Some(events)
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
     let settings = json!({ "webhook_url": "http://127.0.0.1:9/bravo", "webhook_chat": true });
-    assert_eq!(p.call("PUT", "/api/settings", Some(&b_admin), Some(settings)).await.0, StatusCode::OK);
+    assert_eq!(
+        p.call("PUT", "/api/settings", Some(&b_admin), Some(settings))
+            .await
+            .0,
+        StatusCode::OK
+    );
     let bt = Tenant::open(&p.svc, b.id).await.unwrap();
     let b_group = bt.groups().await.unwrap()[0].clone();
     let b_before = (
@@ -99,7 +145,10 @@ async fn account_a_reaches_nothing_of_account_b() {
         bt.technician(b_tech.id).await.unwrap().locked_until,
     );
 
-    let callers = [caller(&p, &a.admin, "A admin").await, caller(&p, &a_tech, "A technician").await];
+    let callers = [
+        caller(&p, &a.admin, "A admin").await,
+        caller(&p, &a_tech, "A technician").await,
+    ];
     let b_ids = [
         ("B session", b_session),
         ("B waiting session", b_waiting),
@@ -124,18 +173,28 @@ async fn account_a_reaches_nothing_of_account_b() {
                 // is covered by the issuing tests.
                 continue;
             }
-            if template == "/api/logout" || template == "/logout" || template == "/api/login" || template == "/login" {
+            if template == "/api/logout"
+                || template == "/logout"
+                || template == "/api/login"
+                || template == "/login"
+            {
                 continue;
             }
             if template.contains("{id}") {
                 let random = template.replace("{id}", "4242424242");
                 let reference = hit(&p, c, method, &random).await;
-                assert_eq!(reference.0, StatusCode::NOT_FOUND, "{} {method} {random}", c.label);
+                assert_eq!(
+                    reference.0,
+                    StatusCode::NOT_FOUND,
+                    "{} {method} {random}",
+                    c.label
+                );
                 for (what, id) in b_ids {
                     let path = template.replace("{id}", &id.to_string());
                     let got = hit(&p, c, method, &path).await;
                     assert_eq!(
-                        got, reference,
+                        got,
+                        reference,
                         "{} {method} {template} with {what}: {}",
                         c.label,
                         String::from_utf8_lossy(&got.1)
@@ -146,7 +205,11 @@ async fn account_a_reaches_nothing_of_account_b() {
                 let (status, body) = hit(&p, c, method, template).await;
                 let text = String::from_utf8_lossy(&body);
                 for s in &secrets {
-                    assert!(!text.contains(s.as_str()), "{} {method} {template} ({status}) leaks {s}: {text}", c.label);
+                    assert!(
+                        !text.contains(s.as_str()),
+                        "{} {method} {template} ({status}) leaks {s}: {text}",
+                        c.label
+                    );
                 }
                 walked += 1;
             }

@@ -21,7 +21,11 @@ struct Received {
 
 impl Received {
     fn header(&self, n: &str) -> &str {
-        self.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 }
 
@@ -35,7 +39,9 @@ async fn receiver(script: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
     tokio::spawn(async move {
         let mut n = 0;
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
             let (head_end, len) = loop {
@@ -71,7 +77,8 @@ async fn receiver(script: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
             });
             let status = script[n.min(script.len() - 1)];
             n += 1;
-            let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let resp =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             let _ = s.write_all(resp.as_bytes()).await;
         }
     });
@@ -92,7 +99,14 @@ async fn ended_session(p: &TestPortal, tok: &str, chat: &str) -> i64 {
         { "kind": "permission_revoked", "permission": "view" },
         { "kind": "end" }
     ]);
-    let (s, v) = p.call("POST", &format!("/api/sessions/{id}/events"), Some(tok), Some(events)).await;
+    let (s, v) = p
+        .call(
+            "POST",
+            &format!("/api/sessions/{id}/events"),
+            Some(tok),
+            Some(events),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     id
 }
@@ -103,17 +117,34 @@ async fn an_ended_session_is_posted_signed_and_retried_with_backoff() {
     let a = p.account("acme").await;
     let tok = p.login(&a.admin).await;
     let (url, got) = receiver(vec![500, 200]).await;
-    let (s, v) = p.call("PUT", "/api/settings", Some(&tok), Some(json!({ "webhook_url": url, "webhook_chat": false }))).await;
+    let (s, v) = p
+        .call(
+            "PUT",
+            "/api/settings",
+            Some(&tok),
+            Some(json!({ "webhook_url": url, "webhook_chat": false })),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let secret = secret_from_text(v["webhook_secret"].as_str().unwrap()).unwrap();
     let id = ended_session(&p, &tok, "private words").await;
-    let (_, info) = p.call("GET", &format!("/api/sessions/{id}"), Some(&tok), None).await;
+    let (_, info) = p
+        .call("GET", &format!("/api/sessions/{id}"), Some(&tok), None)
+        .await;
     assert_eq!(info["state"], "ended");
 
     let first = p.svc.deliver_due().await.unwrap();
-    assert_eq!((first.delivered, first.retrying), (0, 1), "500: retried later");
+    assert_eq!(
+        (first.delivered, first.retrying),
+        (0, 1),
+        "500: retried later"
+    );
     let early = p.svc.deliver_due().await.unwrap();
-    assert_eq!((early.delivered, early.retrying), (0, 0), "not due before the backoff");
+    assert_eq!(
+        (early.delivered, early.retrying),
+        (0, 0),
+        "not due before the backoff"
+    );
     p.clock.advance(test_config().webhook_first_retry_secs);
     let second = p.svc.deliver_due().await.unwrap();
     assert_eq!(second.delivered, 1);
@@ -122,17 +153,59 @@ async fn an_ended_session_is_posted_signed_and_retried_with_backoff() {
     assert_eq!(got.len(), 2);
     for r in &got {
         let ts: u64 = r.header("webhook-timestamp").parse().unwrap();
-        verify(&secret, r.header("webhook-id"), ts, r.header("webhook-signature"), &r.body, p.svc.now()).unwrap();
-        assert!(verify(&[0; 32], r.header("webhook-id"), ts, r.header("webhook-signature"), &r.body, p.svc.now()).is_err());
+        verify(
+            &secret,
+            r.header("webhook-id"),
+            ts,
+            r.header("webhook-signature"),
+            &r.body,
+            p.svc.now(),
+        )
+        .unwrap();
+        assert!(verify(
+            &[0; 32],
+            r.header("webhook-id"),
+            ts,
+            r.header("webhook-signature"),
+            &r.body,
+            p.svc.now()
+        )
+        .is_err());
     }
-    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"), "one id across retries");
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "one id across retries"
+    );
     let body: Value = serde_json::from_slice(&got[1].body).unwrap();
     assert_eq!(body["type"], "session.ended");
     assert_eq!(body["session"]["id"].as_i64(), Some(id));
-    let kinds: Vec<&str> = body["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["start", "permission_asked", "permission_granted", "file", "path_change", "permission_revoked", "end"]);
-    assert!(!String::from_utf8_lossy(&got[1].body).contains("private words"), "chat excluded by setting");
-    assert_eq!(body["events"][3]["sha256"], "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    let kinds: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "start",
+            "permission_asked",
+            "permission_granted",
+            "file",
+            "path_change",
+            "permission_revoked",
+            "end"
+        ]
+    );
+    assert!(
+        !String::from_utf8_lossy(&got[1].body).contains("private words"),
+        "chat excluded by setting"
+    );
+    assert_eq!(
+        body["events"][3]["sha256"],
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +214,13 @@ async fn chat_is_sent_when_the_account_says_so_and_failures_end_dead_lettered() 
     let a = p.account("acme").await;
     let tok = p.login(&a.admin).await;
     let (url, got) = receiver(vec![503]).await;
-    p.call("PUT", "/api/settings", Some(&tok), Some(json!({ "webhook_url": url, "webhook_chat": true }))).await;
+    p.call(
+        "PUT",
+        "/api/settings",
+        Some(&tok),
+        Some(json!({ "webhook_url": url, "webhook_chat": true })),
+    )
+    .await;
     ended_session(&p, &tok, "hello from the end user").await;
     let max = test_config().webhook_max_attempts;
     let mut dead = 0;
@@ -150,7 +229,11 @@ async fn chat_is_sent_when_the_account_says_so_and_failures_end_dead_lettered() 
         p.clock.advance(3600);
     }
     assert_eq!(dead, 1);
-    assert_eq!(p.svc.deliver_due().await.unwrap(), Default::default(), "no more attempts");
+    assert_eq!(
+        p.svc.deliver_due().await.unwrap(),
+        Default::default(),
+        "no more attempts"
+    );
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len() as u32, max);
     assert!(String::from_utf8_lossy(&got[0].body).contains("hello from the end user"));
@@ -164,12 +247,28 @@ async fn a_webhook_url_at_loopback_or_a_private_range_is_refused_and_nothing_sto
     let a = p.account("acme").await;
     let tok = p.login(&a.admin).await;
     let (_, audit_before) = p.call("GET", "/api/audit", Some(&tok), None).await;
-    for url in ["http://127.0.0.1:8080/x", "http://10.0.0.5/x", "http://[::1]/x", "http://169.254.169.254/", "file:///etc/passwd"] {
-        let (s, v) = p.call("PUT", "/api/settings", Some(&tok), Some(json!({ "webhook_url": url, "webhook_chat": true }))).await;
+    for url in [
+        "http://127.0.0.1:8080/x",
+        "http://10.0.0.5/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/",
+        "file:///etc/passwd",
+    ] {
+        let (s, v) = p
+            .call(
+                "PUT",
+                "/api/settings",
+                Some(&tok),
+                Some(json!({ "webhook_url": url, "webhook_chat": true })),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {v}");
     }
     let (_, settings) = p.call("GET", "/api/settings", Some(&tok), None).await;
-    assert_eq!(settings, json!({ "webhook_url": null, "webhook_chat": false }));
+    assert_eq!(
+        settings,
+        json!({ "webhook_url": null, "webhook_chat": false })
+    );
     let (_, audit_after) = p.call("GET", "/api/audit", Some(&tok), None).await;
     assert_eq!(audit_before, audit_after);
 }
@@ -182,23 +281,59 @@ async fn the_log_is_shown_to_the_accounts_technicians_and_respects_the_chat_poli
     let mut pol = GroupPolicy::default();
     pol.exclude_chat = true;
     let quiet = t.create_group("test", "quiet", &pol).await.unwrap();
-    let q = t.create_technician("test", "q@acme.test", "q", quiet, false).await.unwrap();
+    let q = t
+        .create_technician("test", "q@acme.test", "q", quiet, false)
+        .await
+        .unwrap();
     let colleague = p.technician(&a, "c@acme.test").await;
     let qt = p.login(&q).await;
     let ct = p.login(&colleague).await;
     let id = ended_session(&p, &qt, "not to be kept").await;
-    let (s, log) = p.call("GET", &format!("/api/sessions/{id}/events"), Some(&ct), None).await;
+    let (s, log) = p
+        .call(
+            "GET",
+            &format!("/api/sessions/{id}/events"),
+            Some(&ct),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let kinds: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["event"]["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.len(), 7, "{kinds:?}");
     assert!(!kinds.contains(&"chat"));
     // Only the console that claimed (or created) a session reports its events.
-    let (s, _) = p.call("POST", &format!("/api/sessions/{id}/events"), Some(&ct), Some(json!([{ "kind": "start" }]))).await;
+    let (s, _) = p
+        .call(
+            "POST",
+            &format!("/api/sessions/{id}/events"),
+            Some(&ct),
+            Some(json!([{ "kind": "start" }])),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Malformed events are refused whole.
     let bad = json!([{ "kind": "start" }, { "kind": "file", "name": "x", "size": 1, "md5": "nothex", "sha256": "" }]);
-    let (s, _) = p.call("POST", &format!("/api/sessions/{id}/events"), Some(&qt), Some(bad)).await;
+    let (s, _) = p
+        .call(
+            "POST",
+            &format!("/api/sessions/{id}/events"),
+            Some(&qt),
+            Some(bad),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (_, log2) = p.call("GET", &format!("/api/sessions/{id}/events"), Some(&ct), None).await;
+    let (_, log2) = p
+        .call(
+            "GET",
+            &format!("/api/sessions/{id}/events"),
+            Some(&ct),
+            None,
+        )
+        .await;
     assert_eq!(log, log2, "nothing stored");
 }

@@ -109,15 +109,27 @@ mod tests {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
         let good = csr(&key);
         let hour = Duration::from_secs(3600);
-        assert!(matches!(ca.sign_console_csr("a", b"junk", hour), Err(PkiError::Csr)));
+        assert!(matches!(
+            ca.sign_console_csr("a", b"junk", hour),
+            Err(PkiError::Csr)
+        ));
         let big = vec![0x30; MAX_CSR_LEN + 1];
-        assert!(matches!(ca.sign_console_csr("a", &big, hour), Err(PkiError::Csr)));
+        assert!(matches!(
+            ca.sign_console_csr("a", &big, hour),
+            Err(PkiError::Csr)
+        ));
         let mut forged = good.clone();
         let n = forged.len();
         forged[n - 3] ^= 1;
         assert!(ca.sign_console_csr("a", &forged, hour).is_err());
         let long = MAX_CONSOLE_CERT_VALIDITY + hour;
-        assert!(matches!(ca.sign_console_csr("a", &good, long), Err(PkiError::Validity)));
-        assert!(matches!(ca.sign_console_csr("", &good, hour), Err(PkiError::TechnicianName)));
+        assert!(matches!(
+            ca.sign_console_csr("a", &good, long),
+            Err(PkiError::Validity)
+        ));
+        assert!(matches!(
+            ca.sign_console_csr("", &good, hour),
+            Err(PkiError::TechnicianName)
+        ));
     }
 }

@@ -19,7 +19,9 @@ use crate::tenant::{GroupPolicy, Settings};
 type J = Result<Json<Value>>;
 
 fn to_json<T: serde::Serialize>(v: &T) -> J {
-    Ok(Json(serde_json::to_value(v).map_err(|e| PortalError::Internal(e.to_string()))?))
+    Ok(Json(
+        serde_json::to_value(v).map_err(|e| PortalError::Internal(e.to_string()))?,
+    ))
 }
 
 /// `POST /api/login` body.
@@ -31,7 +33,11 @@ pub(crate) struct Login {
     totp: String,
 }
 
-pub(crate) async fn login(State(svc): State<Service>, Source(ip): Source, Json(b): Json<Login>) -> J {
+pub(crate) async fn login(
+    State(svc): State<Service>,
+    Source(ip): Source,
+    Json(b): Json<Login>,
+) -> J {
     let ok = svc.login(ip, &b.email, &b.password, &b.totp).await?;
     Ok(Json(json!({
         "token": ok.token,
@@ -70,7 +76,11 @@ pub(crate) struct Csr {
     csr: String,
 }
 
-pub(crate) async fn console_cert(ApiUser(who, t): ApiUser, Source(ip): Source, Json(b): Json<Csr>) -> J {
+pub(crate) async fn console_cert(
+    ApiUser(who, t): ApiUser,
+    Source(ip): Source,
+    Json(b): Json<Csr>,
+) -> J {
     let der = STANDARD
         .decode(b.csr.trim())
         .map_err(|_| PortalError::BadRequest("csr must be base64 DER"))?;
@@ -103,7 +113,9 @@ pub(crate) async fn add_events(
     Path(id): Path<i64>,
     Json(events): Json<Vec<SessionEvent>>,
 ) -> J {
-    Ok(Json(json!({ "stored": t.add_events(&who, id, &events).await? })))
+    Ok(Json(
+        json!({ "stored": t.add_events(&who, id, &events).await? }),
+    ))
 }
 
 pub(crate) async fn queue(ApiUser(who, t): ApiUser) -> J {
@@ -141,7 +153,11 @@ impl PolicyBody {
     }
 }
 
-pub(crate) async fn update_group(ApiAdmin(who, t): ApiAdmin, Path(id): Path<i64>, Json(b): Json<PolicyBody>) -> J {
+pub(crate) async fn update_group(
+    ApiAdmin(who, t): ApiAdmin,
+    Path(id): Path<i64>,
+    Json(b): Json<PolicyBody>,
+) -> J {
     t.update_group(&who.email, id, &b.policy()?).await?;
     to_json(&t.group(id).await?)
 }
@@ -165,7 +181,9 @@ pub(crate) struct NewTech {
 }
 
 pub(crate) async fn create_technician(ApiAdmin(who, t): ApiAdmin, Json(b): Json<NewTech>) -> J {
-    let n = t.create_technician(&who.email, &b.email, &b.name, b.group, b.is_admin).await?;
+    let n = t
+        .create_technician(&who.email, &b.email, &b.name, b.group, b.is_admin)
+        .await?;
     Ok(Json(json!({
         "id": n.id,
         "email": n.email,
@@ -204,6 +222,10 @@ pub(crate) async fn audit(ApiAdmin(_, t): ApiAdmin) -> J {
     to_json(&t.audit().await?)
 }
 
-pub(crate) async fn applet(State(svc): State<Service>, Source(ip): Source, Path(code): Path<String>) -> J {
+pub(crate) async fn applet(
+    State(svc): State<Service>,
+    Source(ip): Source,
+    Path(code): Path<String>,
+) -> J {
     to_json(&svc.fetch_applet(ip, &code).await?)
 }

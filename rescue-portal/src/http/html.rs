@@ -23,7 +23,10 @@ pub(crate) fn esc(s: &str) -> String {
 
 /// The hidden CSRF field of a form.
 pub(crate) fn csrf_field(who: &Principal) -> String {
-    format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(&who.csrf))
+    format!(
+        r#"<input type="hidden" name="csrf" value="{}">"#,
+        esc(&who.csrf)
+    )
 }
 
 /// A whole page: `body` is trusted markup built with [`esc`].

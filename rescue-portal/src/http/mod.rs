@@ -77,17 +77,29 @@ pub fn router(svc: Service) -> Router {
         .route("/api/logout", post(api::logout))
         .route("/api/me", get(api::me))
         .route("/api/console-cert", post(api::console_cert))
-        .route("/api/sessions", get(api::sessions).post(api::create_session))
+        .route(
+            "/api/sessions",
+            get(api::sessions).post(api::create_session),
+        )
         .route("/api/sessions/{id}", get(api::session))
         .route("/api/sessions/{id}/claim", post(api::claim))
-        .route("/api/sessions/{id}/events", get(api::events).post(api::add_events))
+        .route(
+            "/api/sessions/{id}/events",
+            get(api::events).post(api::add_events),
+        )
         .route("/api/queue", get(api::queue))
         .route("/api/groups", get(api::groups))
         .route("/api/groups/{id}", get(api::group).put(api::update_group))
-        .route("/api/technicians", get(api::technicians).post(api::create_technician))
+        .route(
+            "/api/technicians",
+            get(api::technicians).post(api::create_technician),
+        )
         .route("/api/technicians/{id}", get(api::technician))
         .route("/api/technicians/{id}/unlock", post(api::unlock))
-        .route("/api/settings", get(api::settings).put(api::update_settings))
+        .route(
+            "/api/settings",
+            get(api::settings).put(api::update_settings),
+        )
         .route("/api/audit", get(api::audit))
         .route("/api/applet/{code}", get(api::applet));
     let pages = Router::new()
@@ -109,7 +121,9 @@ pub fn router(svc: Service) -> Router {
     api.merge(pages)
         .fallback(|| async { PortalError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
+        ))
         .layer(axum::middleware::from_fn(timeout))
         .with_state(svc)
 }
@@ -226,7 +240,9 @@ impl FromRequestParts<Service> for WebUser {
         if parts.method != axum::http::Method::GET && !same_origin(parts) {
             return Err(PortalError::Csrf.into_response());
         }
-        let tenant = Tenant::open(svc, who.account).await.map_err(IntoResponse::into_response)?;
+        let tenant = Tenant::open(svc, who.account)
+            .await
+            .map_err(IntoResponse::into_response)?;
         Ok(Self(who, tenant))
     }
 }
@@ -240,7 +256,10 @@ pub(crate) fn same_origin(parts: &Parts) -> bool {
     }
     match (h("origin"), h("host")) {
         (Some(origin), Some(host)) => {
-            origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                == Some(host)
         }
         (Some(_), None) => false,
         (None, _) => true,

@@ -31,8 +31,20 @@ fn error_page(e: &PortalError, who: Option<&Principal>) -> Response {
     (e.status(), page("Error", who, &body)).into_response()
 }
 
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
 fn when(t: i64) -> String {
-    format!("{t}")
+    match time::OffsetDateTime::from_unix_timestamp(t) {
+        Ok(d) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        ),
+        Err(_) => t.to_string(),
+    }
 }
 
 pub(crate) async fn login_form() -> Response {
@@ -40,7 +52,9 @@ pub(crate) async fn login_form() -> Response {
 }
 
 fn login_page(error: Option<&str>) -> axum::response::Html<String> {
-    let err = error.map_or(String::new(), |e| format!(r#"<p id="error">{}</p>"#, esc(e)));
+    let err = error.map_or(String::new(), |e| {
+        format!(r#"<p id="error">{}</p>"#, esc(e))
+    });
     page(
         "Log in",
         None,
@@ -62,12 +76,19 @@ pub(crate) struct LoginForm {
     totp: String,
 }
 
-pub(crate) async fn login(State(svc): State<Service>, Source(ip): Source, req_parts: axum::http::HeaderMap, Form(f): Form<LoginForm>) -> Response {
+pub(crate) async fn login(
+    State(svc): State<Service>,
+    Source(ip): Source,
+    req_parts: axum::http::HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let origin_ok = match (req_parts.get("origin"), req_parts.get("host")) {
         (Some(o), Some(h)) => {
             let o = o.to_str().unwrap_or("");
             let h = h.to_str().unwrap_or("-");
-            o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")) == Some(h)
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                == Some(h)
         }
         (Some(_), None) => false,
         (None, _) => true,
@@ -77,9 +98,20 @@ pub(crate) async fn login(State(svc): State<Service>, Source(ip): Source, req_pa
     }
     match svc.login(ip, &f.email, &f.password, &f.totp).await {
         Ok(ok) => {
-            let secure = if svc.config().secure_cookies { "; Secure" } else { "" };
-            let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}", ok.token);
-            let to = if ok.principal.must_change_password { "/password" } else { "/queue" };
+            let secure = if svc.config().secure_cookies {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+                ok.token
+            );
+            let to = if ok.principal.must_change_password {
+                "/password"
+            } else {
+                "/queue"
+            };
             ([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response()
         }
         Err(e) => (e.status(), login_page(Some(e.public_message()))).into_response(),
@@ -92,7 +124,12 @@ pub(crate) struct CsrfOnly {
     csrf: String,
 }
 
-pub(crate) async fn logout(State(svc): State<Service>, WebUser(who, _): WebUser, parts: axum::http::HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
+pub(crate) async fn logout(
+    State(svc): State<Service>,
+    WebUser(who, _): WebUser,
+    parts: axum::http::HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
     if let Err(e) = check_csrf(&who, &f.csrf) {
         return error_page(&e, Some(&who));
     }
@@ -123,7 +160,11 @@ pub(crate) struct PasswordForm {
     new: String,
 }
 
-pub(crate) async fn password(State(svc): State<Service>, WebUser(who, _): WebUser, Form(f): Form<PasswordForm>) -> Response {
+pub(crate) async fn password(
+    State(svc): State<Service>,
+    WebUser(who, _): WebUser,
+    Form(f): Form<PasswordForm>,
+) -> Response {
     let r = async {
         check_csrf(&who, &f.csrf)?;
         svc.change_password(&who, &f.current, &f.new).await
@@ -174,7 +215,11 @@ pub(crate) async fn queue(WebUser(who, t): WebUser) -> Response {
     page("Queue", Some(&who), &body).into_response()
 }
 
-pub(crate) async fn create_session(WebUser(who, t): WebUser, Source(ip): Source, Form(f): Form<CsrfOnly>) -> Response {
+pub(crate) async fn create_session(
+    WebUser(who, t): WebUser,
+    Source(ip): Source,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
     let r = async {
         check_csrf(&who, &f.csrf)?;
         t.create_session(&who, ip).await
@@ -198,7 +243,12 @@ pub(crate) async fn create_session(WebUser(who, t): WebUser, Source(ip): Source,
     }
 }
 
-pub(crate) async fn claim(WebUser(who, t): WebUser, Source(ip): Source, Path(id): Path<i64>, Form(f): Form<CsrfOnly>) -> Response {
+pub(crate) async fn claim(
+    WebUser(who, t): WebUser,
+    Source(ip): Source,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
     let r = async {
         check_csrf(&who, &f.csrf)?;
         t.claim(&who, ip, id).await
@@ -224,7 +274,12 @@ fn describe(e: &SessionEvent) -> String {
         SessionEvent::PermissionGranted { permission } => format!("granted {}", esc(permission)),
         SessionEvent::PermissionDenied { permission } => format!("denied {}", esc(permission)),
         SessionEvent::PermissionRevoked { permission } => format!("revoked {}", esc(permission)),
-        SessionEvent::File { name, size, md5, sha256 } => format!(
+        SessionEvent::File {
+            name,
+            size,
+            md5,
+            sha256,
+        } => format!(
             "file {} ({size} bytes, MD5 {}, SHA-256 {})",
             esc(name),
             esc(md5),
@@ -270,7 +325,14 @@ pub(crate) async fn admin(WebUser(who, t): WebUser) -> Response {
     if !who.is_admin {
         return error_page(&PortalError::NotFound, Some(&who));
     }
-    let r = async { Ok::<_, PortalError>((t.groups().await?, t.technicians().await?, t.settings().await?)) }.await;
+    let r = async {
+        Ok::<_, PortalError>((
+            t.groups().await?,
+            t.technicians().await?,
+            t.settings().await?,
+        ))
+    }
+    .await;
     let (groups, techs, settings) = match r {
         Ok(v) => v,
         Err(e) => return error_page(&e, Some(&who)),
@@ -282,7 +344,11 @@ pub(crate) async fn admin(WebUser(who, t): WebUser) -> Response {
         for p in Permission::ALL {
             perms.push_str(&format!(
                 r#"<label>{} {}</label> "#,
-                checkbox(&format!("perm_{}", p.code()), &format!("g{}-perm-{}", grp.id, p.code()), set.contains(p)),
+                checkbox(
+                    &format!("perm_{}", p.code()),
+                    &format!("g{}-perm-{}", grp.id, p.code()),
+                    set.contains(p)
+                ),
                 esc(&format!("{p:?}"))
             ));
         }
@@ -371,13 +437,17 @@ pub(crate) struct TechForm {
     is_admin: Option<String>,
 }
 
-pub(crate) async fn create_technician(WebUser(who, t): WebUser, Form(f): Form<TechForm>) -> Response {
+pub(crate) async fn create_technician(
+    WebUser(who, t): WebUser,
+    Form(f): Form<TechForm>,
+) -> Response {
     let r = async {
         if !who.is_admin {
             return Err(PortalError::NotFound);
         }
         check_csrf(&who, &f.csrf)?;
-        t.create_technician(&who.email, &f.email, &f.name, f.group, f.is_admin.is_some()).await
+        t.create_technician(&who.email, &f.email, &f.name, f.group, f.is_admin.is_some())
+            .await
     }
     .await;
     match r {
@@ -402,7 +472,10 @@ pub(crate) struct SettingsForm {
     webhook_chat: Option<String>,
 }
 
-pub(crate) async fn update_settings(WebUser(who, t): WebUser, Form(f): Form<SettingsForm>) -> Response {
+pub(crate) async fn update_settings(
+    WebUser(who, t): WebUser,
+    Form(f): Form<SettingsForm>,
+) -> Response {
     let r = async {
         if !who.is_admin {
             return Err(PortalError::NotFound);
@@ -418,7 +491,10 @@ pub(crate) async fn update_settings(WebUser(who, t): WebUser, Form(f): Form<Sett
     .await;
     match r {
         Ok(Some(secret)) => {
-            let body = format!(r#"<p>Webhook signing secret (shown once): <code id="webhook-secret">{}</code></p><p><a href="/admin">Back</a></p>"#, esc(&secret));
+            let body = format!(
+                r#"<p>Webhook signing secret (shown once): <code id="webhook-secret">{}</code></p><p><a href="/admin">Back</a></p>"#,
+                esc(&secret)
+            );
             page("Settings saved", Some(&who), &body).into_response()
         }
         Ok(None) => Redirect::to("/admin").into_response(),

@@ -28,7 +28,11 @@ use tower::ServiceExt;
 pub const T0: u64 = 1_800_000_000;
 
 /// The test cost: scrypt's minimum (the default stays N=2^17).
-pub const TEST_COST: Cost = Cost { log_n: 10, r: 8, p: 1 };
+pub const TEST_COST: Cost = Cost {
+    log_n: 10,
+    r: 8,
+    p: 1,
+};
 
 pub fn test_config() -> Config {
     let mut c = Config::default();
@@ -82,9 +86,15 @@ impl TestPortal {
             vec!["127.0.0.1:4433".into()],
             Pin([3; 32]),
         );
-        let svc = Service::new(db, MasterKey::generate().unwrap(), config, Arc::new(clock.clone()), issuer)
-            .await
-            .unwrap();
+        let svc = Service::new(
+            db,
+            MasterKey::generate().unwrap(),
+            config,
+            Arc::new(clock.clone()),
+            issuer,
+        )
+        .await
+        .unwrap();
         let app = rescue_portal::http::router(svc.clone());
         Self {
             svc,
@@ -104,7 +114,8 @@ impl TestPortal {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        self.call_from(ip("127.0.0.1"), method, path, token, body).await
+        self.call_from(ip("127.0.0.1"), method, path, token, body)
+            .await
     }
 
     pub async fn call_from(
@@ -127,28 +138,43 @@ impl TestPortal {
             None => Body::empty(),
         };
         let (status, bytes) = self.send(from, b.body(body).unwrap()).await;
-        let v = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, v)
     }
 
     /// Sends a raw request; returns status and body bytes.
     pub async fn send(&self, from: IpAddr, mut req: Request<Body>) -> (StatusCode, Vec<u8>) {
-        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(from, 40000)));
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(from, 40000)));
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (status, bytes)
     }
 
     /// Sends a raw request and returns the whole response.
-    pub async fn send_full(&self, from: IpAddr, mut req: Request<Body>) -> axum::response::Response {
-        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(from, 40000)));
+    pub async fn send_full(
+        &self,
+        from: IpAddr,
+        mut req: Request<Body>,
+    ) -> axum::response::Response {
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(from, 40000)));
         self.app.clone().oneshot(req).await.unwrap()
     }
 
     /// The current TOTP code of `tech`.
     pub fn code(&self, tech: &NewTechnician) -> String {
-        Totp::standard(&tech.totp_secret).unwrap().code_at(self.svc.now())
+        Totp::standard(&tech.totp_secret)
+            .unwrap()
+            .code_at(self.svc.now())
     }
 
     /// Logs `tech` in through the API (then moves the clock one TOTP step, so the next
@@ -159,7 +185,9 @@ impl TestPortal {
 
     pub async fn login_from(&self, from: IpAddr, tech: &NewTechnician) -> String {
         let body = serde_json::json!({ "email": tech.email, "password": tech.password, "totp": self.code(tech) });
-        let (s, v) = self.call_from(from, "POST", "/api/login", None, Some(body)).await;
+        let (s, v) = self
+            .call_from(from, "POST", "/api/login", None, Some(body))
+            .await;
         assert_eq!(s, StatusCode::OK, "login: {v}");
         self.clock.advance(30);
         v["token"].as_str().unwrap().to_owned()
@@ -175,9 +203,13 @@ impl TestPortal {
 
     /// A technician (not admin) in the account's default group.
     pub async fn technician(&self, acct: &NewAccount, email: &str) -> NewTechnician {
-        let t = rescue_portal::tenant::Tenant::open(&self.svc, acct.id).await.unwrap();
+        let t = rescue_portal::tenant::Tenant::open(&self.svc, acct.id)
+            .await
+            .unwrap();
         let g = t.groups().await.unwrap()[0].id;
-        t.create_technician("test", email, email, g, false).await.unwrap()
+        t.create_technician("test", email, email, g, false)
+            .await
+            .unwrap()
     }
 }
 
@@ -202,7 +234,9 @@ fn pg_bin() -> std::path::PathBuf {
         .filter(|p| p.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop().expect("no PostgreSQL server binaries under /usr/lib/postgresql")
+    versions
+        .pop()
+        .expect("no PostgreSQL server binaries under /usr/lib/postgresql")
 }
 
 fn as_postgres(bin: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -240,9 +274,21 @@ impl PgServer {
         let data = dir.path().join("data");
         let out = as_postgres(
             &bin.join("initdb"),
-            &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "rescue", "--no-sync"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "rescue",
+                "--no-sync",
+            ],
         );
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
@@ -251,9 +297,24 @@ impl PgServer {
         let log = dir.path().join("log");
         let out = as_postgres(
             &bin.join("pg_ctl"),
-            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "start", "-o", &opts],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                "-o",
+                &opts,
+            ],
         );
-        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Arc::new(Self {
             dir,
             port,
@@ -263,14 +324,30 @@ impl PgServer {
 
     /// A fresh database on the server (one per test portal, so tests stay independent).
     pub fn fresh_database(&self) -> String {
-        let n = self.next_db.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self
+            .next_db
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("portal{n}");
         let out = Command::new(pg_bin().join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "rescue", "-d", "postgres", "-c"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "rescue",
+                "-d",
+                "postgres",
+                "-c",
+            ])
             .arg(format!("CREATE DATABASE {name}"))
             .output()
             .expect("psql");
-        assert!(out.status.success(), "create database: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "create database: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         format!("postgres://rescue@127.0.0.1:{}/{name}", self.port)
     }
 }
