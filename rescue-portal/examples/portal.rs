@@ -7,6 +7,12 @@
 //!     --data portal-data --dev-pki dev-pki --gateway 127.0.0.1:4433
 //! ```
 //!
+//! A whole session with the examples: `cargo run --example gateway -- --init-pki dev-pki`,
+//! then `cargo run --example gateway -- --pki dev-pki --listen 127.0.0.1:4433`, this
+//! example with `--dev-pki dev-pki --gateway 127.0.0.1:4433`, log in at the printed URL
+//! and create a session, then `portal_applet --code CODE` and `portal_console` (their
+//! headers say how).
+//!
 //! Without `--data` everything lives in a temporary folder that is removed on exit. With
 //! `--dev-pki DIR` (written by `cargo run --example gateway -- --dev-pki DIR …`) the
 //! portal signs tickets with that folder's key and pins its gateway CA, so the
@@ -77,10 +83,10 @@ async fn main() -> AnyResult<()> {
             m
         }
     };
-    let (signer, gateway_pin) = match &a.dev_pki {
+    let (signer, gateway_pin, dev_ca) = match &a.dev_pki {
         Some(dir) => {
             let pki = rescue::devpki::DevPki::read(dir)?;
-            (pki.signer, pki.gateway_ca.pin())
+            (pki.signer, pki.gateway_ca.pin(), Some(pki.account_ca))
         }
         None => {
             let s = TicketSigner::generate()?;
@@ -88,7 +94,7 @@ async fn main() -> AnyResult<()> {
                 data.join("ticket-verify.hex"),
                 format!("{}\n", s.verify_key()),
             )?;
-            (s, Pin([0; 32]))
+            (s, Pin([0; 32]), None)
         }
     };
     let issuer = rescue::Portal::new(signer, vec![a.gateway.clone()], gateway_pin);
@@ -104,7 +110,12 @@ async fn main() -> AnyResult<()> {
     println!("portal listening on http://{}", listener.local_addr()?);
     println!("data folder: {}", data.display());
     if fresh {
-        let acct = svc.create_account("demo account", &a.admin).await?;
+        // With a development PKI the first account is its account (same id and CA), so
+        // the example gateway, which trusts that CA, accepts the portal's consoles.
+        let acct = match &dev_ca {
+            Some(ca) => svc.import_account("demo account", &a.admin, ca).await?,
+            None => svc.create_account("demo account", &a.admin).await?,
+        };
         let adm = &acct.admin;
         println!("first admin: {}", adm.email);
         println!("one-time password: {}", adm.password);

@@ -331,3 +331,51 @@ impl Service {
 pub fn csrf_ok(who: &Principal, given: &str) -> bool {
     who.csrf.as_bytes().ct_eq(given.as_bytes()).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_more_than_the_permitted_hashes_run_at_once() {
+        let h = Arc::new(
+            Hasher::new(Cost {
+                log_n: 10,
+                r: 8,
+                p: 1,
+            })
+            .await
+            .unwrap(),
+        );
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (h, running, peak) = (h.clone(), running.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                h.run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    // Stand-in for a 0.35 s hash: real work, so overlaps would show.
+                    let _ = hash_password_with(
+                        "x",
+                        Cost {
+                            log_n: 14,
+                            r: 8,
+                            p: 1,
+                        },
+                    );
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+                .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), HASH_PERMITS);
+    }
+}

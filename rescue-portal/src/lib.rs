@@ -25,6 +25,7 @@
 pub mod allowlist;
 pub mod audit;
 pub mod auth;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod db;

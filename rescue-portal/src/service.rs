@@ -98,10 +98,34 @@ impl Service {
     /// Creates an account (tenant) with its data key, its CA, a default group that may
     /// ask for every permission, and a first admin `admin_email`.
     pub async fn create_account(&self, name: &str, admin_email: &str) -> Result<NewAccount> {
-        crate::tenant::check_text(name)?;
         let id = new_id()?;
-        let now = i64::try_from(self.now()).unwrap_or(i64::MAX);
         let ca = AccountCa::generate(AccountId(id as u64))?;
+        self.insert_account(id, name, admin_email, &ca).await
+    }
+
+    /// Creates an account around an existing account CA (e.g. the development PKI's, so
+    /// gateways that already trust that CA accept the portal's consoles). The account id
+    /// is the CA's.
+    pub async fn import_account(
+        &self,
+        name: &str,
+        admin_email: &str,
+        ca: &AccountCa,
+    ) -> Result<NewAccount> {
+        let id = i64::try_from(ca.account().0)
+            .map_err(|_| PortalError::BadRequest("account id above 2^63"))?;
+        self.insert_account(id, name, admin_email, ca).await
+    }
+
+    async fn insert_account(
+        &self,
+        id: i64,
+        name: &str,
+        admin_email: &str,
+        ca: &AccountCa,
+    ) -> Result<NewAccount> {
+        crate::tenant::check_text(name)?;
+        let now = i64::try_from(self.now()).unwrap_or(i64::MAX);
         let mut tx = self.0.db.pool.begin().await?;
         let key = AccountKey::create(&mut tx, &self.0.master, id).await?;
         let ca_key = key.seal("accounts", "ca_key", id, ca.key_pem().as_bytes())?;
