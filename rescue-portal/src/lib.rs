@@ -21,6 +21,7 @@
 //! [`http::router`].
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod allowlist;
 pub mod audit;

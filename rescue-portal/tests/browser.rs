@@ -262,7 +262,7 @@ async fn the_admin_centre_works_in_chromium_with_a_real_applet_and_gateway() {
     // Gateway listener first: the portal's tickets name its address.
     let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw_addr = gw_listener.local_addr().unwrap().to_string();
-    let pki = DevPki::generate(&["127.0.0.1".into()], AccountId(1), "unused").unwrap();
+    let pki = DevPki::generate(["127.0.0.1"], AccountId(1), "unused").unwrap();
     let verify_key = pki.verify_key();
     let signer = rescue_crypto::ticket::TicketSigner::from_pkcs8(pki.signer.pkcs8()).unwrap();
     let issuer = rescue::Portal::new(signer, vec![gw_addr.clone()], pki.gateway_ca.pin());
