@@ -146,7 +146,9 @@ async fn an_unknown_email_costs_a_full_hash() {
     known.sort();
     unknown.sort();
     let (k, u) = (known[1].as_secs_f64(), unknown[1].as_secs_f64());
-    assert!(u > 0.5 * k && u < 2.0 * k, "known {k:.3}s, unknown {u:.3}s");
+    // Without the dummy hash the unknown e-mail would answer in well under a tenth of the
+    // time; the bounds leave room for a loaded CI machine.
+    assert!(u > 0.3 * k && u < 3.0 * k, "known {k:.3}s, unknown {u:.3}s");
 }
 
 #[tokio::test]
