@@ -130,3 +130,31 @@ fn two_cubic_flows_share_fairly() {
         assert!(util > 0.8, "link under-used: {util:.3}");
     }
 }
+
+/// The table of docs/PERFORMANCE.md "Fairness": shares of the first flow for each
+/// pair and buffer over four seeds (ignored: 60 runs, about a minute; `cargo nextest
+/// run -p rescue-xtcp --test sim_fairness --run-ignored ignored-only --no-capture`).
+#[test]
+#[ignore]
+fn share_matrix() {
+    use CongestionKind::{Bbr, BbrLossTolerant, Cubic};
+    let pairs = [
+        ("BBR + CUBIC", Bbr, Cubic),
+        ("BBR-LT + CUBIC", BbrLossTolerant, Cubic),
+        ("BBR + BBR", Bbr, Bbr),
+        ("BBR-LT + BBR-LT", BbrLossTolerant, BbrLossTolerant),
+        ("CUBIC + CUBIC", Cubic, Cubic),
+    ];
+    for (name, first, second) in pairs {
+        for buffer in [1, 2, 3] {
+            let mut line = format!("{name:<16} {buffer} BDP:");
+            let mut worst_jain = 1.0f64;
+            for seed in 1..=4 {
+                let (s, util) = shares(first, second, buffer, seed);
+                worst_jain = worst_jain.min(jain(s));
+                line += &format!(" {:.3} (util {util:.2})", s[0]);
+            }
+            println!("{line}  least Jain {worst_jain:.3}");
+        }
+    }
+}

@@ -11,14 +11,21 @@
 //! allowance (extra_acked); the long-term bounds `inflight_hi` (cut when a round
 //! loses more than [`LOSS_THRESH`] of what was in flight, probed upward in UP) and the
 //! short-term bounds `bw_lo` / `inflight_lo` (cut by [`BETA`] once per lossy round
-//! when not probing); Reno-coexistence probe timing. Not here: ECN (XTCP has none
-//! yet) and the idle-restart pacing of §4.3.4.4 (an idle connection restarts from its
-//! model, which the pacer's burst bound keeps modest).
+//! when not probing); Reno-coexistence probe timing. Not here: ECN (XTCP carries no
+//! ECN signal; docs/PERFORMANCE.md "ECN" says what it would take) and the
+//! idle-restart pacing of §4.3.4.4 (an idle connection restarts from its model,
+//! which the pacer's burst bound keeps modest).
 //!
 //! Every input is bounded before use: a rate sample above [`MAX_BW`] is clamped, the
 //! window never exceeds [`crate::config::MAX_WINDOW`] nor falls below
 //! [`MIN_PIPE_SEGMENTS`] segments, so forged ACKs cannot drive it anywhere the
 //! connection's other limits do not already allow.
+//!
+//! The draft assumes the sender really sends at the pacing rate; the connection's
+//! pacer (`conn::pacing`) keeps the average to it. When it did not (it forgave the
+//! credit of segments sent a timer tick early), BBR ran above its rate, never
+//! drained a shared queue in ProbeBW_DOWN and took 0.78 of a one-BDP bottleneck
+//! against CUBIC (`tests/sim_fairness.rs`).
 
 use std::time::{Duration, Instant};
 
