@@ -58,7 +58,7 @@ fn jain(x: [f64; 2]) -> f64 {
 
 fn report(name: &str, s: [f64; 2], util: f64) {
     println!(
-        "{name:<14} shares {:.3} / {:.3}  Jain {:.3}  utilisation {:.3}",
+        "{name:<22} shares {:.3} / {:.3}  Jain {:.3}  utilisation {:.3}",
         s[0],
         s[1],
         jain(s),
@@ -66,36 +66,37 @@ fn report(name: &str, s: [f64; 2], util: f64) {
     );
 }
 
+/// The controllers the bound applies to: the draft's BBR and the default (the
+/// loss-tolerant variant).
+fn bbr_kinds() -> [CongestionKind; 2] {
+    [CongestionKind::Bbr, Config::default().congestion]
+}
+
+/// The bound at one BDP of buffer. It failed (BBR 0.78) while the pacer
+/// forgave what a segment sent early, a timer tick before its time, owed the rate:
+/// BBR then sent above its pacing rate, never drained the shared queue in
+/// ProbeBW_DOWN, never reached CRUISE (and its headroom), and measured its own
+/// excess as bandwidth. See docs/PERFORMANCE.md "Fairness".
 #[test]
-fn bbr_takes_at_most_two_thirds_against_cubic_with_three_bdps_of_buffer() {
-    use CongestionKind::{Bbr, Cubic};
-    for seed in [1, 2] {
-        let (s, util) = shares(Bbr, Cubic, 3, seed);
-        report("bbr+cubic 3bdp", s, util);
-        assert!(s[0] <= 2.0 / 3.0, "BBR took {:.3} of the link", s[0]);
-        assert!(util > 0.8, "link under-used: {util:.3}");
+fn bbr_takes_at_most_two_thirds_against_cubic_with_one_bdp_of_buffer() {
+    for kind in bbr_kinds() {
+        for seed in [1, 2] {
+            let (s, util) = shares(kind, CongestionKind::Cubic, 1, seed);
+            report(&format!("{kind:?}+cubic 1bdp"), s, util);
+            assert!(s[0] <= 2.0 / 3.0, "{kind:?} took {:.3} of the link", s[0]);
+            assert!(util > 0.8, "link under-used: {util:.3}");
+        }
     }
 }
 
-/// The bound at one BDP of buffer, which BBRv3 as the draft describes it
-/// does not meet here: its window of two BDPs plus the ACK-aggregation allowance
-/// keeps the buffer full, so the tail drops fall on CUBIC while BBR sees under
-/// the 2 % loss threshold and keeps its rate. Measured shares of BBR: 0.78 at one
-/// BDP, 0.44-0.45 at three; see docs/PERFORMANCE.md.
 #[test]
-#[ignore = "BBR takes ~0.78 of a one-BDP drop-tail bottleneck against CUBIC"]
-fn bbr_takes_at_most_two_thirds_against_cubic_with_one_bdp_of_buffer() {
-    let (s, util) = shares(CongestionKind::Bbr, CongestionKind::Cubic, 1, 1);
-    report("bbr+cubic 1bdp", s, util);
-    assert!(s[0] <= 2.0 / 3.0, "BBR took {:.3} of the link", s[0]);
-}
-
-#[test]
-fn bbr_does_not_starve_cubic_with_one_bdp_of_buffer() {
-    let (s, util) = shares(CongestionKind::Bbr, CongestionKind::Cubic, 1, 1);
-    report("bbr+cubic 1bdp", s, util);
-    assert!(s[1] >= 0.05, "CUBIC got {:.3} of the link", s[1]);
-    assert!(util > 0.8, "link under-used: {util:.3}");
+fn bbr_takes_at_most_two_thirds_against_cubic_with_three_bdps_of_buffer() {
+    for kind in bbr_kinds() {
+        let (s, util) = shares(kind, CongestionKind::Cubic, 3, 1);
+        report(&format!("{kind:?}+cubic 3bdp"), s, util);
+        assert!(s[0] <= 2.0 / 3.0, "{kind:?} took {:.3} of the link", s[0]);
+        assert!(util > 0.8, "link under-used: {util:.3}");
+    }
 }
 
 #[test]
@@ -115,7 +116,7 @@ fn two_bbr_flows_share_fairly() {
     for buffer in [1, 2] {
         let (s, util) = shares(CongestionKind::Bbr, CongestionKind::Bbr, buffer, 3);
         report(&format!("bbr+bbr {buffer}bdp"), s, util);
-        assert!(jain(s) > 0.9, "{s:?}");
+        assert!(jain(s) >= 0.95, "{s:?}");
         assert!(util > 0.8, "link under-used: {util:.3}");
     }
 }
@@ -125,7 +126,35 @@ fn two_cubic_flows_share_fairly() {
     for buffer in [1, 2] {
         let (s, util) = shares(CongestionKind::Cubic, CongestionKind::Cubic, buffer, 4);
         report(&format!("cubic+cubic {buffer}bdp"), s, util);
-        assert!(jain(s) > 0.9, "{s:?}");
+        assert!(jain(s) >= 0.95, "{s:?}");
         assert!(util > 0.8, "link under-used: {util:.3}");
+    }
+}
+
+/// The table of docs/PERFORMANCE.md "Fairness": shares of the first flow for each
+/// pair and buffer over four seeds (ignored: 60 runs, about a minute; `cargo nextest
+/// run -p rescue-xtcp --test sim_fairness --run-ignored ignored-only --no-capture`).
+#[test]
+#[ignore]
+fn share_matrix() {
+    use CongestionKind::{Bbr, BbrLossTolerant, Cubic};
+    let pairs = [
+        ("BBR + CUBIC", Bbr, Cubic),
+        ("BBR-LT + CUBIC", BbrLossTolerant, Cubic),
+        ("BBR + BBR", Bbr, Bbr),
+        ("BBR-LT + BBR-LT", BbrLossTolerant, BbrLossTolerant),
+        ("CUBIC + CUBIC", Cubic, Cubic),
+    ];
+    for (name, first, second) in pairs {
+        for buffer in [1, 2, 3] {
+            let mut line = format!("{name:<16} {buffer} BDP:");
+            let mut worst_jain = 1.0f64;
+            for seed in 1..=4 {
+                let (s, util) = shares(first, second, buffer, seed);
+                worst_jain = worst_jain.min(jain(s));
+                line += &format!(" {:.3} (util {util:.2})", s[0]);
+            }
+            println!("{line}  least Jain {worst_jain:.3}");
+        }
     }
 }

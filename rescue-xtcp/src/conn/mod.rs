@@ -19,6 +19,7 @@
 //!                                               CLOSED ◄─────────┘
 //! ```
 
+mod api;
 mod buffers;
 pub(crate) mod fuzz;
 mod input;
@@ -27,31 +28,28 @@ mod pacing;
 mod pmtud;
 mod recovery;
 mod rtt;
+mod timeouts;
+mod timers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thiserror::Error;
-
 use crate::cc::{self, Controller};
 use crate::config::Config;
 use crate::segment::SegmentRepr;
 use crate::seq::Seq;
+pub use api::{CloseReason, ConnectionStats, Event, ReadError, State, Transmit, WriteError};
 use buffers::{RecvBuf, SendBuf};
 use pacing::Pacer;
 use pmtud::Pmtud;
 use recovery::Scoreboard;
 use rtt::RttEstimator;
+use timers::Timers;
 
 /// Most challenge ACKs (RFC 5961 §7) per connection per second; per connection,
 /// not global, to avoid the CVE-2016-5696 side channel.
 const CHALLENGE_ACKS_PER_SEC: u32 = 10;
-/// Shortest interval between zero-window probes (RFC 9293 §3.8.6.1 persist
-/// timer; the RTO is used when larger).
-const PERSIST_MIN: Duration = Duration::from_millis(200);
-/// Longest interval between zero-window probes.
-const PERSIST_MAX: Duration = Duration::from_secs(5);
 /// A peer RTT sample above this is treated as forged and ignored.
 const MAX_RTT_SAMPLE: Duration = Duration::from_secs(60);
 /// Least RACK reordering window (RFC 8985 §6.2 allows zero without reordering).
@@ -60,158 +58,6 @@ const MAX_RTT_SAMPLE: Duration = Duration::from_secs(60);
 /// declared lost on the first of them when the next one reports it delivered.
 /// 1 ms covers a batch and is small against any RTT over the internet.
 const MIN_REO_WND: Duration = Duration::from_millis(1);
-/// The minimum tail-loss probe timeout (RFC 8985 §7.2 uses 2 × SRTT; this floors it
-/// for loopback-scale RTTs so a probe does not race the delayed ACK).
-const MIN_PTO: Duration = Duration::from_millis(10);
-
-/// RFC 9293 §3.3.2 connection states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum State {
-    /// SYN sent, waiting for the peer's SYN.
-    SynSent,
-    /// SYN received (and ours sent), waiting for the ACK of our SYN.
-    SynReceived,
-    /// Data flows both ways.
-    Established,
-    /// We sent FIN, not yet acknowledged.
-    FinWait1,
-    /// Our FIN is acknowledged; waiting for the peer's FIN.
-    FinWait2,
-    /// The peer sent FIN; we may still send.
-    CloseWait,
-    /// Both sent FIN simultaneously; waiting for the ACK of ours.
-    Closing,
-    /// We sent FIN after the peer's; waiting for its ACK.
-    LastAck,
-    /// Both FINs acknowledged; absorbing stray segments.
-    TimeWait,
-    /// Finished (see [`CloseReason`]).
-    Closed,
-}
-
-impl State {
-    /// Whether the handshake completed (data may be exchanged).
-    pub fn is_synchronized(self) -> bool {
-        !matches!(self, State::SynSent | State::SynReceived | State::Closed)
-    }
-}
-
-/// Why a connection closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// Both directions finished and were acknowledged.
-    Normal,
-    /// The peer reset the connection.
-    Reset,
-    /// The peer refused the connection (RST in answer to our SYN).
-    Refused,
-    /// Nothing valid heard from the peer for the user timeout.
-    TimedOut,
-    /// [`Connection::abort`] was called.
-    Aborted,
-}
-
-/// Events for the application, from [`Connection::poll`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// The handshake completed.
-    Connected,
-    /// New bytes (or the end of the stream) can be read.
-    Readable,
-    /// Send-buffer space freed after a write returned [`WriteError::Blocked`].
-    Writable,
-    /// The peer finished sending; reads return `Some(0)` once drained.
-    PeerFinished,
-    /// The connection is closed; no more events follow.
-    Closed(CloseReason),
-}
-
-/// Why a write failed.
-#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WriteError {
-    /// The send buffer is full; retry after [`Event::Writable`].
-    #[error("send buffer full")]
-    Blocked,
-    /// [`Connection::close`] was called; no more data may be written.
-    #[error("write side already closed")]
-    Finished,
-    /// The connection is closed.
-    #[error("connection closed: {0:?}")]
-    Closed(CloseReason),
-}
-
-/// Why a read failed.
-#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ReadError {
-    /// The connection closed before the peer finished its stream.
-    #[error("connection closed: {0:?}")]
-    Closed(CloseReason),
-}
-
-/// Datagrams ready to send, written by `poll_transmit` into the caller's buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to send.
-    pub destination: SocketAddr,
-    /// Bytes written at the start of the buffer.
-    pub size: usize,
-    /// `Some(s)`: the buffer holds several datagrams of `s` bytes each (the last
-    /// may be shorter), to send with GSO; `None`: one datagram.
-    pub segment_size: Option<usize>,
-}
-
-/// Per-connection counters.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct ConnectionStats {
-    /// Datagrams sent.
-    pub segments_sent: u64,
-    /// Valid segments received.
-    pub segments_received: u64,
-    /// Payload bytes sent for the first time.
-    pub bytes_sent: u64,
-    /// Payload bytes delivered to the receive buffer in order.
-    pub bytes_received: u64,
-    /// Segments retransmitted (any cause).
-    pub retransmits: u64,
-    /// Retransmission timeouts.
-    pub rto_count: u64,
-    /// Tail-loss probes sent.
-    pub tlp_count: u64,
-    /// Segments declared lost by SACK/RACK (fast retransmit).
-    pub fast_retransmits: u64,
-    /// Congestion events (recovery episodes).
-    pub congestion_events: u64,
-    /// Datagrams dropped as malformed (parse or checksum error).
-    pub malformed: u64,
-    /// Segments dropped as out of window, forged ids or unacceptable ACKs.
-    pub out_of_window: u64,
-    /// Challenge ACKs sent (RFC 5961).
-    pub challenge_acks: u64,
-    /// Segments that carried only already-received data.
-    pub duplicates: u64,
-    /// Segments stored out of order.
-    pub out_of_order: u64,
-    /// Out-of-order segments dropped because of the range limit.
-    pub ooo_dropped: u64,
-    /// Keepalive probes sent.
-    pub keepalives: u64,
-    /// Zero-window probes sent.
-    pub window_probes: u64,
-    /// Payload bytes per segment now (path-MTU discovery raises it from the MSS).
-    pub segment_size: usize,
-    /// Path-MTU probes sent.
-    pub mtu_probes: u64,
-    /// Path-MTU probes lost.
-    pub mtu_probes_lost: u64,
-    /// Falls back to the base segment size after a black hole.
-    pub mtu_fallbacks: u64,
-}
 
 /// One connection; create through [`crate::Endpoint`], or directly in tests.
 #[derive(Debug)]
@@ -297,39 +143,6 @@ struct RecvSide {
     /// Which older SACK blocks the next ACK reports after the most recent one
     /// (redundant ACK copies report different ones).
     sack_rotation: usize,
-}
-
-/// Deadlines (one table, the earliest is `poll_timeout`).
-#[derive(Debug, Default, Clone, Copy)]
-struct Timers {
-    rto: Option<Instant>,
-    tlp: Option<Instant>,
-    reorder: Option<Instant>,
-    delayed_ack: Option<Instant>,
-    persist: Option<Instant>,
-    keepalive: Option<Instant>,
-    idle: Option<Instant>,
-    time_wait: Option<Instant>,
-    pacing: Option<Instant>,
-}
-
-impl Timers {
-    fn next(&self) -> Option<Instant> {
-        [
-            self.rto,
-            self.tlp,
-            self.reorder,
-            self.delayed_ack,
-            self.persist,
-            self.keepalive,
-            self.idle,
-            self.time_wait,
-            self.pacing,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
 }
 
 /// Pending application events as a bit set (bounded, deduplicated).
@@ -614,77 +427,6 @@ impl Connection {
         self.rtt.srtt()
     }
 
-    /// The earliest deadline at which [`Connection::handle_timeout`] must be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.state == State::Closed {
-            return None;
-        }
-        self.timers.next()
-    }
-
-    /// Runs every timer whose deadline is at or before `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let t = self.timers;
-        let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
-        if due(t.idle) && self.last_recv + self.cfg.user_timeout <= now {
-            self.finish(CloseReason::TimedOut);
-            return;
-        }
-        if due(t.time_wait) {
-            self.finish(CloseReason::Normal);
-            return;
-        }
-        if due(t.delayed_ack) {
-            self.timers.delayed_ack = None;
-            self.rcv.ack_now = true;
-        }
-        if due(t.pacing) {
-            self.timers.pacing = None;
-        }
-        if due(t.reorder) {
-            self.timers.reorder = None;
-            self.detect_losses(now);
-        }
-        if due(t.rto) {
-            self.on_rto(now);
-        } else if due(t.tlp) {
-            self.timers.tlp = None;
-            self.snd.probe = true;
-            self.snd.tlp_armed = false;
-            self.stats.tlp_count += 1;
-        }
-        if due(t.persist) {
-            self.timers.persist = None;
-            self.snd.probe = true;
-            self.snd.persist_backoff = (self.snd.persist_backoff + 1).min(8);
-            self.stats.window_probes += 1;
-        }
-        if due(t.keepalive) {
-            self.timers.keepalive = None;
-            self.snd.keepalive_due = true;
-        }
-        self.arm_timers(now);
-    }
-
-    fn on_rto(&mut self, now: Instant) {
-        self.timers.rto = None;
-        self.timers.tlp = None;
-        if self.board.is_empty() {
-            return;
-        }
-        self.stats.rto_count += 1;
-        self.rtt.back_off();
-        self.board.mark_all_lost();
-        self.pmtud_on_rto();
-        if self.state.is_synchronized() {
-            self.cc.on_rto(now);
-            self.stats.congestion_events += 1;
-        }
-        self.snd.recovery_point = Some(self.snd.nxt);
-        self.snd.rto_recovery = true;
-        self.timers.rto = Some(now + self.rtt.rto());
-    }
-
     /// Closes the connection with `reason` (idempotent) and stops every timer.
     fn finish(&mut self, reason: CloseReason) {
         if self.reason.is_none() {
@@ -738,86 +480,6 @@ impl Connection {
     fn ts_now(&self, now: Instant) -> u32 {
         let us = now.saturating_duration_since(self.epoch).as_micros() as u32;
         us.wrapping_add(1).max(1)
-    }
-
-    /// Re-arms the timers after any event.
-    fn arm_timers(&mut self, now: Instant) {
-        if self.state == State::Closed {
-            self.timers = Timers::default();
-            return;
-        }
-        self.timers.idle = match self.state {
-            State::TimeWait => None,
-            _ => Some(self.last_recv + self.cfg.user_timeout),
-        };
-        let outstanding = !self.board.is_empty();
-        if !outstanding {
-            self.timers.rto = None;
-            self.timers.tlp = None;
-            self.timers.reorder = None;
-        } else if self.timers.rto.is_none() {
-            self.timers.rto = Some(now + self.rtt.rto());
-        }
-        self.arm_tlp();
-        self.arm_persist(now);
-        self.timers.keepalive =
-            if self.state.is_synchronized() && self.state != State::TimeWait && !outstanding {
-                Some(self.last_send.max(self.last_recv) + self.cfg.effective_keepalive())
-            } else {
-                None
-            };
-    }
-
-    /// RFC 8985 §7.2: arm a tail-loss probe when data is in flight and nothing
-    /// waits for retransmission. Deliberately also during recovery: a probe makes
-    /// RACK notice a lost retransmission without waiting for the RTO (in the
-    /// simulator at 5 % loss this halves the RTOs and adds ~10 % goodput).
-    fn arm_tlp(&mut self) {
-        let Some(srtt) = self.rtt.srtt() else {
-            self.timers.tlp = None;
-            return;
-        };
-        // A lost segment that waits for window room (pipe ≥ cwnd after the
-        // reduction) blocks transmission until ACKs free the pipe; when the ACKs of
-        // what is in flight are lost too, only a probe (which sends the first lost
-        // segment regardless of the window) avoids waiting for the RTO.
-        let lost_waits = self.board.has_lost() && self.plan_retransmit().is_none();
-        if !self.snd.tlp_armed
-            || self.board.pipe() == 0
-            || (self.board.has_lost() && !lost_waits)
-            || !self.state.is_synchronized()
-        {
-            self.timers.tlp = None;
-            return;
-        }
-        let mut pto = (srtt * 2).max(MIN_PTO);
-        if self.board.pipe() <= self.snd.mss {
-            pto += self.cfg.max_ack_delay;
-        }
-        let base = self.board.last_send_time().unwrap_or(self.last_send);
-        let at = base + pto;
-        self.timers.tlp = match self.timers.rto {
-            Some(rto) if rto <= at => None,
-            _ => Some(at),
-        };
-    }
-
-    /// RFC 9293 §3.8.6.1: probe a zero window with backoff.
-    fn arm_persist(&mut self, now: Instant) {
-        let window_closed = self.usable_window() == 0;
-        let has_data = self.unsent_bytes() > 0;
-        if window_closed && has_data && self.board.is_empty() && self.state.is_synchronized() {
-            if self.timers.persist.is_none() {
-                let base = self.rtt.rto().clamp(PERSIST_MIN, PERSIST_MAX);
-                let d = (base * (1 << self.snd.persist_backoff)).min(PERSIST_MAX);
-                self.timers.persist = Some(now + d);
-            }
-        } else {
-            self.timers.persist = None;
-            if !window_closed {
-                self.snd.persist_backoff = 0;
-            }
-        }
     }
 
     /// Bytes of the peer's window not yet used by SND.NXT.

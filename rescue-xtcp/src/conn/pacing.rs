@@ -1,5 +1,17 @@
 //! A token-bucket pacer: 1.25 × cwnd per smoothed RTT (quinn's `pacing.rs`, the
-//! QUIC recovery RFC 9002 §7.7 rate), with bursts sized for a userspace timer.
+//! QUIC recovery RFC 9002 §7.7 rate) or the controller's own rate (BBR), with
+//! bursts sized for a userspace timer.
+//!
+//! A segment whose wait would be shorter than a timer tick goes out at once, but
+//! on credit: the bucket goes below zero by what it lacked, and the next segments
+//! wait that much longer. So the average rate is the rate asked for, whatever the
+//! timer granularity. (Forgiving that debt instead, as this pacer once did, let a
+//! sender paced at 0.87 MB/s send 0.98 MB/s; BBR then never drained the queue it
+//! shared with a CUBIC flow and took 0.78 of a one-BDP bottleneck, see
+//! `tests/sim_fairness.rs`.) The debt is bounded by the bucket's size: only above
+//! ~360 MB/s, where a timer tick's worth of the rate exceeds the largest burst
+//! (loopback), is the excess forgiven, which keeps such a flow from stalling one
+//! tick per burst.
 
 use std::time::{Duration, Instant};
 
@@ -17,20 +29,26 @@ const MAX_BURST_SEGMENTS: usize = 256;
 /// A wait shorter than this is not worth a timer: userspace timers (tokio's
 /// wheel) fire about a millisecond late, so holding a segment back for less would
 /// stall the flow for a whole timer tick (on loopback the pacing interval is
-/// nanoseconds and this capped throughput near 300 MB/s).
+/// nanoseconds and this capped throughput near 300 MB/s). Such a segment goes out
+/// on credit instead (see the module documentation).
 const MIN_PACING_DELAY: Duration = Duration::from_millis(1);
 
 /// The pacer of one connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
-    tokens: usize,
+    /// Bytes that may go out now; below zero: sent on credit, owed to the rate.
+    /// Always within `[-capacity, capacity]`.
+    tokens: i64,
+    /// The bucket's size at the last [`Pacer::delay`].
+    cap: i64,
     last: Option<Instant>,
 }
 
 impl Pacer {
     pub(crate) fn new() -> Self {
         Pacer {
-            tokens: MIN_BURST_SEGMENTS * 1500,
+            tokens: (MIN_BURST_SEGMENTS * 1500) as i64,
+            cap: (MIN_BURST_SEGMENTS * 1500) as i64,
             last: None,
         }
     }
@@ -42,10 +60,13 @@ impl Pacer {
         u64::try_from(rate).unwrap_or(u64::MAX)
     }
 
-    fn capacity(rate: u64, mss: usize) -> usize {
+    /// The bucket's size in bytes: what `rate` sends in [`BURST_INTERVAL`],
+    /// within [[`MIN_BURST_SEGMENTS`], [`MAX_BURST_SEGMENTS`]] segments of `mss`.
+    fn capacity(rate: u64, mss: usize) -> i64 {
         let burst = u128::from(rate) * BURST_INTERVAL.as_nanos() / NANOS_PER_SEC;
-        let burst = usize::try_from(burst).unwrap_or(usize::MAX);
-        burst.clamp(MIN_BURST_SEGMENTS * mss, MAX_BURST_SEGMENTS * mss)
+        let lo = (MIN_BURST_SEGMENTS * mss) as u128;
+        let hi = (MAX_BURST_SEGMENTS * mss) as u128;
+        burst.clamp(lo, hi.max(lo)) as i64
     }
 
     /// When `bytes` may be sent at `rate` bytes per second: `None` if now, else the
@@ -58,20 +79,22 @@ impl Pacer {
         bytes: usize,
     ) -> Option<Instant> {
         let cap = Self::capacity(rate, mss);
+        self.cap = cap;
         let rate_num = u128::from(rate); // bytes per NANOS_PER_SEC nanoseconds
         if let Some(last) = self.last {
             let elapsed = now.saturating_duration_since(last).as_nanos();
-            let new = elapsed * rate_num / NANOS_PER_SEC;
-            self.tokens = (self.tokens as u128 + new).min(cap as u128) as usize;
+            let new = (elapsed * rate_num / NANOS_PER_SEC).min(2 * cap as u128);
+            self.tokens = (self.tokens + new as i64).min(cap);
         } else {
             self.tokens = cap;
         }
         self.last = Some(now);
-        self.tokens = self.tokens.min(cap);
-        if self.tokens >= bytes.min(cap) || rate_num == 0 {
+        self.tokens = self.tokens.clamp(-cap, cap);
+        let want = i64::try_from(bytes).unwrap_or(i64::MAX).min(cap);
+        if self.tokens >= want || rate_num == 0 {
             return None;
         }
-        let missing = (bytes.min(cap) - self.tokens) as u128;
+        let missing = (want - self.tokens) as u128;
         let wait = (missing * NANOS_PER_SEC).div_ceil(rate_num);
         let wait = Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX));
         if wait < MIN_PACING_DELAY {
@@ -80,9 +103,11 @@ impl Pacer {
         Some(now + wait)
     }
 
-    /// Takes tokens for a sent datagram.
+    /// Takes tokens for a sent datagram, on credit if the bucket lacks them (the
+    /// debt stops at the bucket's size).
     pub(crate) fn on_sent(&mut self, bytes: usize) {
-        self.tokens = self.tokens.saturating_sub(bytes);
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.tokens = self.tokens.saturating_sub(bytes).max(-self.cap);
     }
 }
 
@@ -126,5 +151,32 @@ mod tests {
                 .is_none());
             p.on_sent(mss);
         }
+    }
+
+    #[test]
+    fn segments_sent_before_their_time_are_owed_so_the_average_rate_holds() {
+        // 875 kB/s with 1,400-byte segments: one every 1.6 ms. Polled every
+        // 100 µs (an ACK clock), most segments fall due less than a timer tick
+        // away and go out early; the average must still be the rate.
+        let t0 = Instant::now();
+        let mut p = Pacer::new();
+        let (rate, mss) = (875_000u64, 1400);
+        let mut sent = 0u64;
+        let mut early = 0u32;
+        for i in 0..10_000u32 {
+            let now = t0 + Duration::from_micros(100) * i;
+            while p.delay(now, rate, mss, mss).is_none() {
+                if p.tokens < mss as i64 {
+                    early += 1;
+                }
+                p.on_sent(mss);
+                sent += mss as u64;
+            }
+        }
+        assert!(early > 100, "the case under test: {early} early sends");
+        let cap = Pacer::capacity(rate, mss) as u64;
+        // One second of the rate, plus the initial bucket.
+        assert!(sent <= rate + cap, "{sent} bytes in 1 s at {rate} B/s");
+        assert!(sent >= rate - 2 * mss as u64, "{sent} bytes in 1 s");
     }
 }

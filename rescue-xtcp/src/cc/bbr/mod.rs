@@ -11,14 +11,21 @@
 //! allowance (extra_acked); the long-term bounds `inflight_hi` (cut when a round
 //! loses more than [`LOSS_THRESH`] of what was in flight, probed upward in UP) and the
 //! short-term bounds `bw_lo` / `inflight_lo` (cut by [`BETA`] once per lossy round
-//! when not probing); Reno-coexistence probe timing. Not here: ECN (XTCP has none
-//! yet) and the idle-restart pacing of §4.3.4.4 (an idle connection restarts from its
-//! model, which the pacer's burst bound keeps modest).
+//! when not probing); Reno-coexistence probe timing. Not here: ECN (XTCP carries no
+//! ECN signal; docs/PERFORMANCE.md "ECN" says what it would take) and the
+//! idle-restart pacing of §4.3.4.4 (an idle connection restarts from its model,
+//! which the pacer's burst bound keeps modest).
 //!
 //! Every input is bounded before use: a rate sample above [`MAX_BW`] is clamped, the
 //! window never exceeds [`crate::config::MAX_WINDOW`] nor falls below
 //! [`MIN_PIPE_SEGMENTS`] segments, so forged ACKs cannot drive it anywhere the
 //! connection's other limits do not already allow.
+//!
+//! The draft assumes the sender really sends at the pacing rate; the connection's
+//! pacer (`conn::pacing`) keeps the average to it. When it did not (it forgave the
+//! credit of segments sent a timer tick early), BBR ran above its rate, never
+//! drained a shared queue in ProbeBW_DOWN and took 0.78 of a one-BDP bottleneck
+//! against CUBIC (`tests/sim_fairness.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -389,113 +396,6 @@ impl Bbr {
         self.inflight_lo = usize::MAX;
     }
 
-    /// §4.5.3 round counting, then the max-bandwidth filter.
-    fn update_max_bw(&mut self, rs: &RateSample) {
-        if rs.prior_delivered >= self.next_round_delivered {
-            self.start_round();
-            self.round_count += 1;
-            self.rounds_since_bw_probe += 1;
-            self.round_start = true;
-        } else {
-            self.round_start = false;
-        }
-        if let Some(rate) = rs.delivery_rate {
-            let rate = rate.min(MAX_BW);
-            if rate >= self.max_bw() || !rs.app_limited {
-                self.bw_hi[1] = self.bw_hi[1].max(rate);
-            }
-        }
-    }
-
-    fn update_latest_delivery_signals(&mut self, rs: &RateSample) {
-        self.loss_round_start = false;
-        if let Some(rate) = rs.delivery_rate {
-            self.bw_latest = self.bw_latest.max(rate.min(MAX_BW));
-        }
-        self.inflight_latest = self.inflight_latest.max(rs.delivered as usize);
-        if let Some(rtt) = rs.rtt {
-            self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
-        }
-        if rs.prior_delivered >= self.loss_round_delivered {
-            self.loss_round_delivered = self.delivered;
-            self.loss_round_start = true;
-            // A round without an RTT sample keeps the previous verdict.
-            if self.round_min_rtt.is_some() {
-                self.congestive = !self.loss_tolerant || self.round_saw_queue();
-            }
-            self.round_min_rtt = None;
-        }
-    }
-
-    /// Whether the current round runs with a queue: its least RTT so far exceeds
-    /// the minimum RTT by the slack (no sample or no minimum yet: no evidence).
-    fn round_saw_queue(&self) -> bool {
-        let (Some(round), Some(min)) = (self.round_min_rtt, self.min_rtt) else {
-            return false;
-        };
-        round > min + (min.mul_f64(QUEUE_DELAY_SLACK)).max(MIN_QUEUE_DELAY)
-    }
-
-    fn advance_latest_delivery_signals(&mut self, rs: &RateSample) {
-        if self.loss_round_start {
-            self.bw_latest = rs.delivery_rate.unwrap_or(0).min(MAX_BW);
-            self.inflight_latest = rs.delivered as usize;
-        }
-    }
-
-    fn update_congestion_signals(&mut self, rs: &RateSample) {
-        self.update_max_bw(rs);
-        if rs.newly_lost > 0 {
-            self.loss_in_round = true;
-            // Segments lost, standing in for the draft's discontiguous lost ranges
-            // (one ACK may report many when the receiver answers a batch at once).
-            let segs = rs.newly_lost.div_ceil(self.mss.max(1) as u64);
-            let segs = u32::try_from(segs).unwrap_or(u32::MAX);
-            self.loss_events_in_round = self.loss_events_in_round.saturating_add(segs);
-        }
-        if !self.loss_round_start {
-            return;
-        }
-        // Once per round: the short-term bounds react to the round's losses.
-        if !self.is_probing_bw() && self.loss_in_round && self.congestive {
-            if self.bw_lo == u64::MAX {
-                self.bw_lo = self.max_bw();
-            }
-            if self.inflight_lo == usize::MAX {
-                self.inflight_lo = self.cwnd;
-            }
-            self.bw_lo = self.bw_latest.max((BETA * self.bw_lo as f64) as u64);
-            self.inflight_lo = self
-                .inflight_latest
-                .max((BETA * self.inflight_lo as f64) as usize);
-        }
-        self.check_startup_high_loss(rs);
-        self.loss_in_round = false;
-        self.loss_events_in_round = 0;
-    }
-
-    fn is_inflight_too_high(rs: &RateSample) -> bool {
-        rs.tx_in_flight > 0 && rs.lost as f64 > rs.tx_in_flight as f64 * LOSS_THRESH
-    }
-
-    /// §4.6.1.2: Startup also ends after a round with many losses and a loss rate
-    /// over the threshold.
-    fn check_startup_high_loss(&mut self, rs: &RateSample) {
-        if self.full_bw_reached || self.state != BbrState::Startup {
-            return;
-        }
-        if self.loss_events_in_round >= STARTUP_FULL_LOSS_COUNT
-            && Self::is_inflight_too_high(rs)
-            && self.congestive
-        {
-            self.full_bw_reached = true;
-            self.inflight_hi = self
-                .bdp_multiple(self.max_bw(), 1.0)
-                .max(self.inflight_latest)
-                .max(self.min_pipe());
-        }
-    }
-
     fn update_ack_aggregation(&mut self, now: Instant, rs: &RateSample) {
         if self.round_start
             && self.round_count >= self.extra_acked_slot_start + EXTRA_ACKED_ROUNDS / 2
@@ -667,5 +567,6 @@ impl Controller for Bbr {
 
 mod probe_bw;
 mod probe_rtt;
+mod signals;
 #[cfg(test)]
 mod tests;
