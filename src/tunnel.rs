@@ -35,12 +35,13 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use rescue_proto::wire::frame::{FrameError, FrameType, Header, HEADER_LEN, MAX_PAYLOAD};
+use rescue_proto::wire::frame::{FrameType, Header, HEADER_LEN, MAX_PAYLOAD};
+use rescue_proto::wire::scan::{Direction, FrameScanner, Scan};
 use rescue_proto::wire::signal::{Close, CloseReason, ErrorCode, Message, Ping, Rendezvous};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use crate::relay::frame::{self as ctl, Control, CONTROL_FRAME_MAX};
+use crate::relay::frame::{self as ctl, Control};
 use crate::relay::FrameViolation;
 
 pub mod signals;
@@ -128,8 +129,8 @@ pub struct DataTunnel<S> {
     rbuf: Box<[u8]>,
     rpos: usize,
     rfilled: usize,
-    /// Payload bytes of the current DATA frame not yet returned.
-    remaining: usize,
+    /// The frame rules of what the gateway sends (where the current DATA frame ends).
+    scanner: FrameScanner,
     eof: bool,
     failed: Option<TunnelError>,
     /// The unsent rest of the DATA frame being written (at most one frame).
@@ -155,7 +156,7 @@ struct Keepalive {
 impl<S> std::fmt::Debug for DataTunnel<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataTunnel")
-            .field("remaining", &self.remaining)
+            .field("remaining", &self.scanner.remaining())
             .field("eof", &self.eof)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
@@ -170,7 +171,7 @@ impl<S> DataTunnel<S> {
             rbuf: vec![0; TUNNEL_READ_BUFFER].into_boxed_slice(),
             rpos: 0,
             rfilled: 0,
-            remaining: 0,
+            scanner: FrameScanner::new(Direction::FromGateway, std::time::Instant::now()),
             eof: false,
             failed: None,
             wbuf: Vec::new(),
@@ -225,10 +226,11 @@ impl<S> DataTunnel<S> {
     /// of the DATA frame being read are still to come from the hop (skip them first).
     pub fn into_parts(self) -> (S, bytes::Bytes, usize) {
         let buffered = self.rbuf.get(self.rpos..self.rfilled).unwrap_or_default();
-        let skip_now = self.remaining.min(buffered.len());
+        let remaining = self.scanner.remaining();
+        let skip_now = remaining.min(buffered.len());
         let rest = buffered.get(skip_now..).unwrap_or_default();
         let rest = bytes::Bytes::copy_from_slice(rest);
-        (self.inner, rest, self.remaining - skip_now)
+        (self.inner, rest, remaining - skip_now)
     }
 }
 
@@ -346,47 +348,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {
     /// `Ok(false)` when more bytes are needed.
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         let avail = self.rbuf.get(self.rpos..self.rfilled).unwrap_or_default();
-        let header = match Header::parse(avail) {
-            Ok(h) => h,
-            Err(FrameError::Truncated { .. }) => return Poll::Ready(Ok(false)),
-            Err(FrameError::Oversize(n)) => return self.violation(FrameViolation::Oversize(n)),
-            Err(FrameError::UnknownType(t)) => {
-                return self.violation(FrameViolation::UnexpectedType(t))
+        // The rules are rescue-proto's (the relay core reads with the same scanner).
+        let (msg, len) = match self.scanner.scan(avail, std::time::Instant::now()) {
+            Scan::Incomplete => return Poll::Ready(Ok(false)),
+            Scan::Violation(v) => return self.violation(v),
+            Scan::Forward(_) => {
+                self.rpos += HEADER_LEN;
+                return Poll::Ready(Ok(true));
             }
-            Err(_) => return self.violation(FrameViolation::Truncated),
+            Scan::Control { msg, len } => (msg, len),
+            _ => return Poll::Ready(Ok(false)),
         };
-        let ty = header.frame_type;
-        if ty == FrameType::Data {
-            if header.payload_len == 0 {
-                return self.violation(FrameViolation::EmptyData);
-            }
-            self.rpos += HEADER_LEN;
-            self.remaining = header.payload_len;
-            return Poll::Ready(Ok(true));
-        }
-        if header.frame_len() > CONTROL_FRAME_MAX {
-            let len = header.payload_len;
-            return self.violation(FrameViolation::ControlTooLong { ty: ty.code(), len });
-        }
-        if !matches!(
-            ty,
-            FrameType::Ping
-                | FrameType::Pong
-                | FrameType::Close
-                | FrameType::PeerGone
-                | FrameType::Error
-                | FrameType::UdpToken
-                | FrameType::PeerAddr
-        ) {
-            return self.violation(FrameViolation::UnexpectedType(ty.code()));
-        }
-        let Some(payload) = avail.get(HEADER_LEN..header.frame_len()) else {
-            return Poll::Ready(Ok(false));
-        };
-        let msg = match Message::decode(ty, payload) {
-            Ok(m) => m,
-            Err(_) => return self.violation(FrameViolation::Malformed(ty.code())),
-        };
+        let code = msg.frame_type().code();
         match msg {
             Message::Ping(p) => ready!(self.poll_queue(cx, ctl::pong(p.nonce)))?,
             Message::Pong(_) => {}
@@ -400,9 +373,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {
             Message::Error(e) => return Poll::Ready(Err(self.fail(TunnelError::Gateway(e.code)))),
             Message::UdpToken(t) => self.signals.0.push(TunnelSignal::UdpToken(t)),
             Message::PeerAddr(a) => self.signals.0.push(TunnelSignal::PeerAddr(a)),
-            _ => return self.violation(FrameViolation::UnexpectedType(ty.code())),
+            _ => return self.violation(FrameViolation::UnexpectedType(code)),
         }
-        self.rpos += header.frame_len();
+        self.rpos += len;
         Poll::Ready(Ok(true))
     }
 
@@ -419,14 +392,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {
     ) -> Poll<io::Result<()>> {
         let buffered = self.rfilled - self.rpos;
         if buffered > 0 {
-            let n = buffered.min(self.remaining).min(buf.remaining());
+            let n = buffered.min(buf.remaining());
+            let n = self.scanner.take_payload(n, std::time::Instant::now());
             let src = self.rbuf.get(self.rpos..self.rpos + n).unwrap_or_default();
             buf.put_slice(src);
             self.rpos += n;
-            self.remaining -= n;
             return Poll::Ready(Ok(()));
         }
-        let want = self.remaining.min(buf.remaining());
+        let want = self.scanner.remaining().min(buf.remaining());
         if want < DIRECT_READ_MIN {
             if !ready!(self.poll_fill(cx))? {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
@@ -441,7 +414,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {
             return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
         }
         buf.advance(n);
-        self.remaining -= n;
+        self.scanner.take_payload(n, std::time::Instant::now());
         self.saw_traffic();
         Poll::Ready(Ok(()))
     }
@@ -458,7 +431,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DataTunnel<S> {
             if self.eof || buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            if self.remaining > 0 {
+            if !self.scanner.at_boundary() {
                 return self.poll_payload(cx, buf);
             }
             if ready!(self.poll_frame(cx))? {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rand::{Rng, RngCore, SeedableRng};
-use rescue::relay::{relay, FrameViolation, Hop, RelayEnd, RelayError, RelayLimits, RelayStats};
+use rescue::relay::{relay, FrameViolation, RelayEnd, RelayError, RelayLimits, RelayStats, Side};
 use rescue_proto::wire::signal::ErrorCode;
 use rescue_proto::Guid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,7 +141,7 @@ async fn forwards_bytes_exactly_both_ways_and_close_ends_cleanly() {
         // Closing the peers ends the relay's lingering reads.
         drop((b, aw, ar));
         let s = stats(task).await;
-        assert_eq!(s.end, RelayEnd::Closed(Hop::A));
+        assert_eq!(s.end, RelayEnd::Closed(Side::A));
         assert_eq!(s.a_to_b.bytes, a_to_b.len() as u64);
         assert_eq!(s.b_to_a.bytes, b_to_a.len() as u64);
         assert_eq!(s.a_to_b.data_frames, 40);
@@ -174,7 +174,7 @@ async fn ping_is_answered_on_the_same_hop_and_cut_out_of_the_stream() {
         s.a_to_b.bytes,
         (frame(DATA, b"first").len() + frame(DATA, b"second").len()) as u64
     );
-    assert_eq!(s.end, RelayEnd::Closed(Hop::B));
+    assert_eq!(s.end, RelayEnd::Closed(Side::B));
 }
 
 #[tokio::test]
@@ -188,7 +188,7 @@ async fn a_peer_vanishing_mid_relay_gives_the_other_peer_gone() {
     expect.extend(vector_peer_gone_0());
     assert_eq!(read_to_end(&mut b).await, expect);
     drop(b);
-    assert_eq!(stats(task).await.end, RelayEnd::Vanished(Hop::A));
+    assert_eq!(stats(task).await.end, RelayEnd::Vanished(Side::A));
 }
 
 /// Sends `bytes` from A (then shuts A's write side) and returns what A and B then read.
@@ -201,7 +201,7 @@ async fn bad_input(bytes: &[u8]) -> (Vec<u8>, Vec<u8>, RelayStats) {
     (ra, rb, stats(task).await)
 }
 
-fn protocol(hop: Hop, violation: FrameViolation) -> RelayEnd {
+fn protocol(hop: Side, violation: FrameViolation) -> RelayEnd {
     RelayEnd::Failed(RelayError::Protocol { hop, violation })
 }
 
@@ -214,7 +214,7 @@ async fn oversize_frame_is_a_typed_violation() {
         "offender gets ERROR(ProtocolViolation)"
     );
     assert_eq!(b, vector_peer_gone_0());
-    assert_eq!(s.end, protocol(Hop::A, FrameViolation::Oversize(65_537)));
+    assert_eq!(s.end, protocol(Side::A, FrameViolation::Oversize(65_537)));
 }
 
 #[tokio::test]
@@ -227,7 +227,7 @@ async fn unknown_and_signalling_frames_after_pairing_are_violations() {
         let mut expect = frame(DATA, b"ok");
         expect.extend(vector_peer_gone_0());
         assert_eq!(b, expect, "type {ty:#x}");
-        assert_eq!(s.end, protocol(Hop::A, FrameViolation::UnexpectedType(ty)));
+        assert_eq!(s.end, protocol(Side::A, FrameViolation::UnexpectedType(ty)));
     }
 }
 
@@ -250,7 +250,7 @@ async fn bad_control_and_empty_data_frames_are_violations() {
         let (a, b, s) = bad_input(&input).await;
         assert_eq!(a, frame(ERROR, &[0x00, 0x07, 0]), "{violation:?}");
         assert_eq!(b, vector_peer_gone_0(), "{violation:?}");
-        assert_eq!(s.end, protocol(Hop::A, violation));
+        assert_eq!(s.end, protocol(Side::A, violation));
     }
 }
 
@@ -262,7 +262,7 @@ async fn a_peer_error_ends_the_session_with_peer_gone() {
     assert_eq!(
         s.end,
         RelayEnd::PeerError {
-            hop: Hop::A,
+            hop: Side::A,
             code: ErrorCode::GuidTaken
         }
     );
@@ -284,11 +284,11 @@ async fn truncated_frames_are_typed_errors() {
     cut.truncate(54);
     let (_, b, s) = bad_input(&cut).await;
     assert_eq!(b, cut);
-    assert_eq!(s.end, protocol(Hop::A, FrameViolation::Truncated));
+    assert_eq!(s.end, protocol(Side::A, FrameViolation::Truncated));
     // Inside a header: B is at a frame boundary and gets PEER_GONE.
     let (_, b, s) = bad_input(&[DATA, 0]).await;
     assert_eq!(b, vector_peer_gone_0());
-    assert_eq!(s.end, protocol(Hop::A, FrameViolation::Truncated));
+    assert_eq!(s.end, protocol(Side::A, FrameViolation::Truncated));
 }
 
 #[tokio::test(start_paused = true)]
@@ -361,7 +361,7 @@ async fn peers_that_never_close_do_not_hold_the_relay_past_the_grace_period() {
     let closed = tokio::time::Instant::now();
     // Neither peer reads nor closes from here on.
     let s = stats(task).await;
-    assert_eq!(s.end, RelayEnd::Closed(Hop::A));
+    assert_eq!(s.end, RelayEnd::Closed(Side::A));
     assert!(!s.forced, "both write sides were shut down in time");
     assert!(closed.elapsed() >= grace && closed.elapsed() < grace * 2);
     drop((a, b));

@@ -4,7 +4,7 @@
 //! not accept ends the session with a typed violation after the DATA before it.
 
 use proptest::prelude::*;
-use rescue::relay::{relay, FrameViolation, Hop, RelayEnd, RelayError, RelayLimits};
+use rescue::relay::{relay, FrameViolation, RelayEnd, RelayError, RelayLimits, Side};
 use rescue_proto::Guid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -109,7 +109,7 @@ fn back_to_back_pings_then_close_and_eof() {
         .collect();
     assert_eq!(to_a, pongs);
     assert_eq!(to_b, close);
-    assert_eq!(end, RelayEnd::Closed(Hop::A));
+    assert_eq!(end, RelayEnd::Closed(Side::A));
 }
 
 proptest! {
@@ -139,7 +139,7 @@ proptest! {
             .collect();
         prop_assert!(to_b == want_b, "B got {} bytes, want {}", to_b.len(), want_b.len());
         prop_assert_eq!(to_a, want_a);
-        prop_assert_eq!(end, RelayEnd::Closed(Hop::A));
+        prop_assert_eq!(end, RelayEnd::Closed(Side::A));
     }
 
     #[test]
@@ -160,7 +160,7 @@ proptest! {
         prop_assert_eq!(
             end,
             RelayEnd::Failed(RelayError::Protocol {
-                hop: Hop::A,
+                hop: Side::A,
                 violation: FrameViolation::UnexpectedType(bad),
             })
         );

@@ -5,7 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use rand::{Rng, RngCore, SeedableRng};
-use rescue::relay::{relay, FrameViolation, Hop, RelayEnd, RelayLimits};
+use rescue::relay::{relay, FrameViolation, RelayEnd, RelayLimits, Side};
 use rescue::tunnel::{is_peer_gone, tunnel_error, DataTunnel, TunnelError};
 use rescue_proto::wire::signal::ErrorCode;
 use rescue_proto::Guid;
@@ -248,5 +248,42 @@ async fn two_tunnels_through_the_relay_carry_bytes_exactly_both_ways() {
         .await
         .expect("ends")
         .expect("task");
-    assert_eq!(stats.end, RelayEnd::Closed(Hop::A));
+    assert_eq!(stats.end, RelayEnd::Closed(Side::A));
+}
+
+/// The frame rules after PAIRED are rescue-proto's scanner, used by both ends: a frame
+/// of a type not allowed there that also announces a long payload gets the same error
+/// from the relay core (reading a peer) and from the tunnel (reading the gateway). The
+/// two copies used to check type and length in opposite orders (the tunnel said
+/// `ControlTooLong`, the relay `UnexpectedType`).
+#[tokio::test]
+async fn one_bad_frame_gets_one_error_from_the_relay_and_from_the_tunnel() {
+    // REGISTER (0x02), never allowed after PAIRED, announcing 4,096 bytes.
+    let bad = [0x02, 0x00, 0x10, 0x00];
+    let expected = FrameViolation::UnexpectedType(0x02);
+
+    let (mut t, mut gw) = tunnel_and_gateway().await;
+    gw.write_all(&bad).await.expect("write");
+    let e = read_err(&mut t).await;
+    assert_eq!(tunnel_error(&e), Some(&TunnelError::Protocol(expected)));
+
+    let (mut peer_a, hop_a) = tcp_pair().await;
+    let (_peer_b, hop_b) = tcp_pair().await;
+    let guid = Guid::from_bytes([4; 16]);
+    let task = tokio::spawn(async move {
+        let limits = RelayLimits::default().with_close_grace(Duration::from_secs(1));
+        relay(hop_a, hop_b, guid, &limits, CancellationToken::new()).await
+    });
+    peer_a.write_all(&bad).await.expect("write");
+    let stats = tokio::time::timeout(WAIT, task)
+        .await
+        .expect("relay ends in time")
+        .expect("relay task");
+    assert_eq!(
+        stats.end,
+        RelayEnd::Failed(rescue::relay::RelayError::Protocol {
+            hop: Side::A,
+            violation: expected,
+        })
+    );
 }

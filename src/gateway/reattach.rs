@@ -88,7 +88,7 @@ struct Running {
     id: u64,
     applet: HopId,
     console: HopId,
-    displaced: oneshot::Sender<crate::relay::Hop>,
+    displaced: oneshot::Sender<crate::relay::Side>,
 }
 
 /// A running relay's registration; removed when dropped.
@@ -162,7 +162,7 @@ impl Rendezvous {
         guid: Guid,
         applet: HopId,
         console: HopId,
-    ) -> (oneshot::Receiver<crate::relay::Hop>, RelayGuard) {
+    ) -> (oneshot::Receiver<crate::relay::Side>, RelayGuard) {
         let (displaced, rx) = oneshot::channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let running = Running {
@@ -182,8 +182,8 @@ impl Rendezvous {
     fn displace(&self, guid: Guid, hop: HopId) {
         let mut relays = self.relays.lock().unwrap_or_else(PoisonError::into_inner);
         let side = match relays.get(&guid) {
-            Some(r) if r.applet == hop => crate::relay::Hop::A,
-            Some(r) if r.console == hop => crate::relay::Hop::B,
+            Some(r) if r.applet == hop => crate::relay::Side::A,
+            Some(r) if r.console == hop => crate::relay::Side::B,
             _ => return,
         };
         if let Some(r) = relays.remove(&guid) {

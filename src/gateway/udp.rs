@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::stats::{Counters, RendezvousCounters};
-use crate::relay::{Control, Hop, RelaySignals};
+use crate::relay::{Control, RelaySignals, Side};
 
 /// Frames queued for one relay by the socket task: one PEER_ADDR per hop per
 /// rendezvous, and one rendezvous runs at a time per session.
@@ -39,7 +39,7 @@ const EXPIRE_INTERVAL: Duration = Duration::from_secs(1);
 /// longer (and is refused) without reading it all.
 const RECV_BUFFER: usize = PROBE_LEN + 1;
 
-type Inbox = mpsc::Sender<(Hop, Control)>;
+type Inbox = mpsc::Sender<(Side, Control)>;
 type Table = RendezvousTable<u64, Inbox>;
 
 /// The rendezvous state of one gateway.
@@ -94,15 +94,15 @@ pub(crate) struct RelayHook {
     udp: Arc<Udp>,
     key: u64,
     tx: Inbox,
-    rx: mpsc::Receiver<(Hop, Control)>,
+    rx: mpsc::Receiver<(Side, Control)>,
     stats: Arc<RendezvousCounters>,
 }
 
 /// The relay's hop A is the applet, hop B the console (`reattach::relay_session`).
-fn role_of(hop: Hop) -> Role {
+fn role_of(hop: Side) -> Role {
     match hop {
-        Hop::A => Role::Applet,
-        Hop::B => Role::Console,
+        Side::A => Role::Applet,
+        Side::B => Role::Console,
     }
 }
 
@@ -115,7 +115,7 @@ fn udp_token(token: &RendezvousToken, port: u16) -> Option<Control> {
 }
 
 impl RelaySignals for RelayHook {
-    fn rendezvous(&mut self, from: Hop) -> Option<[Control; 2]> {
+    fn rendezvous(&mut self, from: Side) -> Option<[Control; 2]> {
         Counters::bump(&self.stats.requests);
         let answered = self.start(from);
         if answered.is_none() {
@@ -124,7 +124,7 @@ impl RelaySignals for RelayHook {
         answered
     }
 
-    fn poll_insert(&mut self, cx: &mut Context<'_>) -> Poll<(Hop, Control)> {
+    fn poll_insert(&mut self, cx: &mut Context<'_>) -> Poll<(Side, Control)> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(x)) => Poll::Ready(x),
             // The hook holds a sender itself: the channel never closes while it lives.
@@ -134,7 +134,7 @@ impl RelaySignals for RelayHook {
 }
 
 impl RelayHook {
-    fn start(&mut self, from: Hop) -> Option<[Control; 2]> {
+    fn start(&mut self, from: Side) -> Option<[Control; 2]> {
         let role = role_of(from);
         if role != Role::Console {
             // Refused before any random number is drawn.
@@ -219,7 +219,7 @@ pub(crate) async fn serve(udp: Arc<Udp>, stats: Arc<RendezvousCounters>, stop: C
                 Counters::bump(&stats.probes_accepted);
                 Counters::bump(&stats.pairs_completed);
                 // The applet learns the console's address and the other way round.
-                for (hop, addr) in [(Hop::A, console), (Hop::B, applet)] {
+                for (hop, addr) in [(Side::A, console), (Side::B, applet)] {
                     let sent = peer_addr(addr).is_some_and(|f| owner.try_send((hop, f)).is_ok());
                     if !sent {
                         Counters::bump(&stats.peer_addr_dropped);

@@ -13,6 +13,7 @@
 pub mod frame;
 pub mod limits;
 pub mod probe;
+pub mod scan;
 pub mod signal;
 
 pub use frame::{Frame, FrameError, FrameType, Header};
