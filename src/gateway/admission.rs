@@ -19,14 +19,19 @@
 //! [`GatewayLimits::pre_auth_timeout`]: crate::config::GatewayLimits::pre_auth_timeout
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rescue_proto::wire::signal::ErrorCode;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
+use super::refusal::Refusal;
 use crate::io::BoxStream;
 
 /// The pools and per-source counts of one gateway.
@@ -200,6 +205,30 @@ impl AsyncWrite for Slotted {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+/// What a connection carries from accept to its first request.
+pub(crate) struct Conn {
+    /// The one deadline for TLS, HELLO and the first request.
+    pub(crate) deadline: Instant,
+    /// The connection's slot (unauthenticated until [`Conn::authenticate`]).
+    pub(crate) slot: Arc<ConnSlot>,
+    /// The local address the connection arrived on (the default gateway name).
+    pub(crate) local: Option<SocketAddr>,
+}
+
+impl Conn {
+    /// Time left before the deadline.
+    pub(crate) fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Moves the connection to the authenticated pool; refused `overloaded` when full.
+    pub(crate) fn authenticate(&self) -> Result<(), Refusal> {
+        self.slot
+            .authenticate()
+            .map_err(|_| Refusal::new(ErrorCode::Overloaded, "gateway connection limit reached"))
     }
 }
 

@@ -6,40 +6,42 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use rescue_crypto::ticket::{Ticket, TicketError};
+use rescue_crypto::ticket::Ticket;
 use rescue_proto::handoff::gateway::{ticket_lists_gateway, RegisterRequest};
-use rescue_proto::handoff::{HopId, TableError};
+use rescue_proto::handoff::HopId;
 use rescue_proto::wire::signal::{Close, CloseReason, ErrorCode, Message, Pong, Registered};
 use rescue_proto::Guid;
 use tracing::Instrument;
 
-use super::conn::{refuse, Conn, Hop, Refusal};
-use super::pairing::{ConsoleHop, Parked};
+use super::admission::Conn;
+use super::refusal::{refuse, table_refusal, ticket_refusal, Refusal};
+use super::session::relay_session;
+use super::shared::Shared;
 use super::stats::Counters;
-use super::Shared;
+use super::table::{ConsoleHop, Entry, WaitingApplet};
 use crate::directory::{RegisterError, RememberedGuid};
-use crate::signal;
+use crate::signal::{self, Hop};
 
 /// Serves an applet connection after HELLO.
 pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, conn: Conn) {
     let ticket = match read_ticket(&shared, &mut hop, &conn).await {
         Ok(t) => t,
-        Err(r) => return refuse(&shared, hop, r).await,
+        Err(r) => return refuse(&shared.stats, hop, r).await,
     };
     // A verified ticket for this gateway authenticates the connection.
     if let Err(r) = conn.authenticate() {
-        return refuse(&shared, hop, r).await;
+        return refuse(&shared.stats, hop, r).await;
     }
     let guid = ticket.guid;
     // Parked before the directory admits the session, so a CLAIM can never find it
     // without a waiting task; the slot goes away with `parked`.
-    let Some(parked) = shared.parking.park(guid) else {
+    let Some(parked) = shared.sessions.wait(guid) else {
         let r = Refusal::new(ErrorCode::GuidTaken, "GUID already registered");
-        return refuse(&shared, hop, r).await;
+        return refuse(&shared.stats, hop, r).await;
     };
     let registered = match admit(&shared, &ticket, hop_id) {
         Ok(r) => r,
-        Err(r) => return refuse(&shared, hop, r).await,
+        Err(r) => return refuse(&shared.stats, hop, r).await,
     };
     let span = tracing::info_span!("session", %guid, account = %ticket.account);
     let _ended = EndOnDrop {
@@ -56,7 +58,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, conn
         match wait_for_console(&shared, &mut hop, parked).await {
             Ok(Some(console)) => pair(&shared, hop, console, guid, hop_id).await,
             Ok(None) => tracing::info!("applet left before a technician came"),
-            Err(r) => refuse(&shared, hop, r).await,
+            Err(r) => refuse(&shared.stats, hop, r).await,
         }
     }
     .instrument(span)
@@ -95,7 +97,7 @@ async fn read_ticket(shared: &Shared, hop: &mut Hop, conn: &Conn) -> Result<Tick
 fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Registered, Refusal> {
     let now_unix = crate::portal::unix_now();
     let account = ticket.account;
-    let resume_secret = super::random_secret()
+    let resume_secret = super::shared::random_secret()
         .ok_or_else(|| Refusal::new(ErrorCode::Internal, "random generator failed"))?;
     let now = Instant::now();
     let valid_for = Duration::from_secs(ticket.expires_at_unix.saturating_sub(now_unix));
@@ -128,7 +130,7 @@ fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Registered, 
 async fn wait_for_console(
     shared: &Shared,
     hop: &mut Hop,
-    mut parked: Parked,
+    mut parked: WaitingApplet,
 ) -> Result<Option<Box<ConsoleHop>>, Refusal> {
     let deadline = tokio::time::Instant::now() + shared.config.limits.pending_lifetime;
     loop {
@@ -170,10 +172,10 @@ async fn wait_for_console(
 }
 
 /// A console handed over in the same instant the lifetime ran out gets an ERROR.
-async fn turn_away_late_console(shared: &Shared, parked: &mut Parked) {
+async fn turn_away_late_console(shared: &Shared, parked: &mut WaitingApplet) {
     if let Ok(console) = parked.rx.try_recv() {
         let r = Refusal::new(ErrorCode::UnknownGuid, "session expired");
-        refuse(shared, console.hop, r).await;
+        refuse(&shared.stats, console.hop, r).await;
     }
 }
 
@@ -199,23 +201,13 @@ async fn pair(
     }
     Counters::bump(&shared.stats.paired);
     tracing::info!(%technician, "paired, relaying");
-    use super::reattach::{relay_session, Entry};
-    use rescue_proto::wire::signal::Role;
-    let a = Entry::paired(Role::Applet, applet_id, applet);
-    let c = Entry::paired(Role::Console, console_id, console_hop);
+    let a = Entry::paired(rescue_proto::wire::signal::Role::Applet, applet_id, applet);
+    let c = Entry::paired(
+        rescue_proto::wire::signal::Role::Console,
+        console_id,
+        console_hop,
+    );
     relay_session(shared, guid, (a, c)).await;
-}
-
-fn ticket_refusal(e: TicketError) -> Refusal {
-    match e {
-        TicketError::Expired { .. } => Refusal::new(ErrorCode::ExpiredTicket, e.to_string()),
-        other => Refusal::new(ErrorCode::BadTicket, other.to_string()),
-    }
-}
-
-/// Maps a directory refusal to its ERROR (the table names the code).
-pub(crate) fn table_refusal(e: TableError) -> Refusal {
-    Refusal::new(e.code(), e.to_string())
 }
 
 /// Ends the session in the directory when the applet's task ends, however it ends (a

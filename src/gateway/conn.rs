@@ -1,92 +1,24 @@
 //! One gateway connection: outer TLS, HELLO and the first request within one deadline
-//! from accept (`GatewayLimits::pre_auth_timeout`), then the applet or the console side. Every refusal goes through [`refuse`]: an ERROR frame, a closed
-//! connection, a tracing event and a counter.
+//! from accept (`GatewayLimits::pre_auth_timeout`), then the applet side, the console
+//! side, or (a REATTACH first) the reattach side. Every refusal goes through
+//! [`refuse`]: an ERROR frame, a closed connection, a tracing event and a counter.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
+use bytes::BytesMut;
+use rescue_crypto::pki::ConsoleName;
+use rescue_proto::handoff::HopId;
 use rescue_proto::wire::limits::PROTOCOL_VERSION;
-use rescue_proto::wire::signal::{
-    ErrorCode, ErrorMessage, ErrorText, Hello, Message, Role, Speaker,
-};
+use rescue_proto::wire::signal::{ErrorCode, Hello, Message, Role, Speaker};
 use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout_at, Instant};
+use tracing::Instrument;
 
-use super::admission::{ConnSlot, Slotted};
-use super::stats::Counters;
-use super::Shared;
+use super::admission::{Conn, ConnSlot, Slotted};
+use super::refusal::{note_refused, refuse, Refusal};
+use super::shared::Shared;
 use crate::io::{BoxStream, Tapped};
-use crate::signal::{self, RecvError};
-
-pub(crate) use crate::signal::Hop;
-
-/// Why the gateway ends a connection: the ERROR code sent, and a reason for the log.
-#[derive(Debug)]
-pub(crate) struct Refusal {
-    pub(crate) code: Option<ErrorCode>,
-    pub(crate) reason: String,
-}
-
-impl Refusal {
-    /// A refusal answered with ERROR `code`.
-    pub(crate) fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
-        Self {
-            code: Some(code),
-            reason: reason.into(),
-        }
-    }
-
-    /// The peer is gone or broke the stream: nothing can be sent.
-    pub(crate) fn silent(reason: impl Into<String>) -> Self {
-        Self {
-            code: None,
-            reason: reason.into(),
-        }
-    }
-
-    /// Maps a failed receive: timeouts and malformed frames are answered.
-    pub(crate) fn from_recv(e: RecvError, waiting_for: &str) -> Self {
-        match e {
-            RecvError::Timeout => Self::new(ErrorCode::Timeout, format!("no {waiting_for}")),
-            RecvError::Malformed(m) => Self::new(ErrorCode::ProtocolViolation, m),
-            RecvError::Closed => Self::silent(format!("closed before {waiting_for}")),
-            RecvError::Io(e) => Self::silent(format!("I/O error before {waiting_for}: {e}")),
-        }
-    }
-
-    /// A message that is not allowed here.
-    pub(crate) fn unexpected(msg: &Message, waiting_for: &str) -> Self {
-        Self::new(
-            ErrorCode::ProtocolViolation,
-            format!("expected {waiting_for}, got {}", signal::name_of(msg)),
-        )
-    }
-}
-
-/// What a connection carries from accept to its first request.
-pub(crate) struct Conn {
-    /// The one deadline for TLS, HELLO and the first request.
-    pub(crate) deadline: Instant,
-    /// The connection's slot (unauthenticated until [`Conn::authenticate`]).
-    pub(crate) slot: Arc<ConnSlot>,
-    /// The local address the connection arrived on (the default gateway name).
-    pub(crate) local: Option<SocketAddr>,
-}
-
-impl Conn {
-    /// Time left before the deadline.
-    pub(crate) fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// Moves the connection to the authenticated pool; refused `overloaded` when full.
-    pub(crate) fn authenticate(&self) -> Result<(), Refusal> {
-        self.slot
-            .authenticate()
-            .map_err(|_| Refusal::new(ErrorCode::Overloaded, "gateway connection limit reached"))
-    }
-}
+use crate::signal::{self, Hop, RecvError};
 
 /// Serves one accepted TCP connection to its end.
 pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, slot: Arc<ConnSlot>) {
@@ -98,8 +30,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, slot: Arc<ConnSl
     };
     let tls = match timeout_at(conn.deadline, shared.acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => return note_refused(&shared, &Refusal::silent(format!("TLS: {e}"))),
-        Err(_) => return note_refused(&shared, &Refusal::silent("TLS handshake timed out")),
+        Ok(Err(e)) => return note_refused(&shared.stats, &Refusal::silent(format!("TLS: {e}"))),
+        Err(_) => return note_refused(&shared.stats, &Refusal::silent("TLS handshake timed out")),
     };
     let console = tls
         .get_ref()
@@ -118,7 +50,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, slot: Arc<ConnSl
     let role = hello(&mut hop, &conn, has_cert, console.is_some()).await;
     if let Ok(r) = &role {
         // A REATTACH instead of the first request is served by the reattach module.
-        let divert = super::reattach::divert(&shared, hop, hop_id, *r, console.as_ref(), &conn);
+        let divert = divert(&shared, hop, hop_id, *r, console.as_ref(), &conn);
         hop = match divert.await {
             Some(hop) => hop,
             None => return,
@@ -129,9 +61,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, slot: Arc<ConnSl
         (Ok(_), Some(name)) => super::console::serve(shared, hop, hop_id, name).await,
         (Ok(_), None) => {
             let r = Refusal::new(ErrorCode::Internal, "no console");
-            refuse(&shared, hop, r).await
+            refuse(&shared.stats, hop, r).await
         }
-        (Err(r), _) => refuse(&shared, hop, r).await,
+        (Err(r), _) => refuse(&shared.stats, hop, r).await,
     }
 }
 
@@ -187,51 +119,62 @@ fn check_role(speaker: Speaker, has_cert: bool, served: bool) -> Result<Role, Re
     }
 }
 
-/// Ends a connection: sends ERROR (if the refusal has a code), closes, logs, counts.
-pub(crate) async fn refuse(shared: &Shared, mut hop: Hop, r: Refusal) {
-    note_refused(shared, &r);
-    if let Some(code) = r.code {
-        let message = ErrorText::new(truncate(&r.reason)).unwrap_or_default();
-        let _ = signal::send(&mut hop, Message::Error(ErrorMessage { code, message })).await;
-    }
-    let _ = timeout(
-        signal::SEND_TIMEOUT,
-        futures_util::SinkExt::<Message>::close(&mut hop),
-    )
-    .await;
-}
-
-/// Counts and logs a refusal.
-pub(crate) fn note_refused(shared: &Shared, r: &Refusal) {
-    Counters::bump(&shared.stats.refused);
-    tracing::warn!(code = ?r.code, reason = %r.reason, "connection refused");
-}
-
-/// Cuts a reason to what an ERROR text may carry, on a character boundary.
-fn truncate(reason: &str) -> &str {
-    let max = ErrorText::MAX_LEN;
-    if reason.len() <= max {
-        return reason;
-    }
-    let mut end = max;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
+/// Reads the first request after HELLO: a REATTACH is served here (`None`), anything
+/// else is put back in front of the hop's input for the normal path (`Some`).
+async fn divert(
+    shared: &Arc<Shared>,
+    mut hop: Hop,
+    hop_id: HopId,
+    role: Role,
+    console: Option<&ConsoleName>,
+    conn: &Conn,
+) -> Option<Hop> {
+    // An applet's first request is within the connection's one deadline; a console
+    // authenticated already and may wait for its technician.
+    let wait = match role {
+        Role::Applet => conn.left(),
+        _ => shared.config.limits.console_idle_timeout,
+    };
+    let msg = tokio::select! {
+        m = signal::recv(&mut hop, wait) => m,
+        // The normal path answers a shutdown itself.
+        _ = shared.shutdown.cancelled() => return Some(hop),
+    };
+    let msg = match msg {
+        Ok(m) => m,
+        // A console that leaves is not a refusal (as in the console's request loop);
+        // an applet that leaves before REGISTER is counted as one (as before).
+        Err(RecvError::Closed) if role != Role::Applet => return None,
+        Err(e) => {
+            refuse(&shared.stats, hop, Refusal::from_recv(e, "request")).await;
+            return None;
+        }
+    };
+    let Message::Reattach(r) = msg else {
+        let mut front = BytesMut::with_capacity(msg.frame_len() + hop.read_buffer().len());
+        if msg.encode(&mut front).is_err() {
+            refuse(
+                &shared.stats,
+                hop,
+                Refusal::new(ErrorCode::Internal, "re-encoding"),
+            )
+            .await;
+            return None;
+        }
+        front.extend_from_slice(hop.read_buffer());
+        *hop.read_buffer_mut() = front;
+        return Some(hop);
+    };
+    let span = tracing::info_span!("reattach", guid = %r.guid, ?role);
+    super::reattach::serve(shared, hop, hop_id, role, console, r, conn)
+        .instrument(span)
+        .await;
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reasons_are_cut_to_an_error_text_on_a_char_boundary() {
-        let long = "é".repeat(ErrorText::MAX_LEN);
-        let cut = truncate(&long);
-        assert!(cut.len() <= ErrorText::MAX_LEN);
-        assert!(ErrorText::new(cut).is_ok());
-        assert_eq!(truncate("short"), "short");
-    }
 
     #[test]
     fn hello_roles_are_checked_against_the_client_certificate() {
@@ -245,14 +188,5 @@ mod tests {
             code(Speaker::Gateway, false, false),
             Some(ErrorCode::ProtocolViolation)
         );
-    }
-
-    #[test]
-    fn receive_failures_map_to_the_right_error_codes() {
-        let r = Refusal::from_recv(RecvError::Timeout, "HELLO");
-        assert_eq!(r.code, Some(ErrorCode::Timeout));
-        let r = Refusal::from_recv(RecvError::Malformed("x".into()), "HELLO");
-        assert_eq!(r.code, Some(ErrorCode::ProtocolViolation));
-        assert_eq!(Refusal::from_recv(RecvError::Closed, "HELLO").code, None);
     }
 }

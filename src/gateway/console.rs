@@ -12,11 +12,10 @@ use rescue_proto::wire::signal::{CloseReason, ErrorCode, Message, Pong, Technici
 use rescue_proto::Guid;
 use tracing::Instrument;
 
-use super::applet::table_refusal;
-use super::conn::{refuse, Hop, Refusal};
-use super::pairing::ConsoleHop;
-use super::Shared;
-use crate::signal::{self, RecvError};
+use super::refusal::{refuse, table_refusal, Refusal};
+use super::shared::{random_secret, Shared};
+use super::table::ConsoleHop;
+use crate::signal::{self, Hop, RecvError};
 
 /// Serves a console connection after HELLO.
 pub(crate) async fn serve(shared: Arc<Shared>, hop: Hop, hop_id: HopId, name: ConsoleName) {
@@ -30,7 +29,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, hop: Hop, hop_id: HopId, name: Co
 async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, name: ConsoleName) {
     let identity = match identity_of(&name) {
         Ok(i) => i,
-        Err(r) => return refuse(&shared, hop, r).await,
+        Err(r) => return refuse(&shared.stats, hop, r).await,
     };
     match requests(&shared, &mut hop, hop_id, &identity).await {
         Ok(None) => tracing::debug!("console left"),
@@ -41,15 +40,15 @@ async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, name: C
                 pairing,
                 technician: name.technician,
             });
-            if let Err(back) = shared.parking.hand_over(guid, console) {
+            if let Err(back) = shared.sessions.hand_over(guid, console) {
                 // Claimed in the directory, but the applet's task is gone.
                 let now = Instant::now();
                 let _ = shared.directory.close(now, hop_id, CloseReason::Normal);
                 let r = Refusal::new(ErrorCode::UnknownGuid, "the applet left");
-                refuse(&shared, back.hop, r).await;
+                refuse(&shared.stats, back.hop, r).await;
             }
         }
-        Err(r) => refuse(&shared, hop, r).await,
+        Err(r) => refuse(&shared.stats, hop, r).await,
     }
 }
 
@@ -88,7 +87,7 @@ async fn requests(
                 Message::QueueList(shared.directory.queue(Instant::now(), &identity.account))
             }
             Ok(Message::Claim(c)) => {
-                let secret = super::random_secret()
+                let secret = random_secret()
                     .ok_or_else(|| Refusal::new(ErrorCode::Internal, "random generator failed"))?;
                 let pairing = shared
                     .directory

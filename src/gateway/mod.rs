@@ -6,142 +6,44 @@
 //! only the outer TLS of each hop. Every refusal is a typed ERROR frame, a closed
 //! connection and a tracing event; other sessions are unaffected. Everything is bounded:
 //! connections (a semaphore), sessions (the directory), waits (timeouts from
-//! [`GatewayLimits`]).
+//! [`GatewayLimits`](crate::config::GatewayLimits)).
 //!
 //! Start from [`Gateway::bind`] with a [`GatewayConfig`].
 
 mod admission;
 mod applet;
+mod config;
 mod conn;
 mod console;
-mod pairing;
 mod reattach;
+mod refusal;
+mod session;
+mod shared;
 mod stats;
+mod table;
 mod udp;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rescue_crypto::pki::{AccountId, Identity};
-use rescue_crypto::ticket::TicketVerifyKey;
-use rescue_crypto::tls::{gateway_server_config, AccountRoots};
+use rescue_crypto::tls::gateway_server_config;
 use rescue_proto::handoff::gateway::Limits;
-use rescue_proto::handoff::HopId;
-use rescue_proto::wire::signal::ResumeSecret;
-use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::GatewayLimits;
 use crate::directory::{Directory, EndedStore, FileStore, GuidStore, MemoryDirectory, MemoryStore};
 use crate::error::Error;
-use crate::io::Tap;
 
+pub use config::GatewayConfig;
 pub use stats::{GatewayStats, ProbeRefusals, RendezvousStats};
 
+use shared::Shared;
 use stats::Counters;
-
-/// Everything a gateway needs. Build it with [`GatewayConfig::new`] and adjust the
-/// public fields.
-#[non_exhaustive]
-pub struct GatewayConfig {
-    /// The gateway's certificate chain (`[leaf, gateway CA]`) and key.
-    pub identity: Identity,
-    /// The account CAs whose console certificates the gateway accepts; a console's
-    /// account and technician name come from its verified certificate only.
-    pub account_roots: AccountRoots,
-    /// The portal's ticket verification key (Ed25519 public key).
-    pub ticket_key: TicketVerifyKey,
-    /// The accounts this gateway serves; tickets for other accounts are refused.
-    pub accounts: HashSet<AccountId>,
-    /// Limits and timeouts.
-    pub limits: GatewayLimits,
-    /// Limits of the relay core for paired sessions.
-    pub relay: crate::relay::RelayLimits,
-    /// How long a party that lost its hop may REATTACH (PROTOCOL.md 3.12); the other
-    /// party's hop is kept meanwhile.
-    pub reattach_grace: Duration,
-    /// The `host:port` names this gateway answers to, spelled as the portal writes them
-    /// in tickets (compared without regard to ASCII case). A REGISTER whose ticket lists
-    /// none of them is refused `ERROR{bad ticket}` (PROTOCOL.md 3.11, gateway binding),
-    /// so a ticket cannot be replayed at a gateway it was not issued for. Empty (the
-    /// default): the address each connection arrived on, as `ip:port` (for a gateway
-    /// bound to one address, the listener's own address, which is what the demo and the
-    /// tests list); a gateway behind a DNS name or a load balancer must set it.
-    pub names: Vec<String>,
-    /// Where the GUIDs that may not register again are kept across restarts. Default
-    /// [`EndedStore::Memory`] (tests; a warning is logged at start); a deployed gateway
-    /// uses [`EndedStore::File`] (the example gateway's `--state-dir`). Ignored when
-    /// [`GatewayConfig::directory`] is set (that directory remembers by itself).
-    pub ended_store: EndedStore,
-    /// The session directory; `None` (the default) builds a [`MemoryDirectory`] with
-    /// the table limits of [`GatewayLimits`] and the [`GatewayConfig::ended_store`].
-    pub directory: Option<Arc<dyn Directory>>,
-    /// An optional observer of every byte the gateway reads or writes inside the outer
-    /// TLS (tests use it to prove the gateway never sees end-to-end plaintext).
-    pub tap: Option<Arc<dyn Tap>>,
-    /// The port of the UDP rendezvous socket (PROTOCOL.md 3.13), bound on the IP address
-    /// of the TLS listener. `None` (the default): the same port number as the listener;
-    /// `Some(0)`: one the OS picks. Peers learn it in UDP_TOKEN.
-    pub udp_port: Option<u16>,
-    /// Limits of the UDP rendezvous; `Default` gives the protocol's constants
-    /// (`rescue_proto::wire::limits`, PROTOCOL.md section 5).
-    pub rendezvous: rescue_proto::handoff::rendezvous::Limits,
-}
-
-impl GatewayConfig {
-    /// A configuration with default limits and an in-memory directory, serving the
-    /// accounts whose CA certificates are given.
-    pub fn new(
-        identity: Identity,
-        accounts: impl IntoIterator<Item = (AccountId, CertificateDer<'static>)>,
-        ticket_key: TicketVerifyKey,
-    ) -> Self {
-        let mut account_roots = AccountRoots::new();
-        let mut served = HashSet::new();
-        for (account, ca) in accounts {
-            account_roots.add(account, ca);
-            served.insert(account);
-        }
-        Self {
-            identity,
-            account_roots,
-            ticket_key,
-            accounts: served,
-            limits: GatewayLimits::default(),
-            relay: crate::relay::RelayLimits::default(),
-            reattach_grace: rescue_proto::wire::limits::REATTACH_GRACE,
-            names: Vec::new(),
-            ended_store: EndedStore::Memory,
-            directory: None,
-            tap: None,
-            udp_port: None,
-            rendezvous: Default::default(),
-        }
-    }
-}
-
-/// State shared by the accept loop and every connection task.
-pub(crate) struct Shared {
-    pub(crate) config: GatewayConfig,
-    pub(crate) directory: Arc<dyn Directory>,
-    next_hop: AtomicU64,
-    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
-    pub(crate) parking: pairing::Parking,
-    pub(crate) rendezvous: reattach::Rendezvous,
-    pub(crate) pools: admission::Pools,
-    pub(crate) stats: stats::Counters,
-    pub(crate) shutdown: CancellationToken,
-    /// The UDP rendezvous: socket, token table.
-    pub(crate) udp: Arc<udp::Udp>,
-    /// Its counters.
-    pub(crate) rendezvous_stats: Arc<stats::RendezvousCounters>,
-}
+use table::SessionTable;
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].
 pub struct Gateway {
@@ -185,8 +87,7 @@ impl Gateway {
             config,
             directory,
             next_hop: AtomicU64::new(1),
-            parking: pairing::Parking::default(),
-            rendezvous: reattach::Rendezvous::default(),
+            sessions: SessionTable::default(),
             stats: stats::Counters::default(),
             shutdown: CancellationToken::new(),
             udp: Arc::new(udp),
@@ -358,34 +259,8 @@ async fn sweep(shared: Arc<Shared>) {
 /// went to sleep is handled within this time.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-impl Shared {
-    fn snapshot(&self) -> GatewayStats {
-        let mut s = self.stats.snapshot(self.directory.len());
-        s.rendezvous = self.rendezvous_stats.snapshot();
-        s
-    }
-
-    /// The rendezvous hook of a relay that starts now.
-    pub(crate) fn relay_hook(&self) -> udp::RelayHook {
-        self.udp.hook(self.rendezvous_stats.clone())
-    }
-
-    /// A fresh id for a new connection.
-    pub(crate) fn hop_id(&self) -> HopId {
-        HopId(self.next_hop.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
 /// Extra time [`Gateway::shutdown`] allows beyond the grace for the accept loop to finish.
 const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
-
-/// A fresh resume secret from the OS CSPRNG (`None` if the generator fails).
-pub(crate) fn random_secret() -> Option<ResumeSecret> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
-    Some(ResumeSecret::from_bytes(bytes))
-}

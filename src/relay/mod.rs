@@ -107,8 +107,8 @@ impl RelayLimits {
 }
 
 /// One of the two sides of a relayed session: which of the two streams passed to
-/// [`relay`] (not to be confused with a gateway hop, the stream type of
-/// [`crate::signal::Hop`]).
+/// [`relay`] (a gateway's framed connection to one peer is a hop; this names which
+/// argument of the relay it was).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Side {
