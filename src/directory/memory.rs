@@ -1,6 +1,6 @@
 //! The in-memory directory of one gateway process.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rescue_proto::handoff::gateway::{
@@ -10,7 +10,8 @@ use rescue_proto::handoff::{ConsoleIdentity, HopId, SessionTable, TableError};
 use rescue_proto::wire::signal::{AccountId, CloseReason, QueueList, Registered, ResumeSecret};
 use rescue_proto::Guid;
 
-use super::{Directory, GuidStore, MemoryStore, RegisterError, RememberedGuid, StoreError};
+use super::StoreError;
+use super::{DirFuture, Directory, GuidStore, MemoryStore, RegisterError, RememberedGuid};
 
 /// The embedded default [`Directory`]: a session table in this process, behind a mutex,
 /// with the GUIDs it must refuse kept by a [`GuidStore`].
@@ -78,8 +79,9 @@ impl Default for MemoryDirectory {
     }
 }
 
-impl Directory for MemoryDirectory {
-    fn register(
+impl MemoryDirectory {
+    /// REGISTER, synchronously (the [`Directory`] call is this, ready at once).
+    pub fn register_now(
         &self,
         now: Instant,
         req: RegisterRequest,
@@ -91,11 +93,23 @@ impl Directory for MemoryDirectory {
         Ok(inner.table.register(now, req)?)
     }
 
-    fn queue(&self, now: Instant, account: &AccountId) -> QueueList {
-        self.lock().table.queue(now, account)
+    /// Whether `guid` is a live session.
+    pub fn is_live(&self, guid: &Guid) -> bool {
+        self.lock().table.session(guid).is_some()
     }
 
-    fn claim(
+    /// The account of a live session.
+    pub fn account_of(&self, guid: &Guid) -> Option<AccountId> {
+        self.lock().table.session(guid).map(|s| s.account)
+    }
+
+    /// The table's REGISTER checks alone (nothing recorded).
+    pub fn check_register(&self, now: Instant, req: &RegisterRequest) -> Result<(), TableError> {
+        self.lock().table.check_register(now, req)
+    }
+
+    /// CLAIM, synchronously.
+    pub fn claim_now(
         &self,
         now: Instant,
         guid: Guid,
@@ -108,32 +122,92 @@ impl Directory for MemoryDirectory {
             .claim(now, guid, identity, hop, resume_secret)
     }
 
-    fn close(&self, now: Instant, hop: HopId, reason: CloseReason) -> Vec<Outgoing> {
+    /// CLOSE, synchronously.
+    pub fn close_now(&self, now: Instant, hop: HopId, reason: CloseReason) -> Vec<Outgoing> {
         self.lock().table.close(now, hop, reason)
     }
 
-    fn hop_lost(&self, now: Instant, hop: HopId) -> Vec<Outgoing> {
+    /// A lost hop, synchronously.
+    pub fn hop_lost_now(&self, now: Instant, hop: HopId) -> Vec<Outgoing> {
         self.lock().table.hop_lost(now, hop)
     }
 
-    fn reattach(&self, now: Instant, req: ReattachRequest) -> Result<Reattached, TableError> {
+    /// REATTACH, synchronously.
+    pub fn reattach_now(
+        &self,
+        now: Instant,
+        req: ReattachRequest,
+    ) -> Result<Reattached, TableError> {
         self.lock().table.reattach(now, req)
     }
 
-    fn expire(&self, now: Instant) -> Vec<Outgoing> {
+    /// The table's deadlines, synchronously.
+    pub fn expire_now(&self, now: Instant) -> Vec<Outgoing> {
         self.lock().table.expire(now)
     }
+}
 
-    fn maintain(&self, now_unix: u64) -> Result<(), StoreError> {
-        self.lock().store.maintain(now_unix)
+/// A future that is ready with `value`.
+fn ready<'a, T: Send + 'a>(value: Result<T, RegisterError>) -> DirFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+impl Directory for MemoryDirectory {
+    fn register<'a>(
+        &'a self,
+        now: Instant,
+        req: RegisterRequest,
+        record: &'a RememberedGuid,
+    ) -> DirFuture<'a, Registered> {
+        ready(self.register_now(now, req, record))
+    }
+
+    fn queue<'a>(&'a self, now: Instant, account: &'a AccountId) -> DirFuture<'a, QueueList> {
+        ready(Ok(self.lock().table.queue(now, account)))
+    }
+
+    fn claim(
+        &self,
+        now: Instant,
+        guid: Guid,
+        identity: ConsoleIdentity,
+        hop: HopId,
+        resume_secret: ResumeSecret,
+    ) -> DirFuture<'_, Pairing> {
+        let r = self
+            .lock()
+            .table
+            .claim(now, guid, identity, hop, resume_secret);
+        ready(r.map_err(Into::into))
+    }
+
+    fn close(&self, now: Instant, hop: HopId, reason: CloseReason) -> DirFuture<'_, Vec<Outgoing>> {
+        ready(Ok(self.lock().table.close(now, hop, reason)))
+    }
+
+    fn hop_lost(&self, now: Instant, hop: HopId) -> DirFuture<'_, Vec<Outgoing>> {
+        ready(Ok(self.lock().table.hop_lost(now, hop)))
+    }
+
+    fn reattach(&self, now: Instant, req: ReattachRequest) -> DirFuture<'_, Reattached> {
+        ready(self.lock().table.reattach(now, req).map_err(Into::into))
+    }
+
+    fn expire(&self, now: Instant) -> DirFuture<'_, Vec<Outgoing>> {
+        ready(Ok(self.lock().table.expire(now)))
+    }
+
+    fn maintain(&self, now_unix: u64) -> DirFuture<'_, ()> {
+        ready(self.lock().store.maintain(now_unix).map_err(Into::into))
+    }
+
+    fn close_detached(self: Arc<Self>, now: Instant, hop: HopId, reason: CloseReason) {
+        // Closed at once: the table is in this process.
+        self.lock().table.close(now, hop, reason);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.lock().table.poll_timeout()
-    }
-
-    fn is_live(&self, guid: &Guid) -> bool {
-        self.lock().table.session(guid).is_some()
     }
 
     fn len(&self) -> usize {

@@ -14,12 +14,12 @@ use rescue_proto::Guid;
 use tracing::Instrument;
 
 use super::admission::Conn;
-use super::refusal::{refuse, table_refusal, ticket_refusal, Refusal};
+use super::refusal::{directory_refusal, refuse, ticket_refusal, Refusal};
 use super::session::relay_session;
 use super::shared::Shared;
 use super::stats::Counters;
 use super::table::{ConsoleHop, Entry, WaitingApplet};
-use crate::directory::{RegisterError, RememberedGuid};
+use crate::directory::RememberedGuid;
 use crate::signal::{self, Hop};
 
 /// Serves an applet connection after HELLO.
@@ -39,7 +39,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, conn
         let r = Refusal::new(ErrorCode::GuidTaken, "GUID already registered");
         return refuse(&shared.stats, hop, r).await;
     };
-    let registered = match admit(&shared, &ticket, hop_id) {
+    let registered = match admit(&shared, &ticket, hop_id).await {
         Ok(r) => r,
         Err(r) => return refuse(&shared.stats, hop, r).await,
     };
@@ -94,7 +94,7 @@ async fn read_ticket(shared: &Shared, hop: &mut Hop, conn: &Conn) -> Result<Tick
 }
 
 /// Records the session in the directory (fresh GUID, limits); returns REGISTERED.
-fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Registered, Refusal> {
+async fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Registered, Refusal> {
     let now_unix = crate::portal::unix_now();
     let account = ticket.account;
     let resume_secret = super::shared::random_secret()
@@ -116,13 +116,8 @@ fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Registered, 
     shared
         .directory
         .register(now, req, &record)
-        .map_err(|e| match e {
-            RegisterError::Table(e) => table_refusal(e),
-            other => {
-                tracing::error!(error = %other, "REGISTER refused: GUID not recorded");
-                Refusal::new(ErrorCode::Internal, "cannot record the session")
-            }
-        })
+        .await
+        .map_err(directory_refusal)
 }
 
 /// Waits for a console's hop; answers PING; ends on CLOSE, EOF, the pending lifetime or
@@ -220,10 +215,7 @@ struct EndOnDrop {
 
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
-        let now = Instant::now();
-        let _ = self
-            .shared
-            .directory
-            .close(now, self.hop, CloseReason::Normal);
+        let directory = self.shared.directory.clone();
+        directory.close_detached(Instant::now(), self.hop, CloseReason::Normal);
     }
 }

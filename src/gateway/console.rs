@@ -12,7 +12,7 @@ use rescue_proto::wire::signal::{CloseReason, ErrorCode, Message, Pong, Technici
 use rescue_proto::Guid;
 use tracing::Instrument;
 
-use super::refusal::{refuse, table_refusal, Refusal};
+use super::refusal::{directory_refusal, refuse, Refusal};
 use super::shared::{random_secret, Shared};
 use super::table::ConsoleHop;
 use crate::signal::{self, Hop, RecvError};
@@ -43,7 +43,10 @@ async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, name: C
             if let Err(back) = shared.sessions.hand_over(guid, console) {
                 // Claimed in the directory, but the applet's task is gone.
                 let now = Instant::now();
-                let _ = shared.directory.close(now, hop_id, CloseReason::Normal);
+                let _ = shared
+                    .directory
+                    .close(now, hop_id, CloseReason::Normal)
+                    .await;
                 let r = Refusal::new(ErrorCode::UnknownGuid, "the applet left");
                 refuse(&shared.stats, back.hop, r).await;
             }
@@ -84,7 +87,8 @@ async fn requests(
         };
         let reply = match msg {
             Ok(Message::Queue(_)) => {
-                Message::QueueList(shared.directory.queue(Instant::now(), &identity.account))
+                let queue = shared.directory.queue(Instant::now(), &identity.account);
+                Message::QueueList(queue.await.map_err(directory_refusal)?)
             }
             Ok(Message::Claim(c)) => {
                 let secret = random_secret()
@@ -92,7 +96,8 @@ async fn requests(
                 let pairing = shared
                     .directory
                     .claim(Instant::now(), c.guid, identity.clone(), hop_id, secret)
-                    .map_err(table_refusal)?;
+                    .await
+                    .map_err(directory_refusal)?;
                 tracing::info!(guid = %c.guid, "claim accepted");
                 return Ok(Some((c.guid, pairing)));
             }

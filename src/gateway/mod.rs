@@ -132,7 +132,7 @@ impl Gateway {
         let grace = shared.config.limits.shutdown_grace;
         // The accept loop itself waits `grace` for its connections, so allow a margin.
         let _ = tokio::time::timeout(grace + SHUTDOWN_MARGIN, task).await;
-        maintain_store(&shared);
+        maintain_store(&shared).await;
         shared.snapshot()
     }
 }
@@ -167,8 +167,8 @@ fn default_directory(config: &mut GatewayConfig) -> Result<Arc<dyn Directory>, E
 }
 
 /// Syncs and compacts the GUID store; a failure is logged (the next call retries).
-fn maintain_store(shared: &Shared) {
-    if let Err(e) = shared.directory.maintain(crate::portal::unix_now()) {
+async fn maintain_store(shared: &Shared) {
+    if let Err(e) = shared.directory.maintain(crate::portal::unix_now()).await {
         tracing::error!(error = %e, "GUID store maintenance failed");
     }
 }
@@ -247,11 +247,14 @@ async fn sweep(shared: Arc<Shared>) {
             _ = tokio::time::sleep_until(next) => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        let expired = shared.directory.expire(std::time::Instant::now());
-        if !expired.is_empty() {
-            tracing::debug!(messages = expired.len(), "directory deadlines passed");
+        match shared.directory.expire(std::time::Instant::now()).await {
+            Ok(expired) if !expired.is_empty() => {
+                tracing::debug!(messages = expired.len(), "directory deadlines passed");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "directory sweep failed"),
         }
-        maintain_store(&shared);
+        maintain_store(&shared).await;
     }
 }
 

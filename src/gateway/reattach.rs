@@ -19,7 +19,7 @@ use rescue_proto::handoff::{ConsoleIdentity, HopId};
 use rescue_proto::wire::signal::{ErrorCode, Message, Reattach, Role, TechnicianName};
 
 use super::admission::Conn;
-use super::refusal::{refuse, table_refusal, Refusal};
+use super::refusal::{directory_refusal, refuse, Refusal};
 use super::session::{relay_session, wait, wait_parked};
 use super::shared::Shared;
 use super::table::{Entry, Meet};
@@ -58,13 +58,13 @@ pub(crate) async fn serve(
         hop: hop_id,
         new_secret,
     };
-    let re = match shared.directory.reattach(Instant::now(), req) {
+    let re = match shared.directory.reattach(Instant::now(), req).await {
         Ok(re) => re,
-        Err(e) => return refuse(&shared.stats, hop, table_refusal(e)).await,
+        Err(e) => return refuse(&shared.stats, hop, directory_refusal(e)).await,
     };
     // The resume secret authenticated the connection.
     if let Err(r) = conn.authenticate() {
-        let _ = shared.directory.hop_lost(Instant::now(), hop_id);
+        let _ = shared.directory.hop_lost(Instant::now(), hop_id).await;
         return refuse(&shared.stats, hop, r).await;
     }
     tracing::info!(displaced = ?re.displaced, "reattached");
@@ -76,7 +76,7 @@ pub(crate) async fn serve(
         .await
         .is_err()
     {
-        let _ = shared.directory.hop_lost(Instant::now(), hop_id);
+        let _ = shared.directory.hop_lost(Instant::now(), hop_id).await;
         return;
     }
     if !paired {

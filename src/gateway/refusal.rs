@@ -8,6 +8,7 @@ use rescue_proto::wire::signal::{ErrorCode, ErrorMessage, ErrorText, Message};
 use tokio::time::timeout;
 
 use super::stats::Counters;
+use crate::directory::DirectoryError;
 use crate::signal::{self, Hop, RecvError};
 
 /// Why the gateway ends a connection: the ERROR code sent, and a reason for the log.
@@ -94,9 +95,34 @@ pub(crate) fn ticket_refusal(e: TicketError) -> Refusal {
     }
 }
 
-/// Maps a directory refusal to its ERROR (the table names the code).
+/// Maps a session table refusal to its ERROR (the table names the code).
 pub(crate) fn table_refusal(e: TableError) -> Refusal {
     Refusal::new(e.code(), e.to_string())
+}
+
+/// Maps a failed directory call to its ERROR: a table refusal names its code; a store
+/// that failed or did not answer is `overloaded` (retry later, PROTOCOL.md 4.3), its
+/// name and reason go to the log only.
+pub(crate) fn directory_refusal(e: DirectoryError) -> Refusal {
+    match e {
+        DirectoryError::Table(e) => table_refusal(e),
+        DirectoryError::Store(e) => {
+            tracing::error!(error = %e, "GUID not recorded");
+            Refusal::new(ErrorCode::Internal, "cannot record the session")
+        }
+        DirectoryError::StoreRestarted { .. } => {
+            tracing::warn!(error = %e, "REGISTER refused");
+            Refusal::new(ErrorCode::ExpiredTicket, e.to_string())
+        }
+        DirectoryError::Elsewhere { .. } => Refusal::new(ErrorCode::UnknownGuid, e.to_string()),
+        other => {
+            tracing::error!(error = %other, "session store failed");
+            Refusal::new(
+                ErrorCode::Overloaded,
+                "session store unavailable, retry later",
+            )
+        }
+    }
 }
 
 #[cfg(test)]

@@ -51,10 +51,12 @@ pub(crate) async fn relay_session(shared: &Shared, guid: Guid, pair: (Entry, Ent
             let now = Instant::now();
             let _ = shared
                 .directory
-                .close(now, applet.hop_id, CloseReason::Normal);
+                .close(now, applet.hop_id, CloseReason::Normal)
+                .await;
             let _ = shared
                 .directory
-                .close(now, console.hop_id, CloseReason::Normal);
+                .close(now, console.hop_id, CloseReason::Normal)
+                .await;
             return;
         }
         let grace = shared.config.reattach_grace;
@@ -79,8 +81,8 @@ pub(crate) async fn relay_session(shared: &Shared, guid: Guid, pair: (Entry, Ent
         tracing::info!(end = ?stats.end, kept = ?survivor.as_ref().map(Survivor::hop), "relay ended");
         let now = Instant::now();
         let Some(survivor) = survivor else {
-            let _ = shared.directory.close(now, a_id, CloseReason::Normal);
-            let _ = shared.directory.close(now, c_id, CloseReason::Normal);
+            let _ = shared.directory.close(now, a_id, CloseReason::Normal).await;
+            let _ = shared.directory.close(now, c_id, CloseReason::Normal).await;
             return;
         };
         let (role, hop_id, lost, stream, read_ahead) = match survivor {
@@ -88,7 +90,7 @@ pub(crate) async fn relay_session(shared: &Shared, guid: Guid, pair: (Entry, Ent
             Survivor::B { stream, read_ahead } => (Role::Console, c_id, a_id, stream, read_ahead),
         };
         // PEER_GONE went out from the relay already.
-        let _ = shared.directory.hop_lost(now, lost);
+        let _ = shared.directory.hop_lost(now, lost).await;
         let stream: BoxStream = Box::new(Rewind::new(read_ahead.into(), stream));
         let entry = Entry {
             role,
@@ -144,7 +146,7 @@ pub(crate) async fn wait(
                 tracing::info!("reattach grace over, ending the session");
                 let gone = Message::PeerGone(PeerGone { grace_secs: 0 });
                 let _ = signal::send(&mut entry.hop, gone).await;
-                let _ = shared.directory.close(Instant::now(), entry.hop_id, CloseReason::Normal);
+                let _ = shared.directory.close(Instant::now(), entry.hop_id, CloseReason::Normal).await;
                 return None;
             }
             _ = shared.shutdown.cancelled() => {
@@ -189,19 +191,19 @@ async fn on_parked_message(shared: &Shared, entry: &mut Entry, msg: Option<Messa
             if signal::send(&mut entry.hop, pong).await.is_ok() {
                 return true;
             }
-            let _ = shared.directory.hop_lost(now, entry.hop_id);
+            let _ = shared.directory.hop_lost(now, entry.hop_id).await;
             false
         }
         // PONGs, and DATA of the dead end-to-end path, are dropped.
         Some(Message::Pong(_) | Message::Data(_)) => true,
         Some(Message::Close(c)) => {
-            let _ = shared.directory.close(now, entry.hop_id, c.reason);
+            let _ = shared.directory.close(now, entry.hop_id, c.reason).await;
             false
         }
         _ => {
             // Gone too (or broke the protocol): both parties are away now, which ends
             // the session in the directory.
-            let _ = shared.directory.hop_lost(now, entry.hop_id);
+            let _ = shared.directory.hop_lost(now, entry.hop_id).await;
             false
         }
     }
@@ -228,7 +230,8 @@ pub(crate) async fn wait_parked(parked: ParkedHop, shared: &Shared) {
         tracing::info!("reattach grace over, ending the session");
         let _ = shared
             .directory
-            .close(Instant::now(), entry.hop_id, CloseReason::Normal);
+            .close(Instant::now(), entry.hop_id, CloseReason::Normal)
+            .await;
         Message::PeerGone(PeerGone { grace_secs: 0 })
     };
     let _ = signal::send(&mut entry.hop, last).await;
