@@ -15,6 +15,7 @@
 //! # arrived on), and where ended sessions' GUIDs are kept across restarts (default:
 //! # the PKI folder; the file is `ended-guids`):
 //! cargo run --example gateway -- --pki dev-pki --name gw1.example:443 --state-dir /var/lib/rescue
+//! cargo run --example gateway -- --pki dev-pki --listen 127.0.0.1:7444 --redis redis://127.0.0.1:6379/ --cluster-name gw-b
 //! ```
 
 use std::net::SocketAddr;
@@ -53,6 +54,14 @@ struct Args {
     /// default: the address each connection arrived on).
     #[arg(long = "name", value_name = "HOST:PORT")]
     names: Vec<String>,
+    /// Share the session directory with the other gateways of a cluster through this
+    /// Redis (`redis://host:port/`); without it the directory is in memory.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// With --redis: this gateway's unique name in the cluster (default: the listen
+    /// address).
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
     /// Write a new development PKI into this folder and exit.
     #[arg(long, value_name = "DIR")]
     init_pki: Option<PathBuf>,
@@ -167,6 +176,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ended: state_dir.join("ended-guids"),
         names,
         udp_port: args.udp_port.or(file.udp_port),
+        redis: args.redis.clone(),
+        cluster_name: args.cluster_name.clone(),
     };
     serve(pki, listen, state, &file.limits).await
 }
@@ -176,6 +187,8 @@ struct State {
     ended: PathBuf,
     names: Vec<String>,
     udp_port: Option<u16>,
+    redis: Option<String>,
+    cluster_name: Option<String>,
 }
 
 fn issue_ticket(
@@ -237,6 +250,23 @@ async fn serve(
     config.ended_store = rescue::directory::EndedStore::File(state.ended.clone());
     config.names = state.names;
     config.udp_port = state.udp_port;
+    if let Some(url) = &state.redis {
+        let name = state.cluster_name.clone().unwrap_or(listen.to_string());
+        let mut rc = rescue::directory::RedisConfig::new(url.clone(), name);
+        rc.accounts = vec![account];
+        let l = &config.limits;
+        let table = rescue_proto::handoff::gateway::Limits {
+            pending_lifetime: l.pending_lifetime,
+            reattach_grace: config.reattach_grace,
+            max_sessions: l.max_sessions,
+            max_per_account: l.max_sessions_per_account,
+            max_ended: l.max_ended,
+            max_ended_per_account: l.max_ended_per_account,
+        };
+        let dir = rescue::directory::RedisDirectory::connect(rc, table).await?;
+        println!("session directory shared through {url}");
+        config.directory = Some(std::sync::Arc::new(dir));
+    }
     let gateway = Gateway::bind(listen, config).await?;
     println!(
         "gateway listening on {} (UDP rendezvous on port {}; account {account}; ended GUIDs in {}); Ctrl-C to stop",
