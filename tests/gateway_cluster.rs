@@ -22,7 +22,8 @@ use rescue_proto::Policy;
 
 struct Cluster {
     pki: DevPki,
-    gateways: Vec<Gateway>,
+    /// Held for their lifetime (dropping one does not stop it).
+    _gateways: Vec<Gateway>,
     addrs: Vec<String>,
 }
 
@@ -57,7 +58,7 @@ async fn cluster(redis: &RedisServer, n: usize) -> Cluster {
         .collect();
     Cluster {
         pki,
-        gateways,
+        _gateways: gateways,
         addrs,
     }
 }
@@ -113,7 +114,7 @@ async fn queue_spans_the_cluster_and_a_claim_at_the_wrong_gateway_names_the_owne
         vec![issued.guid]
     );
     let wrong = within(at_1.claim(issued.claim_key())).await;
-    let err = wrong.err().expect("refused at the wrong gateway");
+    let err = wrong.expect_err("refused at the wrong gateway");
     assert_eq!(err.refusal(), Some(ErrorCode::UnknownGuid), "{err}");
     assert!(err.to_string().contains("gw-0"), "names the owner: {err}");
     // At the owner, the claim pairs.
@@ -150,9 +151,7 @@ async fn with_redis_dead_relays_run_and_set_ups_fail_fast_then_work_again() {
     let next = portal.issue(&c.request()).unwrap();
     let started = std::time::Instant::now();
     let refused = within(c.applet(&next).register()).await;
-    let err = refused
-        .err()
-        .expect("REGISTER refused while the store is down");
+    let err = refused.expect_err("REGISTER refused while the store is down");
     assert_eq!(err.refusal(), Some(ErrorCode::Overloaded), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
