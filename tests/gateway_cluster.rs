@@ -28,7 +28,7 @@ struct Cluster {
 }
 
 async fn cluster(redis: &RedisServer, n: usize) -> Cluster {
-    let pki = DevPki::generate(&["127.0.0.1".into()], ACCOUNT, "alice").unwrap();
+    let pki = DevPki::generate(["127.0.0.1"], ACCOUNT, "alice").unwrap();
     let limits = fast_limits();
     let mut gateways = Vec::new();
     for i in 0..n {
