@@ -43,7 +43,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, conn
         Ok(r) => r,
         Err(r) => return refuse(&shared.stats, hop, r).await,
     };
-    let span = tracing::info_span!("session", %guid, account = %ticket.account);
+    let span = tracing::info_span!("session", guid = %guid.short(), account = %ticket.account);
     let _ended = EndOnDrop {
         shared: shared.clone(),
         hop: hop_id,

@@ -165,7 +165,7 @@ async fn divert(
         *hop.read_buffer_mut() = front;
         return Some(hop);
     };
-    let span = tracing::info_span!("reattach", guid = %r.guid, ?role);
+    let span = tracing::info_span!("reattach", guid = %r.guid.short(), ?role);
     super::reattach::serve(shared, hop, hop_id, role, console, r, conn)
         .instrument(span)
         .await;

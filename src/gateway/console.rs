@@ -98,7 +98,7 @@ async fn requests(
                     .claim(Instant::now(), c.guid, identity.clone(), hop_id, secret)
                     .await
                     .map_err(directory_refusal)?;
-                tracing::info!(guid = %c.guid, "claim accepted");
+                tracing::info!(guid = %c.guid.short(), "claim accepted");
                 return Ok(Some((c.guid, pairing)));
             }
             Ok(Message::Ping(p)) => Message::Pong(Pong { nonce: p.nonce }),

@@ -238,7 +238,7 @@ impl Registration {
         let Some(PeerEvent::Paired(Paired::ToApplet { technician, .. })) = event else {
             return Err(Error::Protocol("expected PAIRED".into()));
         };
-        tracing::info!(guid = %self.ticket.guid, %technician, "paired");
+        tracing::info!(guid = %self.ticket.guid.short(), %technician, "paired");
         let resume_secret = super::reconnect::secret_of_applet(&state);
         let first = FirstPath {
             guid: self.ticket.guid,

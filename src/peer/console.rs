@@ -218,7 +218,7 @@ impl Console {
                     code: ErrorCode::UnknownGuid,
                     ..
                 }) if tokio::time::Instant::now() + pause < deadline => {
-                    tracing::debug!(guid = %key.guid, ?pause, "not registered yet; claiming again");
+                    tracing::debug!(guid = %key.guid.short(), ?pause, "not registered yet; claiming again");
                     // A retry pause (the applet registers meanwhile), bounded by the deadline.
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(CLAIM_RETRY_MAX);
@@ -253,7 +253,7 @@ impl Console {
         )
         .await?;
         let resume_secret = super::reconnect::secret_of_console(&state);
-        tracing::info!(%guid, "paired");
+        tracing::info!(guid = %guid.short(), "paired");
         let first = FirstPath {
             guid,
             secret: &key.secret,

@@ -213,7 +213,8 @@ impl RelayStats {
 
 /// Relays one paired session between hops `a` and `b` until it ends.
 ///
-/// Runs inside a `relay` tracing span carrying `guid`. Ends when a hop sends CLOSE or
+/// Runs inside a `relay` tracing span carrying `guid` shortened ([`Guid::short`]: the
+/// full GUID is the session's verification code and stays out of logs). Ends when a hop sends CLOSE or
 /// vanishes, on a protocol violation, on a limit of `limits`, or when `shutdown` is
 /// cancelled; the final frames are then delivered within [`RelayLimits::close_grace`]
 /// and both write sides are shut down. Never returns before the session ended.
@@ -228,7 +229,7 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let span = tracing::info_span!("relay", %guid);
+    let span = tracing::info_span!("relay", guid = %guid.short());
     run(a, b, limits, shutdown, None, None)
         .instrument(span)
         .await
@@ -340,7 +341,7 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = Side> + Send,
 {
-    let span = tracing::info_span!("relay", %guid);
+    let span = tracing::info_span!("relay", guid = %guid.short());
     let gone = frame::peer_gone_for(grace);
     let displaced: Pin<Box<dyn Future<Output = Side> + Send + '_>> = Box::pin(displaced);
     let (stats, core) = run(a, b, limits, shutdown, Some((gone, displaced)), signals)
