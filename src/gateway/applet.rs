@@ -54,8 +54,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, conn
             return;
         }
         Counters::bump(&shared.stats.registered);
+        let accepted = conn.deadline - shared.config.limits.pre_auth_timeout;
+        shared.stats.on_registered_after(accepted.elapsed());
         tracing::info!("applet registered, waiting for a technician");
-        match wait_for_console(&shared, &mut hop, parked).await {
+        shared.stats.on_waiting(1);
+        let console = wait_for_console(&shared, &mut hop, parked).await;
+        shared.stats.on_waiting(-1);
+        match console {
             Ok(Some(console)) => pair(&shared, hop, console, guid, hop_id).await,
             Ok(None) => tracing::info!("applet left before a technician came"),
             Err(r) => refuse(&shared.stats, hop, r).await,
@@ -117,7 +122,7 @@ async fn admit(shared: &Shared, ticket: &Ticket, hop_id: HopId) -> Result<Regist
         .directory
         .register(now, req, &record)
         .await
-        .map_err(directory_refusal)
+        .map_err(|e| directory_refusal(&shared.stats, e))
 }
 
 /// Waits for a console's hop; answers PING; ends on CLOSE, EOF, the pending lifetime or
@@ -195,6 +200,7 @@ async fn pair(
         return;
     }
     Counters::bump(&shared.stats.paired);
+    shared.stats.on_paired();
     tracing::info!(%technician, "paired, relaying");
     let a = Entry::paired(rescue_proto::wire::signal::Role::Applet, applet_id, applet);
     let c = Entry::paired(

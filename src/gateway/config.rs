@@ -59,6 +59,10 @@ pub struct GatewayConfig {
     /// Limits of the UDP rendezvous; `Default` gives the protocol's constants
     /// (`rescue_proto::wire::limits`, PROTOCOL.md section 5).
     pub rendezvous: rescue_proto::handoff::rendezvous::Limits,
+    /// Prometheus metrics to update (the `metrics` feature); `None` (the default):
+    /// none.
+    #[cfg(feature = "metrics")]
+    pub metrics: Option<super::GatewayMetrics>,
 }
 
 impl GatewayConfig {
@@ -89,6 +93,8 @@ impl GatewayConfig {
             tap: None,
             udp_port: None,
             rendezvous: Default::default(),
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 }

@@ -88,7 +88,11 @@ async fn requests(
         let reply = match msg {
             Ok(Message::Queue(_)) => {
                 let queue = shared.directory.queue(Instant::now(), &identity.account);
-                Message::QueueList(queue.await.map_err(directory_refusal)?)
+                Message::QueueList(
+                    queue
+                        .await
+                        .map_err(|e| directory_refusal(&shared.stats, e))?,
+                )
             }
             Ok(Message::Claim(c)) => {
                 let secret = random_secret()
@@ -97,7 +101,7 @@ async fn requests(
                     .directory
                     .claim(Instant::now(), c.guid, identity.clone(), hop_id, secret)
                     .await
-                    .map_err(directory_refusal)?;
+                    .map_err(|e| directory_refusal(&shared.stats, e))?;
                 tracing::info!(guid = %c.guid.short(), "claim accepted");
                 return Ok(Some((c.guid, pairing)));
             }

@@ -15,6 +15,8 @@ mod applet;
 mod config;
 mod conn;
 mod console;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod reattach;
 mod refusal;
 mod session;
@@ -39,6 +41,8 @@ use crate::directory::{Directory, EndedStore, FileStore, GuidStore, MemoryDirect
 use crate::error::Error;
 
 pub use config::GatewayConfig;
+#[cfg(feature = "metrics")]
+pub use metrics::GatewayMetrics;
 pub use stats::{GatewayStats, ProbeRefusals, RendezvousStats};
 
 use shared::Shared;
@@ -81,6 +85,11 @@ impl Gateway {
             l.max_connections,
             l.max_pre_auth_per_source,
         );
+        let stats = stats::Counters {
+            #[cfg(feature = "metrics")]
+            metrics: config.metrics.clone(),
+            ..Default::default()
+        };
         let shared = Arc::new(Shared {
             pools,
             acceptor: tokio_rustls::TlsAcceptor::from(tls),
@@ -88,7 +97,7 @@ impl Gateway {
             directory,
             next_hop: AtomicU64::new(1),
             sessions: SessionTable::default(),
-            stats: stats::Counters::default(),
+            stats,
             shutdown: CancellationToken::new(),
             udp: Arc::new(udp),
             rendezvous_stats: Arc::default(),

@@ -60,7 +60,7 @@ pub(crate) async fn serve(
     };
     let re = match shared.directory.reattach(Instant::now(), req).await {
         Ok(re) => re,
-        Err(e) => return refuse(&shared.stats, hop, directory_refusal(e)).await,
+        Err(e) => return refuse(&shared.stats, hop, directory_refusal(&shared.stats, e)).await,
     };
     // The resume secret authenticated the connection.
     if let Err(r) = conn.authenticate() {
@@ -68,6 +68,7 @@ pub(crate) async fn serve(
         return refuse(&shared.stats, hop, r).await;
     }
     tracing::info!(displaced = ?re.displaced, "reattached");
+    shared.stats.on_reattached();
     if let Some(old) = re.displaced {
         shared.sessions.displace(guid, old);
     }

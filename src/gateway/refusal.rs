@@ -71,6 +71,7 @@ pub(crate) async fn refuse(stats: &Counters, mut hop: Hop, r: Refusal) {
 /// Counts and logs a refusal.
 pub(crate) fn note_refused(stats: &Counters, r: &Refusal) {
     Counters::bump(&stats.refused);
+    stats.on_refused(r.code);
     tracing::warn!(code = ?r.code, reason = %r.reason, "connection refused");
 }
 
@@ -103,7 +104,13 @@ pub(crate) fn table_refusal(e: TableError) -> Refusal {
 /// Maps a failed directory call to its ERROR: a table refusal names its code; a store
 /// that failed or did not answer is `overloaded` (retry later, PROTOCOL.md 4.3), its
 /// name and reason go to the log only.
-pub(crate) fn directory_refusal(e: DirectoryError) -> Refusal {
+pub(crate) fn directory_refusal(stats: &Counters, e: DirectoryError) -> Refusal {
+    if matches!(
+        e,
+        DirectoryError::Timeout { .. } | DirectoryError::Unavailable { .. }
+    ) {
+        stats.on_store_error();
+    }
     match e {
         DirectoryError::Table(e) => table_refusal(e),
         DirectoryError::Store(e) => {

@@ -74,7 +74,12 @@ pub(crate) async fn relay_session(shared: &Shared, guid: Guid, pair: (Entry, Ent
         // Each run of the relay has its own rendezvous (a REATTACH starts afresh).
         let hook: Box<dyn crate::relay::RelaySignals> = Box::new(shared.relay_hook());
         let ctx = (guid, &shared.config.relay, shared.shutdown.clone(), grace);
+        shared.stats.on_relaying(1);
         let (stats, survivor) = relay_with_signals(a, c, ctx, displaced, Some(hook)).await;
+        shared.stats.on_relaying(-1);
+        shared
+            .stats
+            .on_relayed(stats.a_to_b.bytes, stats.b_to_a.bytes);
         Counters::add(&shared.stats.bytes_a2c, stats.a_to_b.bytes);
         Counters::add(&shared.stats.bytes_c2a, stats.b_to_a.bytes);
         Counters::bump(&shared.stats.relays_ended);

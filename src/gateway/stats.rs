@@ -96,6 +96,76 @@ pub(crate) struct Counters {
     pub(crate) relays_ended: AtomicU64,
     pub(crate) bytes_a2c: AtomicU64,
     pub(crate) bytes_c2a: AtomicU64,
+    /// The Prometheus metrics, if the embedding application asked for them.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Option<super::metrics::GatewayMetrics>,
+}
+
+/// Hooks into the Prometheus metrics; without the `metrics` feature they do nothing.
+impl Counters {
+    /// A connection was refused with `code` (or without one).
+    pub(crate) fn on_refused(&self, _code: Option<rescue_proto::wire::signal::ErrorCode>) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.refused(_code);
+        }
+    }
+
+    /// Sessions waiting for a technician changed by `delta`.
+    pub(crate) fn on_waiting(&self, _delta: i64) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.waiting(_delta);
+        }
+    }
+
+    /// Running relays changed by `delta`.
+    pub(crate) fn on_relaying(&self, _delta: i64) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.relaying(_delta);
+        }
+    }
+
+    /// A session was paired.
+    pub(crate) fn on_paired(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.paired();
+        }
+    }
+
+    /// A relay run ended having forwarded these bytes.
+    pub(crate) fn on_relayed(&self, _a2c: u64, _c2a: u64) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.relayed(_a2c, _c2a);
+        }
+    }
+
+    /// A REATTACH was accepted.
+    pub(crate) fn on_reattached(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.reattached();
+        }
+    }
+
+    /// REGISTERED went out this long after TCP accept.
+    pub(crate) fn on_registered_after(&self, _elapsed: std::time::Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.registered_after(_elapsed);
+        }
+    }
+
+    /// A call to the session store failed.
+    pub(crate) fn on_store_error(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.store_error();
+        }
+    }
 }
 
 impl Counters {
