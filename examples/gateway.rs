@@ -16,6 +16,7 @@
 //! # the PKI folder; the file is `ended-guids`):
 //! cargo run --example gateway -- --pki dev-pki --name gw1.example:443 --state-dir /var/lib/rescue
 //! cargo run --example gateway -- --pki dev-pki --listen 127.0.0.1:7444 --redis redis://127.0.0.1:6379/ --cluster-name gw-b
+//! cargo run --example gateway -- --pki dev-pki --metrics 127.0.0.1:9464
 //! ```
 
 use std::net::SocketAddr;
@@ -62,6 +63,9 @@ struct Args {
     /// address).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Write a new development PKI into this folder and exit.
     #[arg(long, value_name = "DIR")]
     init_pki: Option<PathBuf>,
@@ -178,6 +182,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         udp_port: args.udp_port.or(file.udp_port),
         redis: args.redis.clone(),
         cluster_name: args.cluster_name.clone(),
+        metrics: args.metrics,
     };
     serve(pki, listen, state, &file.limits).await
 }
@@ -189,6 +194,7 @@ struct State {
     udp_port: Option<u16>,
     redis: Option<String>,
     cluster_name: Option<String>,
+    metrics: Option<SocketAddr>,
 }
 
 fn issue_ticket(
@@ -267,6 +273,13 @@ async fn serve(
         println!("session directory shared through {url}");
         config.directory = Some(std::sync::Arc::new(dir));
     }
+    if let Some(addr) = state.metrics {
+        let mut registry = prometheus_client::registry::Registry::default();
+        config.metrics = Some(rescue::gateway::GatewayMetrics::register(&mut registry));
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("metrics at http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(serve_metrics(listener, std::sync::Arc::new(registry)));
+    }
     let gateway = Gateway::bind(listen, config).await?;
     println!(
         "gateway listening on {} (UDP rendezvous on port {}; account {account}; ended GUIDs in {}); Ctrl-C to stop",
@@ -284,6 +297,57 @@ async fn serve(
         stats.rendezvous.pairs_completed
     );
     Ok(())
+}
+
+/// Longest HTTP request head the metrics endpoint reads.
+const MAX_METRICS_REQUEST: usize = 4096;
+/// Time a metrics client has to send its request.
+const METRICS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A minimal HTTP/1.1 endpoint: `GET /metrics` answers the registry's text encoding,
+/// anything else 404; one request per connection.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    registry: std::sync::Arc<prometheus_client::registry::Registry>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(METRICS_REQUEST_TIMEOUT, async {
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_METRICS_REQUEST
+                {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                true
+            })
+            .await;
+            if !matches!(read, Ok(true)) {
+                return;
+            }
+            let reply = if head.starts_with(b"GET /metrics ") {
+                let mut body = String::new();
+                let _ = prometheus_client::encoding::text::encode(&mut body, &registry);
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_owned()
+            };
+            let _ = tcp.write_all(reply.as_bytes()).await;
+            let _ = tcp.shutdown().await;
+        });
+    }
 }
 
 fn apply(config: &mut GatewayConfig, f: &FileLimits) {
