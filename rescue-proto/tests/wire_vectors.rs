@@ -402,6 +402,20 @@ fn the_limits_table_matches_the_constants() {
         ("PUNCH_TIMEOUT", secs(PUNCH_TIMEOUT)),
         ("PUNCH_INITIAL_RTO", ms(PUNCH_INITIAL_RTO)),
         ("MAX_PUNCH_SYNS", MAX_PUNCH_SYNS.to_string()),
+        (
+            "MAX_REGISTER_FAILURES_PER_SOURCE",
+            MAX_REGISTER_FAILURES_PER_SOURCE.to_string(),
+        ),
+        (
+            "MAX_CLAIM_FAILURES_PER_SOURCE",
+            MAX_CLAIM_FAILURES_PER_SOURCE.to_string(),
+        ),
+        (
+            "MAX_CLAIM_FAILURES_PER_ACCOUNT",
+            MAX_CLAIM_FAILURES_PER_ACCOUNT.to_string(),
+        ),
+        ("FAILURE_WINDOW", secs(FAILURE_WINDOW)),
+        ("MAX_FAILURE_KEYS", MAX_FAILURE_KEYS.to_string()),
     ];
     for (name, value) in expected {
         let row = DOC

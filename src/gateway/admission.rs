@@ -88,7 +88,7 @@ impl Pools {
 /// The source a connection counts against: an IPv4 address (an IPv4-mapped IPv6 address
 /// counts as its IPv4 address), or the /64 prefix of an IPv6 address (one host or LAN
 /// usually holds a whole /64, so counting addresses would not bound it).
-fn source_of(ip: IpAddr) -> IpAddr {
+pub(crate) fn source_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -216,6 +216,8 @@ pub(crate) struct Conn {
     pub(crate) slot: Arc<ConnSlot>,
     /// The local address the connection arrived on (the default gateway name).
     pub(crate) local: Option<SocketAddr>,
+    /// The source it counts against (an IPv4 address or an IPv6 /64).
+    pub(crate) source: Option<IpAddr>,
 }
 
 impl Conn {

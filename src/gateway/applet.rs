@@ -24,9 +24,16 @@ use crate::signal::{self, Hop};
 
 /// Serves an applet connection after HELLO.
 pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, conn: Conn) {
+    if let Err(r) = shared.failures.check_register(conn.source) {
+        return refuse(&shared.stats, hop, r).await;
+    }
+    let refused = |r: &Refusal| shared.failures.register_refused(conn.source, r);
     let ticket = match read_ticket(&shared, &mut hop, &conn).await {
         Ok(t) => t,
-        Err(r) => return refuse(&shared.stats, hop, r).await,
+        Err(r) => {
+            refused(&r);
+            return refuse(&shared.stats, hop, r).await;
+        }
     };
     // A verified ticket for this gateway authenticates the connection.
     if let Err(r) = conn.authenticate() {
@@ -37,11 +44,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, conn
     // without a waiting task; the slot goes away with `parked`.
     let Some(parked) = shared.sessions.wait(guid) else {
         let r = Refusal::new(ErrorCode::GuidTaken, "GUID already registered");
+        refused(&r);
         return refuse(&shared.stats, hop, r).await;
     };
     let registered = match admit(&shared, &ticket, hop_id).await {
         Ok(r) => r,
-        Err(r) => return refuse(&shared.stats, hop, r).await,
+        Err(r) => {
+            refused(&r);
+            return refuse(&shared.stats, hop, r).await;
+        }
     };
     let span = tracing::info_span!("session", guid = %guid.short(), account = %ticket.account);
     let _ended = EndOnDrop {

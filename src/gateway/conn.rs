@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use tracing::Instrument;
 
-use super::admission::{Conn, ConnSlot, Slotted};
+use super::admission::{source_of, Conn, ConnSlot, Slotted};
 use super::refusal::{note_refused, refuse, Refusal};
 use super::shared::Shared;
 use crate::io::{BoxStream, Tapped};
@@ -26,6 +26,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, slot: Arc<ConnSl
     let conn = Conn {
         deadline: Instant::now() + limits.pre_auth_timeout,
         local: tcp.local_addr().ok(),
+        source: tcp.peer_addr().ok().map(|a| source_of(a.ip())),
         slot,
     };
     let tls = match timeout_at(conn.deadline, shared.acceptor.accept(tcp)).await {
@@ -58,7 +59,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, slot: Arc<ConnSl
     }
     match (role, console) {
         (Ok(Role::Applet), _) => super::applet::serve(shared, hop, hop_id, conn).await,
-        (Ok(_), Some(name)) => super::console::serve(shared, hop, hop_id, name).await,
+        (Ok(_), Some(name)) => super::console::serve(shared, hop, hop_id, name, conn.source).await,
         (Ok(_), None) => {
             let r = Refusal::new(ErrorCode::Internal, "no console");
             refuse(&shared.stats, hop, r).await

@@ -2,6 +2,7 @@
 //! a second claim refused), then the console's hop is handed to the waiting applet's
 //! task, which pairs and relays.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,20 +19,32 @@ use super::table::ConsoleHop;
 use crate::signal::{self, Hop, RecvError};
 
 /// Serves a console connection after HELLO.
-pub(crate) async fn serve(shared: Arc<Shared>, hop: Hop, hop_id: HopId, name: ConsoleName) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    hop: Hop,
+    hop_id: HopId,
+    name: ConsoleName,
+    source: Option<IpAddr>,
+) {
     let span =
         tracing::info_span!("console", account = %name.account, technician = %name.technician);
-    serve_in_span(shared, hop, hop_id, name)
+    serve_in_span(shared, hop, hop_id, name, source)
         .instrument(span)
         .await
 }
 
-async fn serve_in_span(shared: Arc<Shared>, mut hop: Hop, hop_id: HopId, name: ConsoleName) {
+async fn serve_in_span(
+    shared: Arc<Shared>,
+    mut hop: Hop,
+    hop_id: HopId,
+    name: ConsoleName,
+    source: Option<IpAddr>,
+) {
     let identity = match identity_of(&name) {
         Ok(i) => i,
         Err(r) => return refuse(&shared.stats, hop, r).await,
     };
-    match requests(&shared, &mut hop, hop_id, &identity).await {
+    match requests(&shared, &mut hop, hop_id, &identity, source).await {
         Ok(None) => tracing::debug!("console left"),
         Ok(Some((guid, pairing))) => {
             let console = Box::new(ConsoleHop {
@@ -76,6 +89,7 @@ async fn requests(
     hop: &mut Hop,
     hop_id: HopId,
     identity: &ConsoleIdentity,
+    source: Option<IpAddr>,
 ) -> Result<Option<(Guid, Pairing)>, Refusal> {
     let idle = shared.config.limits.console_idle_timeout;
     loop {
@@ -95,13 +109,18 @@ async fn requests(
                 )
             }
             Ok(Message::Claim(c)) => {
+                shared.failures.check_claim(source, identity.account)?;
                 let secret = random_secret()
                     .ok_or_else(|| Refusal::new(ErrorCode::Internal, "random generator failed"))?;
                 let pairing = shared
                     .directory
                     .claim(Instant::now(), c.guid, identity.clone(), hop_id, secret)
                     .await
-                    .map_err(|e| directory_refusal(&shared.stats, e))?;
+                    .map_err(|e| {
+                        let r = directory_refusal(&shared.stats, e);
+                        shared.failures.claim_refused(source, identity.account, &r);
+                        r
+                    })?;
                 tracing::info!(guid = %c.guid.short(), "claim accepted");
                 return Ok(Some((c.guid, pairing)));
             }

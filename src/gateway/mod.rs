@@ -15,6 +15,7 @@ mod applet;
 mod config;
 mod conn;
 mod console;
+mod failures;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod reattach;
@@ -98,6 +99,7 @@ impl Gateway {
             next_hop: AtomicU64::new(1),
             sessions: SessionTable::default(),
             stats,
+            failures: Default::default(),
             shutdown: CancellationToken::new(),
             udp: Arc::new(udp),
             rendezvous_stats: Arc::default(),

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::Pools;
 use super::config::GatewayConfig;
+use super::failures::Failures;
 use super::stats::{Counters, GatewayStats, RendezvousCounters};
 use super::table::SessionTable;
 use super::udp::{RelayHook, Udp};
@@ -20,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) directory: Arc<dyn Directory>,
     pub(crate) next_hop: AtomicU64,
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    /// The limits against guessing (failed REGISTERs and CLAIMs).
+    pub(crate) failures: Failures,
     /// The one per-GUID session state of this gateway.
     pub(crate) sessions: SessionTable,
     pub(crate) pools: Pools,

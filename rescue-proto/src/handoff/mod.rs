@@ -15,6 +15,7 @@
 
 pub mod applet;
 pub mod console;
+pub mod failures;
 pub mod gateway;
 pub mod keepalive;
 mod peer;

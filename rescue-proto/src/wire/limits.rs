@@ -185,3 +185,26 @@ pub const PUNCH_INITIAL_RTO: Duration = Duration::from_millis(500);
 
 /// SYNs of one punch: at 0, 0.5, 1.5, 3.5 and 7.5 s, within [`PUNCH_TIMEOUT`].
 pub const MAX_PUNCH_SYNS: u32 = 5;
+
+/// Failed REGISTERs (bad, expired or foreign tickets, taken GUIDs) one source (an IPv4
+/// address or IPv6 /64) may make per [`FAILURE_WINDOW`]; beyond it the source's
+/// REGISTERs are refused `overloaded` until the window ends. An applet retries a few
+/// times; an office behind one NAT address has a few applets failing at once; a
+/// guesser or a flood makes far more.
+pub const MAX_REGISTER_FAILURES_PER_SOURCE: u32 = 60;
+
+/// Failed CLAIMs (unknown or taken GUIDs) one source may make per [`FAILURE_WINDOW`]: a
+/// console that claims before its applet registered retries about 13 times in its
+/// 10 s claim wait, so a few such claims at once stay well under it.
+pub const MAX_CLAIM_FAILURES_PER_SOURCE: u32 = 60;
+
+/// Failed CLAIMs one account's consoles may make per [`FAILURE_WINDOW`], from all
+/// sources together: guessing GUIDs from many addresses is bounded too.
+pub const MAX_CLAIM_FAILURES_PER_ACCOUNT: u32 = 600;
+
+/// The window of the failure limits.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Sources and accounts the failure limits track; beyond them a new one is not counted
+/// until a window ends (the per-account limit and the connection pools still hold).
+pub const MAX_FAILURE_KEYS: usize = 4096;
