@@ -30,7 +30,10 @@ pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 /// REATTACH was admitted, a console whose certificate and HELLO were accepted. A
 /// connection that authenticates while all are taken gets `ERROR{overloaded}` ("gateway
 /// connection limit"). Unauthenticated connections have their own pool
-/// ([`MAX_PRE_AUTH_CONNECTIONS`]), so a flood of idle sockets never takes these.
+/// ([`MAX_PRE_AUTH_CONNECTIONS`]), so a flood of idle sockets never takes these: the
+/// sockets a gateway holds open at once are at most `max_connections +
+/// max_pre_auth_connections` (5,120 by default), and its file-descriptor limit must allow
+/// that many plus a few.
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// How long a console connection may stay open between requests (QUEUE polling).
