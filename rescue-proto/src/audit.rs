@@ -118,6 +118,18 @@ pub enum AuditEvent {
         /// The new path.
         kind: PathKind,
     },
+    /// A camera stream started under a live camera grant (PROTOCOL.md 9).
+    CameraStarted {
+        /// The camera grant it runs under.
+        grant_id: u32,
+    },
+    /// A camera stream stopped (the end user, a revoked grant, or the end of the session).
+    CameraStopped {
+        /// Frames this side sent (applet) or delivered (console).
+        frames: u64,
+        /// Frames dropped by the latest-frame rule.
+        dropped: u64,
+    },
 }
 
 impl AuditEvent {

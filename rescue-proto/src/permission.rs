@@ -51,11 +51,13 @@ pub enum Permission {
     TransferSession = 13,
     /// Hide the session from the rest of the technician's group.
     PrivateSession = 14,
+    /// Stream the device's camera one way to the technician (Lens, PROTOCOL.md 9).
+    Camera = 15,
 }
 
 impl Permission {
     /// Every permission, in code order.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::RemoteControl,
         Permission::DesktopView,
         Permission::FileTransfer,
@@ -71,6 +73,7 @@ impl Permission {
         Permission::ScreenSharing,
         Permission::TransferSession,
         Permission::PrivateSession,
+        Permission::Camera,
     ];
 
     /// The wire code of this permission (its bit position in a [`PermissionSet`]).
@@ -101,6 +104,7 @@ impl Permission {
             Permission::ScreenSharing => "screen sharing",
             Permission::TransferSession => "transfer session",
             Permission::PrivateSession => "private session",
+            Permission::Camera => "camera",
         }
     }
 }
@@ -244,13 +248,14 @@ mod tests {
             assert_eq!(usize::from(p.code()), i);
             assert_eq!(Permission::from_code(p.code()), Some(*p));
         }
-        assert_eq!(Permission::from_code(15), None);
+        assert_eq!(Permission::from_code(15), Some(Permission::Camera));
+        assert_eq!(Permission::from_code(16), None);
     }
 
     #[test]
     fn reserved_bits_are_rejected() {
-        assert_eq!(PermissionSet::from_bits(1 << 15), None);
-        assert_eq!(PermissionSet::from_bits(0x7fff), Some(PermissionSet::ALL));
+        assert_eq!(PermissionSet::from_bits(1 << 16), None);
+        assert_eq!(PermissionSet::from_bits(0xffff), Some(PermissionSet::ALL));
         assert_eq!(Policy::from_bytes([0, 0, 0, 0, 0x04]), None);
     }
 

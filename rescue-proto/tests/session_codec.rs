@@ -9,7 +9,7 @@ use rescue_proto::session::file::{Digests, FileMsg, CHUNK_SIZE};
 use rescue_proto::session::frame::{Frame, FrameKind};
 
 fn permission() -> impl Strategy<Value = Permission> {
-    (0u8..15).prop_map(|c| Permission::from_code(c).unwrap())
+    (0u8..16).prop_map(|c| Permission::from_code(c).unwrap())
 }
 
 fn frame() -> impl Strategy<Value = Frame> {

@@ -166,7 +166,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0u8..15).prop_map(Op::Request),
+        4 => (0u8..16).prop_map(Op::Request),
         1 => Just(Op::RequestAll),
         4 => any::<bool>().prop_map(Op::Answer),
         1 => Just(Op::Timeout),

@@ -1,6 +1,6 @@
 //! The channel table: which channel ids are open, closed or unknown (PROTOCOL.md 7.2).
 //!
-//! Channels 0 (control), 1 (chat) and 2 (file) are always open. Application channels
+//! Channels 0 (control), 1 (chat), 2 (file) and 3 (media) are always open. Application channels
 //! start at [`FIRST_APP_CHANNEL`]; the applet allocates even ids, the console odd ones,
 //! each strictly increasing, so "closed" needs no per-id memory: an id of the opener's
 //! parity below its next id that is not open is closed.
@@ -15,7 +15,9 @@ pub const CONTROL: ChannelId = 0;
 pub const CHAT: ChannelId = 1;
 /// The file-transfer channel.
 pub const FILE: ChannelId = 2;
-/// The first application channel id; 3..16 are reserved (unknown).
+/// The media channel: camera frames and keyframe requests (PROTOCOL.md 9.1).
+pub const MEDIA: ChannelId = 3;
+/// The first application channel id; 4..16 are reserved (unknown).
 pub const FIRST_APP_CHANNEL: ChannelId = 16;
 /// Most application channels open at once per session: bounds the channel table.
 pub const MAX_APP_CHANNELS: usize = 64;
@@ -61,7 +63,7 @@ impl Channels {
     }
 
     pub(crate) fn lookup(&self, c: ChannelId) -> Lookup {
-        if c < 3 || self.open.contains_key(&c) {
+        if c <= MEDIA || self.open.contains_key(&c) {
             return Lookup::Open;
         }
         let next = if self.is_local(c) {
@@ -124,7 +126,8 @@ mod tests {
         assert_eq!(a.peer_open(17, "p"), Ok(true));
         assert_eq!(a.peer_open(17, "p"), Err(()));
         assert_eq!(a.peer_open(18, "p"), Err(()));
-        assert_eq!(a.lookup(3), Lookup::Unknown);
+        assert_eq!(a.lookup(MEDIA), Lookup::Open);
+        assert_eq!(a.lookup(4), Lookup::Unknown);
         assert_eq!(a.lookup(CHAT), Lookup::Open);
     }
 

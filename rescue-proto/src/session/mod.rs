@@ -37,12 +37,15 @@ mod events;
 pub mod file;
 mod file_name;
 pub mod frame;
+pub mod media;
+pub mod media_queue;
+pub mod media_stream;
 mod path;
 pub mod permission;
 pub mod reliable;
 pub mod sendbuf;
 
-pub use channels::{Role, CHAT, CONTROL, FILE};
+pub use channels::{Role, CHAT, CONTROL, FILE, MEDIA};
 pub use frame::{ChannelId, EndReason, Frame, FrameError, FrameKind};
 pub use reliable::{Event, PathId, Reliable, SendError, SessionError};
 
@@ -61,6 +64,7 @@ pub fn fuzz_session(data: &[u8]) {
     let _ = core.on_path_up(now, path);
     let mut stream = BytesMut::from(data);
     let mut out = BytesMut::new();
+    let mut media_rx = media_stream::MediaReceiver::new();
     while let Ok(Some(f)) = frame::FrameCodec.decode(&mut stream) {
         if core.handle_frame(now, path, f).is_err() {
             return;
@@ -73,6 +77,7 @@ pub fn fuzz_session(data: &[u8]) {
                     CONTROL => drop(control::ControlMsg::decode(&payload)),
                     CHAT => drop(chat::decode(&payload)),
                     FILE => drop(file::FileMsg::decode(&payload)),
+                    MEDIA => drop(media_rx.handle(now, &payload)),
                     _ => {}
                 }
             }
