@@ -81,6 +81,14 @@ impl Driver {
         });
     }
 
+    pub(super) fn audit_camera_started(&self, grant_id: u32) {
+        self.audit(AuditEvent::CameraStarted { grant_id });
+    }
+
+    pub(super) fn audit_camera_stopped(&self, frames: u64, dropped: u64) {
+        self.audit(AuditEvent::CameraStopped { frames, dropped });
+    }
+
     pub(super) fn audit_revoked(&self, grant_id: u32) {
         self.audit(AuditEvent::PermissionRevoked { grant_id });
     }

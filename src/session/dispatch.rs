@@ -8,7 +8,7 @@ use rescue_proto::session::control::ControlMsg;
 use rescue_proto::session::file::FileMsg;
 use rescue_proto::session::permission::{GateEvent, Grant, RequestEvent};
 use rescue_proto::session::reliable::Event;
-use rescue_proto::session::{EndReason, CHAT, CONTROL, FILE};
+use rescue_proto::session::{EndReason, CHAT, CONTROL, FILE, MEDIA};
 use rescue_proto::{Permission, PermissionSet};
 
 use super::consent::ConsentRequest;
@@ -47,6 +47,7 @@ impl Driver {
                 CONTROL => self.on_control(&payload),
                 CHAT => self.on_chat(&payload),
                 FILE => self.on_file_payload(payload),
+                MEDIA => self.on_media(payload),
                 ch => self.deliver(Delivery::Channel(ch, payload)),
             },
             Event::ChannelOpened { channel, label } => {
@@ -329,6 +330,7 @@ impl Driver {
         }
         self.audit_revoked(grant_id);
         self.cancel_transfers_of(grant_id);
+        self.media_grant_gone(grant_id);
         let ev = SessionEvent::PermissionRevoked { grant_id };
         self.deliver(Delivery::Event(ev));
     }
@@ -353,6 +355,7 @@ impl Driver {
         };
         ids.into_iter().for_each(|id| self.on_grant_gone(id));
         self.cancel_all_transfers();
+        self.stop_media();
         for (_, (_, reply)) in std::mem::take(&mut self.requests) {
             let _ = reply.send(Err(SessionError::Ended));
         }

@@ -54,6 +54,7 @@ pub(crate) enum Command {
     OpenChannel(String, Reply<AppChannel>),
     AddPath(BoxPath, PathKind, Reply<PathId>),
     ClosePath(PathId, Reply<()>),
+    Media(super::media::MediaCommand),
 }
 
 /// Bulk writes: application channel data and file chunks, in order per source.
@@ -113,6 +114,8 @@ pub(crate) struct Driver {
     pub(super) end_reason: Option<EndReason>,
     /// The path manager's queues, when direct paths are on.
     pub(super) direct: Option<Link>,
+    /// The camera stream, if one runs (media.rs).
+    pub(super) media: super::media::MediaState,
 }
 
 impl Driver {
@@ -155,6 +158,7 @@ impl Driver {
             ended: false,
             end_reason: None,
             direct: None,
+            media: Default::default(),
         }
     }
 
@@ -198,6 +202,8 @@ impl Driver {
                 Some(c) => self.on_command(c),
                 None => self.end(EndReason::Application),
             },
+            // Camera frames are always taken: the latest-frame queue drops, never blocks.
+            f = self.media.next_frame(), if !self.ended => self.on_camera_frame(f),
             Some(b) = self.bulk_rx.recv(), if bulk_ready && accept => self.on_bulk(b),
             Some(r) = direct_request(&mut self.direct), if ctrl_ready && !self.ended => self.on_direct(r),
             () = writable.notified() => {}
@@ -217,6 +223,7 @@ impl Driver {
     }
 
     fn transmit(&mut self) {
+        self.feed_media();
         let now = now();
         for p in &self.paths {
             while p.has_room() {
@@ -231,10 +238,10 @@ impl Driver {
 
     fn deadline(&self) -> Option<Instant> {
         let gate = self.gate.as_ref().and_then(Gatekeeper::poll_timeout);
-        match (self.core.poll_timeout(), gate) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.core.poll_timeout(), gate, self.media.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_timeout(&mut self) {
@@ -242,6 +249,7 @@ impl Driver {
         if let Some(g) = self.gate.as_mut() {
             g.handle_timeout(now);
         }
+        self.media_timeout();
         if let Err(e) = self.core.handle_timeout(now) {
             self.on_core_error(e);
         }
@@ -328,6 +336,7 @@ impl Driver {
             Command::AddPath(stream, kind, reply) => {
                 let _ = reply.send(self.add_path(stream, kind));
             }
+            Command::Media(m) => self.on_media_command(m),
         }
     }
 
@@ -525,6 +534,7 @@ fn refuse(c: Command) {
         Command::OpenChannel(_, r) => no(r),
         Command::AddPath(_, _, r) => no(r),
         Command::ClosePath(_, r) => no(r),
+        Command::Media(m) => super::media::refuse(m),
     }
 }
 
