@@ -10,6 +10,7 @@
 //! Verification never panics on any input, checks the total length before looking at
 //! anything ([`MAX_TICKET_LEN`]), and allocates at most the bytes it was given.
 
+mod labelled;
 mod wire;
 
 use core::fmt;
@@ -21,6 +22,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _, UnparsedPublicKey, ED25519};
 use crate::pin::Pin;
 use crate::pki::AccountId;
 
+pub use labelled::MAX_LABEL_LEN;
 pub use wire::{MAX_GATEWAYS, MAX_GATEWAY_LEN, MAX_GROUP_LEN};
 
 /// Longest signed ticket accepted: REGISTER carries at most 4096 ticket bytes.

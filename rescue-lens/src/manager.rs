@@ -1,0 +1,1 @@
+//! The session manager's REST API (PROTOCOL.md 9.4).

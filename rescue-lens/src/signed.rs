@@ -1,0 +1,1 @@
+//! Portal-signed session manager requests (PROTOCOL.md 9.4).
