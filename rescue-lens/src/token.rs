@@ -119,16 +119,16 @@ pub fn verify(bytes: &[u8], key: &TicketVerifyKey, now_unix: u64) -> Result<Join
     if body[0] != TOKEN_VERSION {
         return Err(TokenError::Version(body[0]));
     }
-    key.verify_labelled(JOIN_LABEL, body, sig)
-        .map_err(|_| TokenError::Signature)?;
-    let mut meeting = [0u8; 16];
-    meeting.copy_from_slice(&body[1..17]);
-    let participant = u32::from_be_bytes([body[17], body[18], body[19], body[20]]);
     let role = match (body[21], body[22]) {
         (1, 1) => LensRole::App,
         (2, 2) => LensRole::Console,
         _ => return Err(TokenError::Role),
     };
+    key.verify_labelled(JOIN_LABEL, body, sig)
+        .map_err(|_| TokenError::Signature)?;
+    let mut meeting = [0u8; 16];
+    meeting.copy_from_slice(&body[1..17]);
+    let participant = u32::from_be_bytes([body[17], body[18], body[19], body[20]]);
     let mut exp = [0u8; 8];
     exp.copy_from_slice(&body[23..31]);
     let expires_at_unix = u64::from_be_bytes(exp);

@@ -72,3 +72,52 @@ fn the_lens_limits_in_section_5_match_the_constants() {
         assert!(DOC.contains(&line), "PROTOCOL.md section 5 lacks `{line}`");
     }
 }
+
+fn vector_key() -> rescue_crypto::ticket::TicketSigner {
+    // PKCS#8 v1 for an Ed25519 seed of 32 bytes 0x42.
+    let mut pk = hex::decode("302e020100300506032b657004220420").unwrap();
+    pk.extend_from_slice(&[0x42; 32]);
+    rescue_crypto::ticket::TicketSigner::from_pkcs8(&pk).unwrap()
+}
+
+#[test]
+fn request_signature_and_join_token_vectors() {
+    use rescue_lens::signed::{sign_with_nonce, RequestVerifier};
+    use rescue_lens::token::{verify, JoinToken, TokenError};
+    use rescue_lens::LensRole;
+    let key = vector_key();
+    assert_eq!(
+        key.verify_key().to_string(),
+        "2152f8d19b791d24453242e15f2eab6cb7cffa7b6a5ed30097960e069881db12"
+    );
+    let body = br#"{"session":"0123abcd-4567-89ef-0011-223344556677"}"#;
+    let nonce = "000102030405060708090a0b0c0d0e0f";
+    let h = sign_with_nonce(&key, "POST", "/lens", body, 1_700_000_000, nonce);
+    assert_eq!(h[2].1, hex::encode(v("lens.request_signature")));
+    let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+    let verifier = RequestVerifier::new(vec![key.verify_key()]);
+    assert_eq!(
+        verifier.check("POST", "/lens", get, body, 1_700_000_030),
+        Ok(())
+    );
+
+    let t = JoinToken {
+        meeting: meeting(),
+        participant: 2,
+        role: LensRole::Console,
+        expires_at_unix: 2_000_000_000,
+    };
+    assert_eq!(t.sign(&key), v("lens.join_token"));
+    assert_eq!(
+        verify(&v("lens.join_token"), &key.verify_key(), 1_999_999_999),
+        Ok(t)
+    );
+    assert_eq!(
+        verify(
+            &v("bad.lens.join_token_role_direction"),
+            &key.verify_key(),
+            0
+        ),
+        Err(TokenError::Role)
+    );
+}
