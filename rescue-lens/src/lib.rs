@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod h264;
 mod http;
 pub mod manager;
 mod meetings;
