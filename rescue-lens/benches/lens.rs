@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rescue::session::consent::{Consent, ConsentFuture, ConsentRequest};
 use rescue::session::{
-    ConsentAnswer, ConsentConfig, MediaFrame, PathKind, Role, Session, SessionConfig,
-    SessionEvent,
+    ConsentAnswer, ConsentConfig, MediaFrame, PathKind, Role, Session, SessionConfig, SessionEvent,
 };
 use rescue_crypto::ticket::TicketSigner;
 use rescue_lens::client::{generate_key, Publisher, Subscriber};
@@ -41,13 +40,21 @@ static SCALE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::n
 fn synthetic(i: usize) -> (bool, Bytes) {
     let key = i.is_multiple_of(30);
     let scale = SCALE.load(std::sync::atomic::Ordering::Relaxed);
-    let len = scale * if key { 40_000 } else { 3_000 + (i * 977) % 5_000 };
+    let len = scale
+        * if key {
+            40_000
+        } else {
+            3_000 + (i * 977) % 5_000
+        };
     (key, Bytes::from(vec![(i % 251) as u8; len]))
 }
 
 fn pct(v: &mut [u64], p: usize) -> f64 {
     v.sort_unstable();
-    v.get((v.len().saturating_sub(1)) * p / 100).copied().unwrap_or(0) as f64 / 1000.0
+    v.get((v.len().saturating_sub(1)) * p / 100)
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0
 }
 
 /// CPU nanoseconds of the calling thread.
@@ -71,11 +78,19 @@ fn rss_kib() -> u64 {
 
 /// A relay on its own single-threaded runtime thread; returns its address and a way to
 /// read that thread's CPU time.
-fn relay_thread(lens: Lens) -> (String, std::sync::mpsc::Sender<std::sync::mpsc::Sender<u64>>) {
+fn relay_thread(
+    lens: Lens,
+) -> (
+    String,
+    std::sync::mpsc::Sender<std::sync::mpsc::Sender<u64>>,
+) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (cpu_tx, cpu_rx) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<u64>>();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(l.local_addr().unwrap().to_string()).unwrap();
@@ -119,7 +134,8 @@ async fn relay_run(subs: usize, stuck: usize, frames: usize) -> RelayRun {
         let mut s = Subscriber::connect(&addr, &tok, &key).await.unwrap();
         readers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            while let Ok(Ok(Some(f))) = tokio::time::timeout(Duration::from_secs(2), s.recv()).await {
+            while let Ok(Ok(Some(f))) = tokio::time::timeout(Duration::from_secs(2), s.recv()).await
+            {
                 lat.push(t0.elapsed().as_micros() as u64 - f.frame.capture_us);
                 if lat.len() == frames {
                     break;
@@ -145,7 +161,11 @@ async fn relay_run(subs: usize, stuck: usize, frames: usize) -> RelayRun {
     for i in 0..frames {
         tick.tick().await;
         let (keyframe, data) = synthetic(i);
-        let f = MediaFrame { keyframe, capture_us: t0.elapsed().as_micros() as u64, data };
+        let f = MediaFrame {
+            keyframe,
+            capture_us: t0.elapsed().as_micros() as u64,
+            data,
+        };
         app.send(&f).await.unwrap();
     }
     let mut all = Vec::new();
@@ -185,7 +205,11 @@ async fn impaired_sessions() -> (Session, Session, ImpairProxy) {
     let mut acfg = SessionConfig::new(Role::Applet, policy);
     acfg.consent = Some(ConsentConfig::new(Arc::new(Allow)));
     let applet = Session::start(a.unwrap(), PathKind::DirectUdp, acfg);
-    let console = Session::start(c.unwrap(), PathKind::DirectUdp, SessionConfig::new(Role::Console, policy));
+    let console = Session::start(
+        c.unwrap(),
+        PathKind::DirectUdp,
+        SessionConfig::new(Role::Console, policy),
+    );
     // Keep the sockets' drivers alive with the sessions.
     std::mem::forget(server);
     std::mem::forget(client);
@@ -202,7 +226,11 @@ async fn loss_latest(frames: usize) -> LossRun {
     let (applet, console, _proxy) = impaired_sessions().await;
     let grant = console.request(Permission::Camera).await.unwrap();
     let mut stream = console.camera_stream(&grant).await.unwrap();
-    while !applet.grants().iter().any(|(_, s)| s.contains(Permission::Camera)) {
+    while !applet
+        .grants()
+        .iter()
+        .any(|(_, s)| s.contains(Permission::Camera))
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let cam = applet.start_camera().await.unwrap();
@@ -218,11 +246,19 @@ async fn loss_latest(frames: usize) -> LossRun {
     for i in 0..frames {
         tick.tick().await;
         let (keyframe, data) = synthetic(i);
-        let f = MediaFrame { keyframe, capture_us: t0.elapsed().as_micros() as u64, data };
+        let f = MediaFrame {
+            keyframe,
+            capture_us: t0.elapsed().as_micros() as u64,
+            data,
+        };
         cam.send(f).await.unwrap();
     }
     let mut lat = reader.await.unwrap();
-    LossRun { delivered: lat.len(), p50: pct(&mut lat, 50), p99: pct(&mut lat, 99) }
+    LossRun {
+        delivered: lat.len(),
+        p50: pct(&mut lat, 50),
+        p99: pct(&mut lat, 99),
+    }
 }
 
 /// The same frames as a plain ordered byte stream on an application channel.
@@ -264,7 +300,11 @@ async fn loss_in_order(frames: usize) -> LossRun {
     }
     let mut lat = reader.await.unwrap();
     drop(console);
-    LossRun { delivered: lat.len(), p50: pct(&mut lat, 50), p99: pct(&mut lat, 99) }
+    LossRun {
+        delivered: lat.len(),
+        p50: pct(&mut lat, 50),
+        p99: pct(&mut lat, 99),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -279,40 +319,49 @@ async fn main() {
     let only = std::env::var("LENS_BENCH_ONLY").unwrap_or_default();
     let frames = 300; // 10 s at 30 fps
     if only != "loss" {
-    println!("## relay on loopback, 30 fps, {frames} frames, ~1.2 Mbit/s");
-    println!("| subscribers | stuck | received | p50 ms | p99 ms | relay CPU ms | relay CPU % |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let secs = frames as f64 / 30.0;
-    let mut cpu = Vec::new();
-    for (subs, stuck) in [(1, 0), (8, 0), (7, 1)] {
-        let r = relay_run(subs, stuck, frames).await;
+        println!("## relay on loopback, 30 fps, {frames} frames, ~1.2 Mbit/s");
         println!(
-            "| {} | {stuck} | {} | {:.2} | {:.2} | {:.1} | {:.2} |",
-            subs + stuck, r.received, r.p50, r.p99, r.cpu_ms, r.cpu_ms / secs / 10.0
+            "| subscribers | stuck | received | p50 ms | p99 ms | relay CPU ms | relay CPU % |"
         );
-        cpu.push(r.cpu_ms);
-    }
-    println!(
-        "relay CPU per added subscriber: {:.2} ms per second of video",
-        (cpu[1] - cpu[0]) / 7.0 / secs
-    );
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let secs = frames as f64 / 30.0;
+        let mut cpu = Vec::new();
+        for (subs, stuck) in [(1, 0), (8, 0), (7, 1)] {
+            let r = relay_run(subs, stuck, frames).await;
+            println!(
+                "| {} | {stuck} | {} | {:.2} | {:.2} | {:.1} | {:.2} |",
+                subs + stuck,
+                r.received,
+                r.p50,
+                r.p99,
+                r.cpu_ms,
+                r.cpu_ms / secs / 10.0
+            );
+            cpu.push(r.cpu_ms);
+        }
+        println!(
+            "relay CPU per added subscriber: {:.2} ms per second of video",
+            (cpu[1] - cpu[0]) / 7.0 / secs
+        );
 
-    let lens = Lens::new(LensConfig::default(), TicketSigner::generate().unwrap());
-    let before = rss_kib();
-    for i in 0..1000 {
-        let m = lens.create(&format!("s{i}")).unwrap();
-        lens.join(&m, LensRole::App).unwrap();
-        lens.join(&m, LensRole::Console).unwrap();
-    }
-    let after = rss_kib();
-    println!(
+        let lens = Lens::new(LensConfig::default(), TicketSigner::generate().unwrap());
+        let before = rss_kib();
+        for i in 0..1000 {
+            let m = lens.create(&format!("s{i}")).unwrap();
+            lens.join(&m, LensRole::App).unwrap();
+            lens.join(&m, LensRole::Console).unwrap();
+        }
+        let after = rss_kib();
+        println!(
         "memory: {} B per idle meeting with 2 participants (RSS over 1000); queues add at most {} B per connected subscriber",
         (after.saturating_sub(before)) * 1024 / 1000,
         rescue_lens::SUBSCRIBER_QUEUE_BYTES
     );
-
     }
-    let scales: Vec<usize> = std::env::var("LENS_BENCH_SCALES").ok().map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or(vec![1, 8]);
+    let scales: Vec<usize> = std::env::var("LENS_BENCH_SCALES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or(vec![1, 8]);
     for scale in scales {
         SCALE.store(scale, std::sync::atomic::Ordering::Relaxed);
         println!(
@@ -322,9 +371,21 @@ async fn main() {
         println!("| delivery | delivered | dropped | p50 ms | p99 ms |");
         println!("| --- | ---: | ---: | ---: | ---: |");
         let l = loss_latest(frames).await;
-        println!("| camera stream (latest frame) | {} | {} | {:.1} | {:.1} |", l.delivered, frames - l.delivered, l.p50, l.p99);
+        println!(
+            "| camera stream (latest frame) | {} | {} | {:.1} | {:.1} |",
+            l.delivered,
+            frames - l.delivered,
+            l.p50,
+            l.p99
+        );
         let o = loss_in_order(frames).await;
-        println!("| plain in order (app channel) | {} | {} | {:.1} | {:.1} |", o.delivered, frames - o.delivered, o.p50, o.p99);
+        println!(
+            "| plain in order (app channel) | {} | {} | {:.1} | {:.1} |",
+            o.delivered,
+            frames - o.delivered,
+            o.p50,
+            o.p99
+        );
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
     std::process::exit(0);

@@ -74,7 +74,11 @@ fn frames(a: &Args) -> Result<Vec<(bool, Bytes)>, Error> {
     let Some(input) = &a.input else {
         return Ok((0..a.frames)
             .map(|i| {
-                let len = if i % 30 == 0 { 40_000 } else { 3_000 + (i * 977) % 5_000 };
+                let len = if i % 30 == 0 {
+                    40_000
+                } else {
+                    3_000 + (i * 977) % 5_000
+                };
                 (i % 30 == 0, Bytes::from(vec![(i % 251) as u8; len]))
             })
             .collect());
@@ -91,7 +95,8 @@ fn frames(a: &Args) -> Result<Vec<(bool, Bytes)>, Error> {
 
 /// One technician's end-to-end session with the end user (in memory here; over the
 /// gateway in a deployment), with a live camera grant.
-async fn session_with_camera_grant() -> Result<(Session, Session, rescue::session::CameraStream), Error> {
+async fn session_with_camera_grant(
+) -> Result<(Session, Session, rescue::session::CameraStream), Error> {
     let policy = Policy {
         allowed: PermissionSet::EMPTY.with(Permission::Camera),
         ..Policy::default()
@@ -100,10 +105,18 @@ async fn session_with_camera_grant() -> Result<(Session, Session, rescue::sessio
     acfg.consent = Some(ConsentConfig::new(Arc::new(Allow)));
     let (a, c) = tokio::io::duplex(256 * 1024);
     let applet = Session::start(a, PathKind::Relay, acfg);
-    let console = Session::start(c, PathKind::Relay, SessionConfig::new(Role::Console, policy));
+    let console = Session::start(
+        c,
+        PathKind::Relay,
+        SessionConfig::new(Role::Console, policy),
+    );
     let grant = console.request(Permission::Camera).await?;
     let stream = console.camera_stream(&grant).await?;
-    while !applet.grants().iter().any(|(_, s)| s.contains(Permission::Camera)) {
+    while !applet
+        .grants()
+        .iter()
+        .any(|(_, s)| s.contains(Permission::Camera))
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok((applet, console, stream))
@@ -118,7 +131,10 @@ async fn main() -> Result<(), Error> {
     // The Lens service: relay and session manager sharing one meeting table.
     let portal = TicketSigner::generate()?;
     let lens = Lens::new(LensConfig::default(), TicketSigner::generate()?);
-    let manager = Manager::new(lens.clone(), RequestVerifier::new(vec![portal.verify_key()]));
+    let manager = Manager::new(
+        lens.clone(),
+        RequestVerifier::new(vec![portal.verify_key()]),
+    );
     let api_l = TcpListener::bind("127.0.0.1:0").await?;
     let api = api_l.local_addr()?.to_string();
     tokio::spawn(async move { manager.serve(api_l).await });
@@ -130,7 +146,9 @@ async fn main() -> Result<(), Error> {
 
     // The portal: a meeting for the support session, the app and each technician joined.
     let portal = ManagerClient::new(&api, portal);
-    let meeting = portal.create("0123abcd-4567-89ef-0011-223344556677").await?;
+    let meeting = portal
+        .create("0123abcd-4567-89ef-0011-223344556677")
+        .await?;
     println!("meeting {meeting}");
     let key = generate_key(meeting, 1);
 
@@ -179,7 +197,11 @@ async fn main() -> Result<(), Error> {
     }
     for r in readers {
         let (path, lat) = r.await?;
-        let pct = |p: usize| lat.get(lat.len().saturating_sub(1) * p / 100).copied().unwrap_or(0);
+        let pct = |p: usize| {
+            lat.get(lat.len().saturating_sub(1) * p / 100)
+                .copied()
+                .unwrap_or(0)
+        };
         println!(
             "{}: {} of {} frames, latency p50 {} µs p99 {} µs",
             path.display(),

@@ -1,7 +1,7 @@
 //! The two ends of a Lens stream through the relay: the app's [`Publisher`] (seals each
 //! frame and uploads it once) and the console's [`Subscriber`] (receives and opens).
 //!
-//! The media key is a [`StreamKey`] the app makes ([`StreamKey::generate`]) and hands to
+//! The media key is a [`StreamKey`] the app makes ([`generate_key`]) and hands to
 //! each technician over that technician's own end-to-end session
 //! (`rescue::Session::send_stream_key`); the relay never has it.
 

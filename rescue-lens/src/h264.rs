@@ -106,7 +106,7 @@ impl Splitter {
         // first_mb_in_slice is ue(v): 0 is the single bit 1.
         let first_slice = is_slice && next & 0x80 != 0;
         let starts_unit = match t {
-            9 | 7 | 8 | 6 => self.unit_has_slice,
+            6..=9 => self.unit_has_slice,
             _ => first_slice && self.unit_has_slice,
         };
         if starts_unit {

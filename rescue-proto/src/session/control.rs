@@ -202,7 +202,7 @@ mod tests {
             Err(ControlDecodeError::BadLength)
         );
         assert_eq!(
-            ControlMsg::decode(&[1, 0, 0, 0, 0, 15]),
+            ControlMsg::decode(&[1, 0, 0, 0, 0, 16]),
             Err(ControlDecodeError::BadField)
         );
         let empty_grant = [3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
