@@ -16,7 +16,7 @@
 //! in time and bytes, a subscriber that does not read is dropped after the write
 //! timeout), let a slow subscriber slow the others, or wait without a timeout.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod client;
 pub mod h264;
