@@ -229,6 +229,17 @@ impl AccountCa {
         technician: &str,
         validity: Duration,
     ) -> Result<Identity, PkiError> {
+        self.ca
+            .issue(self.console_params(technician, validity)?, validity)
+    }
+
+    /// The subject, name and key usages of a console certificate for `technician`, after
+    /// checking the name and `validity` (one rule for issued and CSR-signed certificates).
+    pub(crate) fn console_params(
+        &self,
+        technician: &str,
+        validity: Duration,
+    ) -> Result<CertificateParams, PkiError> {
         if technician.is_empty() || technician.len() > MAX_TECHNICIAN_NAME_LEN {
             return Err(PkiError::TechnicianName);
         }
@@ -251,7 +262,7 @@ impl AccountCa {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        self.ca.issue(p, validity)
+        Ok(p)
     }
 
     /// The account this CA belongs to.

@@ -8,16 +8,10 @@
 
 use core::time::Duration;
 
-use rcgen::{
-    CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
-};
+use rcgen::{CertificateSigningRequestParams, IsCa, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256};
 use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
 
-use super::{
-    random_serial, set_validity, AccountCa, ConsoleName, PkiError, MAX_CONSOLE_CERT_VALIDITY,
-    MAX_TECHNICIAN_NAME_LEN,
-};
+use super::{random_serial, set_validity, AccountCa, PkiError};
 
 /// Longest CSR accepted, in DER bytes: a P-256 request is about 250 bytes; the cap stops
 /// a hostile request before the parser sees it.
@@ -25,7 +19,7 @@ pub const MAX_CSR_LEN: usize = 4096;
 
 impl AccountCa {
     /// Signs the console CSR `csr_der` for `technician`, valid for `validity` (at most
-    /// [`MAX_CONSOLE_CERT_VALIDITY`]). Returns the leaf; the chain the console presents is
+    /// [`MAX_CONSOLE_CERT_VALIDITY`](super::MAX_CONSOLE_CERT_VALIDITY)). Returns the leaf; the chain the console presents is
     /// `[leaf, self.cert()]`.
     pub fn sign_console_csr(
         &self,
@@ -33,12 +27,7 @@ impl AccountCa {
         csr_der: &[u8],
         validity: Duration,
     ) -> Result<CertificateDer<'static>, PkiError> {
-        if technician.is_empty() || technician.len() > MAX_TECHNICIAN_NAME_LEN {
-            return Err(PkiError::TechnicianName);
-        }
-        if validity > MAX_CONSOLE_CERT_VALIDITY {
-            return Err(PkiError::Validity);
-        }
+        let mut p = self.console_params(technician, validity)?;
         if csr_der.len() > MAX_CSR_LEN {
             return Err(PkiError::Csr);
         }
@@ -47,22 +36,6 @@ impl AccountCa {
         if csr.public_key.algorithm() != &PKCS_ECDSA_P256_SHA256 {
             return Err(PkiError::Csr);
         }
-        let name = ConsoleName {
-            account: self.account,
-            technician: technician.to_owned(),
-        };
-        let mut p = CertificateParams::default();
-        p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name.push(DnType::CommonName, technician);
-        p.distinguished_name.push(
-            DnType::OrganizationName,
-            format!("rescue account {}", self.account),
-        );
-        p.subject_alt_names = vec![SanType::URI(name.to_uri().try_into()?)];
-        p.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
         set_validity(&mut p, validity)?;
         p.serial_number = Some(random_serial()?);
         p.is_ca = IsCa::ExplicitNoCa;
@@ -75,10 +48,10 @@ impl AccountCa {
 
 #[cfg(test)]
 mod tests {
-    use rcgen::KeyPair;
+    use rcgen::{CertificateParams, DnType, KeyPair};
 
     use super::*;
-    use crate::pki::AccountId;
+    use crate::pki::{AccountId, ConsoleName, MAX_CONSOLE_CERT_VALIDITY};
 
     fn csr(key: &KeyPair) -> Vec<u8> {
         let mut p = CertificateParams::default();
